@@ -1,0 +1,1 @@
+"""reclaim: gives back licences that people hold but do not use."""

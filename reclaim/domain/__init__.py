@@ -1,0 +1,1 @@
+"""The pure domain: no I/O, no SDK imports, `now` is always passed in."""

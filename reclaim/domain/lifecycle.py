@@ -1,0 +1,108 @@
+"""The life of one reclamation request, from the ask to the removal and its undo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from reclaim.domain.model import User
+
+
+class RequestState(StrEnum):
+    PENDING = "PENDING"  # asked, waiting for an answer
+    KEPT = "KEPT"  # answered yes
+    LAPSED = "LAPSED"  # deadline passed and on_no_response is keep
+    QUEUED = "QUEUED"  # removal enqueued
+    REQUESTED = "REQUESTED"  # removal handed to a Nexthink remote action, outcome not known yet
+    REMOVED = "REMOVED"
+    NOT_MEMBER = "NOT_MEMBER"  # already gone when the removal ran
+    FAILED = "FAILED"
+    RESTORED = "RESTORED"
+    CANCELLED = "CANCELLED"  # became active, left the group, or was protected before removal
+
+
+class QueueReason(StrEnum):
+    CONSENT = "consent"  # answered no
+    NO_RESPONSE = "no-response"  # deadline passed, on_no_response: reclaim
+    NO_ASK = "no-ask"  # ask_permission is false
+
+
+OPEN_STATES = frozenset({RequestState.PENDING, RequestState.QUEUED, RequestState.REQUESTED})
+FINAL_STATES = frozenset(
+    {
+        RequestState.KEPT,
+        RequestState.LAPSED,
+        RequestState.NOT_MEMBER,
+        RequestState.FAILED,
+        RequestState.RESTORED,
+        RequestState.CANCELLED,
+    }
+)
+
+_ALLOWED: dict[RequestState, frozenset[RequestState]] = {
+    RequestState.PENDING: frozenset(
+        {RequestState.KEPT, RequestState.QUEUED, RequestState.LAPSED, RequestState.CANCELLED}
+    ),
+    RequestState.QUEUED: frozenset(
+        {
+            RequestState.REMOVED,
+            RequestState.NOT_MEMBER,
+            RequestState.FAILED,
+            RequestState.REQUESTED,
+            RequestState.CANCELLED,
+        }
+    ),
+    RequestState.REQUESTED: frozenset({RequestState.REMOVED, RequestState.FAILED}),
+    RequestState.REMOVED: frozenset({RequestState.RESTORED}),
+}
+
+
+class InvalidTransition(ValueError):
+    def __init__(self, request: Request, to: RequestState) -> None:
+        super().__init__(
+            f"request {request.id} for {request.user.label} is {request.state}; it cannot become {to}"
+        )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One user's way from candidate to an outcome, under one policy; `id` is the idempotency key."""
+
+    id: str
+    policy: str
+    group: str
+    user: User
+    state_key: str
+    run_id: str
+    state: RequestState
+    created_at: datetime
+    updated_at: datetime
+    deadline: datetime | None = None
+    reason: str = ""  # why it was selected, in words
+    queue_reason: QueueReason | None = None
+    detail: str = ""  # the last outcome's detail (error, Nexthink request id, ...)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+def transition(
+    request: Request,
+    to: RequestState,
+    now: datetime,
+    *,
+    detail: str = "",
+    queue_reason: QueueReason | None = None,
+) -> Request:
+    """The request in its new state; raises InvalidTransition for a move the lifecycle forbids."""
+    if to not in _ALLOWED.get(request.state, frozenset()):
+        raise InvalidTransition(request, to)
+    return replace(
+        request,
+        state=to,
+        updated_at=now,
+        detail=detail or request.detail,
+        queue_reason=queue_reason or request.queue_reason,
+    )

@@ -1,0 +1,101 @@
+"""The things reclaim reasons about: users, usage, answers and the state of past runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from enum import StrEnum
+
+from reclaim.domain.policy import MatchOn
+
+
+@dataclass(frozen=True)
+class User:
+    """A group member as the directory knows them; any identifier may be empty."""
+
+    object_id: str = ""  # Entra object id, or AD objectGUID
+    upn: str = ""
+    mail: str = ""
+    sam_account_name: str = ""
+    sid: str = ""
+    display_name: str = ""
+
+    def key(self, match_on: MatchOn) -> str:
+        """The normalised identifier that links this user to usage rows ("" when unknown)."""
+        return normalise_key(getattr(self, match_on.value))
+
+    def state_key(self, match_on: MatchOn) -> str:
+        """The key under which reclaim remembers this user for a policy."""
+        return self.key(match_on) or next(
+            (f"{f}:{normalise_key(v)}" for f, v in self.identifiers().items() if v), ""
+        )
+
+    def identifiers(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "display_name"}
+
+    def matches(self, identifier: str) -> bool:
+        """Whether any of this user's identifiers equals `identifier` (case-insensitive)."""
+        wanted = normalise_key(identifier)
+        return bool(wanted) and any(normalise_key(v) == wanted for v in self.identifiers().values())
+
+    @property
+    def label(self) -> str:
+        return self.upn or self.mail or self.sam_account_name or self.sid or self.object_id
+
+    def to_dict(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> User:
+        return cls(**{f.name: str(data.get(f.name) or "") for f in fields(cls)})
+
+
+def normalise_key(value: str) -> str:
+    """UPNs, mail, SIDs and ids compare case-insensitively and without surrounding space."""
+    return (value or "").strip().lower()
+
+
+@dataclass(frozen=True)
+class Member:
+    user: User
+    added_at: datetime | None = None  # when the directory says the user joined, if it knows
+    groups: frozenset[str] = frozenset()  # other groups known to hold the user (for exclusions)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    user_key: str  # already normalised
+    amount: float | None  # minutes, or sign-ins; None when observed with no usage recorded
+
+
+@dataclass(frozen=True)
+class UsageIndex:
+    """Usage for the members of one group: who the source observed, and how much they used."""
+
+    observed_at: datetime
+    amounts: Mapping[str, float]  # normalised key -> amount; absent means never observed
+    rows_read: int
+
+
+class AnswerValue(StrEnum):
+    YES = "yes"  # "I still need it"
+    NO = "no"  # "take it back"
+
+
+@dataclass(frozen=True)
+class Answer:
+    request_id: str
+    value: AnswerValue
+    answered_at: datetime
+    source: str = ""  # webhook, nexthink-nql, ...
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """What earlier runs left behind that selection must respect."""
+
+    baseline_at: datetime | None = None  # when the first membership snapshot was taken
+    first_seen: Mapping[str, datetime] = field(default_factory=dict)
+    last_yes: Mapping[str, datetime] = field(default_factory=dict)  # state key -> answered at
+    open_requests: Mapping[str, str] = field(default_factory=dict)  # state key -> request id

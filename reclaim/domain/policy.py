@@ -1,0 +1,460 @@
+"""Policies: one per application and licensing group, validated with every problem reported at once."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from croniter import croniter
+
+from reclaim.domain.durations import parse_duration
+
+
+class PolicyError(ValueError):
+    """A policy file with problems; `problems` lists each one with its path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{listed}")
+
+
+class Mode(StrEnum):
+    DRY_RUN = "dry-run"
+    ENFORCE = "enforce"
+
+
+class DirectoryKind(StrEnum):
+    ENTRA = "entra"
+    AD = "ad"
+    NEXTHINK_REMOTE_ACTION = "nexthink-remote-action"
+    CSV = "csv"
+
+
+class UsageSourceKind(StrEnum):
+    NEXTHINK = "nexthink"
+    ENTRA_SIGNINS = "entra-signins"
+    CSV = "csv"
+
+
+class MatchOn(StrEnum):
+    """Which identifier links a member to usage rows and answers."""
+
+    UPN = "upn"
+    MAIL = "mail"
+    SID = "sid"
+    OBJECT_ID = "object_id"
+    SAM_ACCOUNT_NAME = "sam_account_name"
+
+
+class UnknownUsers(StrEnum):
+    SKIP = "skip"
+    RECLAIM = "reclaim"
+
+
+class UsageUnit(StrEnum):
+    """The unit of the usage column; sign-ins are counted, the others are time."""
+
+    MILLISECONDS = "milliseconds"
+    SECONDS = "seconds"
+    MINUTES = "minutes"
+    HOURS = "hours"
+    SIGN_INS = "sign-ins"
+
+
+class Channel(StrEnum):
+    NEXTHINK = "nexthink"
+    WEBHOOK = "webhook"
+    NONE = "none"
+
+
+class OnNoResponse(StrEnum):
+    RECLAIM = "reclaim"
+    KEEP = "keep"
+
+
+@dataclass(frozen=True)
+class DirectorySpec:
+    kind: DirectoryKind
+    group: str
+    file: str = ""  # csv: the members export
+    remote_action_id: str = "#invoke_remove_user_from_ad_group"
+    devices: tuple[str, ...] = ()  # nexthink-remote-action: collector ids that can reach AD
+
+
+@dataclass(frozen=True)
+class UsageSpec:
+    source: UsageSourceKind
+    lookback: timedelta = timedelta(days=90)
+    threshold: float = 5.0  # minutes, or sign-ins when unit is sign-ins
+    unit: UsageUnit = UsageUnit.MINUTES
+    unknown_users: UnknownUsers = UnknownUsers.SKIP
+    max_age: timedelta = timedelta(days=2)
+    match_on: MatchOn = MatchOn.MAIL
+    query_id: str = "#license_reclamation_usage"
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    user_column: str = "user.ad.email_address"
+    usage_column: str = "focus_time"
+    file: str = ""  # csv: the usage export
+    app_id: str = ""  # entra-signins: the application's appId
+
+    @property
+    def counts_sign_ins(self) -> bool:
+        return self.unit is UsageUnit.SIGN_INS
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    channel: Channel = Channel.NONE
+    id: str = "#license_reclamation_request"
+    respond_within: timedelta = timedelta(days=7)
+    on_no_response: OnNoResponse = OnNoResponse.RECLAIM
+    url: str = ""  # webhook channel: where the ask is posted
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    users: frozenset[str] = frozenset()  # lower-cased identifiers of any kind
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_removals_per_run: int = 50
+    max_percent_of_group: float = 10.0
+
+
+@dataclass(frozen=True)
+class Licence:
+    monthly_cost: float = 0.0
+    currency: str = "USD"
+    sku_id: str = ""  # Entra: the SKU the group assigns, to tell whether a seat is really freed
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    application: str
+    directory: DirectorySpec
+    usage: UsageSpec
+    schedule: str = "0 0 6 * * 1"
+    mode: Mode = Mode.DRY_RUN
+    ask_permission: bool = False
+    campaign: CampaignSpec = field(default_factory=CampaignSpec)
+    keep_after_yes: timedelta = timedelta(days=90)
+    new_member_grace: timedelta = timedelta(days=90)
+    exclude: Exclusions = field(default_factory=Exclusions)
+    limits: Limits = field(default_factory=Limits)
+    licence: Licence = field(default_factory=Licence)
+
+    @property
+    def enforcing(self) -> bool:
+        return self.mode is Mode.ENFORCE
+
+
+# ---- validation -------------------------------------------------------------------------------
+
+T = TypeVar("T")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_NQL_ID = re.compile(r"^#[a-z0-9_]{2,255}$")
+
+
+def is_valid_schedule(expression: str) -> bool:
+    """NCRONTAB as Azure Functions reads it: six fields, seconds first."""
+    return (
+        isinstance(expression, str)
+        and len(expression.split()) == 6
+        and croniter.is_valid(expression, second_at_beginning=True)
+    )
+
+
+class _Reader:
+    """Reads one mapping, collecting problems with their paths instead of stopping at the first."""
+
+    def __init__(self, data: Any, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        self.seen: set[str] = set()
+        if isinstance(data, Mapping):
+            self.data: Mapping[str, Any] = data
+        else:
+            self.data = {}
+            problems.append(f"{path}: expected a mapping, got {_kind(data)}")
+
+    def _at(self, key: str) -> str:
+        return f"{self.path}.{key}"
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self._at(key)}: {message}")
+
+    def get(self, key: str, convert: Callable[[Any], T], default: T, required: bool = False) -> T:
+        self.seen.add(key)
+        if key not in self.data or self.data[key] is None:
+            if required:
+                self.problem(key, "is required")
+            return default
+        try:
+            return convert(self.data[key])
+        except (ValueError, TypeError) as error:
+            self.problem(key, str(error))
+            return default
+
+    def sub(self, key: str) -> _Reader:
+        self.seen.add(key)
+        return _Reader(self.data.get(key) or {}, self._at(key), self.problems)
+
+    def finish(self) -> None:
+        for key in self.data:
+            if key not in self.seen:
+                self.problems.append(f"{self._at(str(key))}: unknown key")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected text, got {_kind(value)}")
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _duration(value: Any) -> timedelta:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration like 5m, got {value!r}")
+    return parse_duration(value)
+
+
+def _positive_duration(value: Any) -> timedelta:
+    result = _duration(value)
+    if result <= timedelta(0):
+        raise ValueError(f"must be longer than 0s, got {value!r}")
+    return result
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a whole number of 0 or more, got {value!r}")
+    return value
+
+
+def _percent(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ValueError(f"expected a percentage from 0 to 100, got {value!r}")
+    return float(value)
+
+
+def _money(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"expected an amount of 0 or more, got {value!r}")
+    return float(value)
+
+
+def _choice(enum: type[T]) -> Callable[[Any], T]:
+    def convert(value: Any) -> T:
+        try:
+            return enum(value)  # type: ignore[call-arg]
+        except ValueError:
+            allowed = " | ".join(e.value for e in enum)  # type: ignore[attr-defined]
+            raise ValueError(f"expected one of {allowed}, got {value!r}") from None
+
+    return convert
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, got {_kind(value)}")
+    bad = [i for i, v in enumerate(value) if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise ValueError(f"entry {bad[0]} is not a non-empty text")
+    return tuple(v.strip() for v in value)
+
+
+def _string_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a mapping, got {_kind(value)}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _schedule(value: Any) -> str:
+    if not is_valid_schedule(value):
+        raise ValueError(
+            f'expected an NCRONTAB schedule of six fields, seconds first, like "0 0 6 * * 1", '
+            f"got {value!r}"
+        )
+    return str(value)
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ValueError(
+            f"expected a lower-case name of letters, digits, '.', '_' or '-', got {value!r}"
+        )
+    return value
+
+
+def _nql_id(value: Any) -> str:
+    if not isinstance(value, str) or not _NQL_ID.match(value):
+        raise ValueError(
+            f"expected a Nexthink NQL id like #license_reclamation_usage, got {value!r}"
+        )
+    return value
+
+
+def _read_directory(r: _Reader) -> DirectorySpec:
+    kind = r.get("kind", _choice(DirectoryKind), DirectoryKind.ENTRA, required=True)
+    spec = DirectorySpec(
+        kind=kind,
+        group=r.get("group", _text, "", required=True),
+        file=r.get("file", _text, "", required=kind is DirectoryKind.CSV),
+        remote_action_id=r.get("remote_action_id", _nql_id, DirectorySpec.remote_action_id),
+        devices=r.get("devices", _texts, (), required=kind is DirectoryKind.NEXTHINK_REMOTE_ACTION),
+    )
+    r.finish()
+    return spec
+
+
+def _read_usage(r: _Reader) -> UsageSpec:
+    source = r.get("source", _choice(UsageSourceKind), UsageSourceKind.CSV, required=True)
+    default_unit = (
+        UsageUnit.SIGN_INS if source is UsageSourceKind.ENTRA_SIGNINS else UsageUnit.MINUTES
+    )
+    unit = r.get("unit", _choice(UsageUnit), default_unit)
+    if unit is UsageUnit.SIGN_INS:
+        threshold = float(r.get("threshold", _count, 1))
+    else:
+        threshold = r.get("threshold", _duration, timedelta(minutes=5)).total_seconds() / 60
+    if source is UsageSourceKind.ENTRA_SIGNINS and unit is not UsageUnit.SIGN_INS:
+        r.problem("unit", "entra-signins counts sign-ins: use unit: sign-ins")
+    match_default = MatchOn.UPN if source is UsageSourceKind.ENTRA_SIGNINS else MatchOn.MAIL
+    spec = UsageSpec(
+        source=source,
+        lookback=r.get("lookback", _positive_duration, UsageSpec.lookback),
+        threshold=threshold,
+        unit=unit,
+        unknown_users=r.get("unknown_users", _choice(UnknownUsers), UnknownUsers.SKIP),
+        max_age=r.get("max_age", _positive_duration, UsageSpec.max_age),
+        match_on=r.get("match_on", _choice(MatchOn), match_default),
+        query_id=r.get("query_id", _nql_id, UsageSpec.query_id),
+        parameters=r.get("parameters", _string_map, {}),
+        user_column=r.get("user_column", _text, UsageSpec.user_column),
+        usage_column=r.get("usage_column", _text, UsageSpec.usage_column),
+        file=r.get("file", _text, "", required=source is UsageSourceKind.CSV),
+        app_id=r.get("app_id", _text, "", required=source is UsageSourceKind.ENTRA_SIGNINS),
+    )
+    r.finish()
+    return spec
+
+
+def _read_campaign(r: _Reader, asking: bool) -> CampaignSpec:
+    channel = r.get("channel", _choice(Channel), Channel.NONE, required=asking)
+    spec = CampaignSpec(
+        channel=channel,
+        id=r.get("id", _nql_id, CampaignSpec.id),
+        respond_within=r.get("respond_within", _positive_duration, CampaignSpec.respond_within),
+        on_no_response=r.get("on_no_response", _choice(OnNoResponse), OnNoResponse.RECLAIM),
+        url=r.get("url", _text, "", required=channel is Channel.WEBHOOK),
+    )
+    if asking and channel is Channel.NONE:
+        r.problem("channel", "ask_permission is true: choose nexthink or webhook")
+    if spec.url and not spec.url.startswith("https://"):
+        r.problem("url", f"expected an https:// address, got {spec.url!r}")
+    r.finish()
+    return spec
+
+
+def _read_policy(r: _Reader) -> Policy:
+    name = r.get("name", _name, "", required=True)
+    application = r.get("application", _text, "", required=True)
+    schedule = r.get("schedule", _schedule, Policy.schedule)
+    mode = r.get("mode", _choice(Mode), Mode.DRY_RUN)
+    directory = _read_directory(r.sub("directory"))
+    usage = _read_usage(r.sub("usage"))
+    ask = r.get("ask_permission", _bool, False)
+    campaign = _read_campaign(r.sub("campaign"), ask)
+    keep_after_yes = r.get("keep_after_yes", _duration, Policy.keep_after_yes)
+    grace = r.get("new_member_grace", _duration, Policy.new_member_grace)
+    ex = r.sub("exclude")
+    exclude = Exclusions(
+        users=frozenset(u.lower() for u in ex.get("users", _texts, ())),
+        groups=ex.get("groups", _texts, ()),
+    )
+    ex.finish()
+    lim = r.sub("limits")
+    limits = Limits(
+        max_removals_per_run=lim.get("max_removals_per_run", _count, 50),
+        max_percent_of_group=lim.get("max_percent_of_group", _percent, 10.0),
+    )
+    lim.finish()
+    lic = r.sub("licence")
+    licence = Licence(
+        monthly_cost=lic.get("monthly_cost", _money, 0.0),
+        currency=lic.get("currency", _text, "USD").upper(),
+        sku_id=lic.get("sku_id", _text, ""),
+    )
+    lic.finish()
+    r.finish()
+    return Policy(
+        name=name,
+        application=application,
+        directory=directory,
+        usage=usage,
+        schedule=schedule,
+        mode=mode,
+        ask_permission=ask,
+        campaign=campaign,
+        keep_after_yes=keep_after_yes,
+        new_member_grace=grace,
+        exclude=exclude,
+        limits=limits,
+        licence=licence,
+    )
+
+
+def policies_from_data(data: Any, source: str = "policies") -> tuple[Policy, ...]:
+    """Build policies from parsed YAML, or raise PolicyError listing every problem with its path."""
+    problems: list[str] = []
+    top = _Reader(data, "", problems)
+    entries = top.data.get("policies")
+    top.seen.add("policies")
+    policies: list[Policy] = []
+    if entries is None:
+        problems.append("policies: is required (a list of policies)")
+    elif not isinstance(entries, list):
+        problems.append(f"policies: expected a list, got {_kind(entries)}")
+    elif not entries:
+        problems.append("policies: the list is empty")
+    else:
+        names: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            policy = _read_policy(_Reader(entry, f"policies[{index}]", problems))
+            if policy.name in names:
+                problems.append(
+                    f"policies[{index}].name: {policy.name!r} is already used by "
+                    f"policies[{names[policy.name]}]"
+                )
+            elif policy.name:
+                names[policy.name] = index
+            policies.append(policy)
+    for key in top.data:
+        if key != "policies":
+            problems.append(f"{key}: unknown key")
+    if problems:
+        raise PolicyError(source, [p.lstrip(".") for p in problems])
+    return tuple(policies)

@@ -1,0 +1,138 @@
+"""What the audit trail keeps: runs, their decisions, the ledger, and the removal message."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from reclaim.domain.model import User
+
+
+class RunStatus(StrEnum):
+    PLANNED = "planned"  # read-only plan, or a dry-run run: nothing changed
+    COMPLETED = "completed"  # enforce: requests opened or removals enqueued
+    HALTED = "halted"  # a guardrail or a failing source stopped it; nothing changed
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    policy: str
+    mode: str
+    started_at: datetime
+    status: RunStatus
+    members: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # decision kind -> number
+    asked: int = 0
+    enqueued: int = 0
+    halt_check: str = ""
+    halt_reason: str = ""
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    run_id: str
+    policy: str
+    state_key: str
+    user: User
+    decision: str
+    reason: str
+    evidence: dict[str, Any]
+
+
+class LedgerOutcome(StrEnum):
+    ASKED = "ASKED"
+    NOT_ASKED = "NOT_ASKED"  # the campaign channel did not create a request for this user
+    ANSWERED = "ANSWERED"
+    QUEUED = "QUEUED"
+    REQUESTED = "REQUESTED"
+    REMOVED = "REMOVED"
+    NOT_MEMBER = "NOT_MEMBER"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    RESTORED = "RESTORED"
+    ALREADY_MEMBER = "ALREADY_MEMBER"  # a restore found the user already back
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One thing that happened to one user; `id` makes appending idempotent."""
+
+    id: str
+    at: datetime
+    policy: str
+    group: str
+    request_id: str
+    run_id: str
+    user: User
+    outcome: LedgerOutcome
+    detail: str = ""
+    seat_freed: bool | None = None  # None: not known (no SKU configured, or not an Entra group)
+    monthly_cost: float = 0.0
+    currency: str = ""
+
+
+MESSAGE_SCHEMA_VERSION = 1
+
+
+class MessageError(ValueError):
+    """A removal message that cannot be acted on; it goes to the poison queue."""
+
+
+@dataclass(frozen=True)
+class RemovalMessage:
+    """The removal queue's contract (DESIGN.md section 5); request_id is the idempotency key."""
+
+    request_id: str
+    run_id: str
+    policy: str
+    group: str
+    user: User
+    reason: str
+    version: int = MESSAGE_SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": self.version,
+                "request_id": self.request_id,
+                "run_id": self.run_id,
+                "policy": self.policy,
+                "group": self.group,
+                "user": self.user.to_dict(),
+                "reason": self.reason,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RemovalMessage:
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise MessageError(f"not JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise MessageError("expected a JSON object")
+        if data.get("version") != MESSAGE_SCHEMA_VERSION:
+            raise MessageError(f"unsupported schema version {data.get('version')!r}")
+        missing = [
+            k
+            for k in ("request_id", "run_id", "policy", "group")
+            if not isinstance(data.get(k), str) or not data[k]
+        ]
+        user = data.get("user")
+        if not isinstance(user, dict) or not any(isinstance(v, str) and v for v in user.values()):
+            missing.append("user")
+        if missing:
+            raise MessageError(f"missing or empty: {', '.join(missing)}")
+        return cls(
+            request_id=data["request_id"],
+            run_id=data["run_id"],
+            policy=data["policy"],
+            group=data["group"],
+            user=User.from_dict(user),
+            reason=str(data.get("reason") or ""),
+        )

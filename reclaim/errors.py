@@ -1,0 +1,35 @@
+"""Errors every layer understands; messages say what to fix and never carry a secret value."""
+
+from __future__ import annotations
+
+
+class ReclaimError(Exception):
+    """Base of reclaim's own errors."""
+
+
+class ConfigurationError(ReclaimError):
+    """A setting, permission or policy does not allow the work: an administrator must act."""
+
+
+class GroupRefused(ConfigurationError):
+    """The group cannot be managed on this path (dynamic, synced from on-premises, missing)."""
+
+
+class SourceError(ReclaimError):
+    """A usage source or directory failed part-way; the run fails closed."""
+
+
+class TransientError(ReclaimError):
+    """Worth trying again later (throttling, 5xx, a dropped connection)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ReclaimError):
+    """This one item cannot succeed as asked (unknown user, rejected by the directory)."""
+
+
+class UserNotFound(PermanentError):
+    """The directory has no such user."""

@@ -1,0 +1,182 @@
+"""One small Protocol per outside system; adapters in reclaim/adapters/ implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from reclaim.domain.lifecycle import Request, RequestState
+from reclaim.domain.model import Answer, AnswerValue, Member, PolicyState, UsageRow, User
+from reclaim.domain.policy import Policy
+from reclaim.domain.records import DecisionRecord, LedgerEntry, RemovalMessage, RunRecord
+
+# ---- directory ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    id: str
+    display_name: str
+    member_count: int | None = None
+
+
+class RemovalOutcome(StrEnum):
+    REMOVED = "REMOVED"
+    NOT_MEMBER = "NOT_MEMBER"
+    REQUESTED = "REQUESTED"  # handed to an asynchronous executor (Nexthink remote action)
+
+
+@dataclass(frozen=True)
+class RemovalResult:
+    outcome: RemovalOutcome
+    detail: str = ""  # e.g. the Nexthink request id
+    seat_freed: bool | None = None  # False when the same licence still comes from elsewhere
+
+
+class AddOutcome(StrEnum):
+    ADDED = "ADDED"
+    ALREADY_MEMBER = "ALREADY_MEMBER"
+
+
+class Directory(Protocol):
+    """A directory holding licensing groups: Entra ID, Active Directory, or a members export.
+
+    Raises reclaim.errors: GroupRefused (pre-flight), ConfigurationError (permissions, settings),
+    TransientError (retry later), PermanentError/UserNotFound (this user cannot be acted on).
+    """
+
+    def check_group(self, group: str) -> GroupInfo: ...
+
+    def members(self, group: str) -> Iterator[Member]: ...
+
+    def remove(self, group: str, user: User) -> RemovalResult: ...
+
+    def add(self, group: str, user: User) -> AddOutcome: ...
+
+
+class RemovalTracker(Protocol):
+    """A directory whose removals finish later (REQUESTED): reports the ones that have finished."""
+
+    def finished(self, requests: Sequence[Request]) -> dict[str, RemovalResult]: ...
+
+
+# ---- usage -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageExport:
+    """Rows are an iterator, read once: a million-row export is streamed, never held."""
+
+    observed_at: datetime
+    rows: Iterable[UsageRow]
+
+
+class UsageSource(Protocol):
+    def usage(self, policy: Policy, now: datetime) -> UsageExport: ...
+
+
+# ---- campaign ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AskResult:
+    asked: dict[str, str] = field(default_factory=dict)  # request id -> the channel's own reference
+    not_asked: dict[str, str] = field(default_factory=dict)  # request id -> why not
+
+
+@dataclass(frozen=True)
+class ChannelAnswer:
+    """An answer as a channel reports it: by request id, or by a user identifier."""
+
+    value: AnswerValue
+    answered_at: datetime
+    request_id: str = ""
+    user: str = ""
+
+
+class Campaign(Protocol):
+    def ask(self, policy: Policy, requests: Sequence[Request]) -> AskResult: ...
+
+    def answers(self, policy: Policy, since: datetime) -> Iterable[ChannelAnswer]:
+        """Answers of channels that cannot push; a pushing channel returns none."""
+        ...
+
+
+# ---- state -------------------------------------------------------------------------------------
+
+
+class StateStore(Protocol):
+    """Requests, answers, first-seen dates, runs and the ledger. Every write is idempotent."""
+
+    def policy_state(self, policy: str, now: datetime) -> PolicyState: ...
+
+    def record_run(
+        self,
+        run: RunRecord,
+        decisions: Sequence[DecisionRecord],
+        snapshot: Iterable[str] | None,
+    ) -> None:
+        """Keep a run and its decisions; with a snapshot (state keys of the current members),
+        first-seen dates are updated: new keys get run.started_at, departed keys are dropped."""
+        ...
+
+    def add_request(self, request: Request) -> bool:
+        """False when a request with that id exists already."""
+        ...
+
+    def update_request(self, request: Request, expected: RequestState) -> bool:
+        """Compare-and-set: False when the stored request is no longer in `expected`."""
+        ...
+
+    def get_request(self, request_id: str) -> Request | None: ...
+
+    def requests(
+        self, policy: str | None = None, states: Iterable[RequestState] | None = None
+    ) -> list[Request]: ...
+
+    def record_answer(self, policy: str, state_key: str, answer: Answer) -> bool:
+        """False when the same answer to the same request was recorded before."""
+        ...
+
+    def append_ledger(self, entry: LedgerEntry) -> bool:
+        """False when an entry with that id exists already."""
+        ...
+
+    def ledger(
+        self, since: datetime | None = None, policy: str | None = None
+    ) -> list[LedgerEntry]: ...
+
+    def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]: ...
+
+    def user_decisions(self, policy: str, state_key: str) -> list[DecisionRecord]: ...
+
+
+class WorkQueue(Protocol):
+    def enqueue(self, message: RemovalMessage, delay: timedelta | None = None) -> None: ...
+
+
+class Secrets(Protocol):
+    def get(self, name: str) -> str:
+        """The secret's value; raises ConfigurationError naming the secret (never the value)."""
+        ...
+
+
+__all__ = [
+    "AddOutcome",
+    "AskResult",
+    "Campaign",
+    "ChannelAnswer",
+    "Directory",
+    "GroupInfo",
+    "RemovalOutcome",
+    "RemovalResult",
+    "RemovalTracker",
+    "Secrets",
+    "StateStore",
+    "UsageExport",
+    "UsageSource",
+    "WorkQueue",
+]
