@@ -52,7 +52,12 @@ class Directory(Protocol):
 
     def members(self, group: str) -> Iterator[Member]: ...
 
-    def remove(self, group: str, user: User) -> RemovalResult: ...
+    def remove(
+        self, group: str, user: User, *, sku_id: str = "", request_id: str = "", run_id: str = ""
+    ) -> RemovalResult:
+        """Remove one user. sku_id (Entra) asks whether a seat is really freed; request_id and
+        run_id travel with asynchronous executors (Nexthink remote actions) for traceability."""
+        ...
 
     def add(self, group: str, user: User) -> AddOutcome: ...
 
@@ -127,8 +132,9 @@ class StateStore(Protocol):
         """False when a request with that id exists already."""
         ...
 
-    def update_request(self, request: Request, expected: RequestState) -> bool:
-        """Compare-and-set: False when the stored request is no longer in `expected`."""
+    def update_request(self, request: Request) -> bool:
+        """Compare-and-set on the version: stores `request` only when the stored one has
+        version request.version - 1; False when another writer got there first."""
         ...
 
     def get_request(self, request_id: str) -> Request | None: ...
@@ -139,6 +145,18 @@ class StateStore(Protocol):
 
     def record_answer(self, policy: str, state_key: str, answer: Answer) -> bool:
         """False when the same answer to the same request was recorded before."""
+        ...
+
+    def latest_yes(self, policy: str, state_key: str) -> datetime | None:
+        """When this user last answered yes under this policy, if ever."""
+        ...
+
+    def schedule_cursor(self, policy: str) -> datetime | None:
+        """The due time of the policy's last scheduled run."""
+        ...
+
+    def advance_schedule(self, policy: str, expected: datetime | None, due: datetime) -> bool:
+        """Compare-and-set of the cursor: only one of several overlapping ticks wins a due time."""
         ...
 
     def append_ledger(self, entry: LedgerEntry) -> bool:

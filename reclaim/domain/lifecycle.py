@@ -14,6 +14,7 @@ class RequestState(StrEnum):
     KEPT = "KEPT"  # answered yes
     LAPSED = "LAPSED"  # deadline passed and on_no_response is keep
     QUEUED = "QUEUED"  # removal enqueued
+    REMOVING = "REMOVING"  # claimed by one worker; others leave it alone until the claim expires
     REQUESTED = "REQUESTED"  # removal handed to a Nexthink remote action, outcome not known yet
     REMOVED = "REMOVED"
     NOT_MEMBER = "NOT_MEMBER"  # already gone when the removal ran
@@ -28,7 +29,9 @@ class QueueReason(StrEnum):
     NO_ASK = "no-ask"  # ask_permission is false
 
 
-OPEN_STATES = frozenset({RequestState.PENDING, RequestState.QUEUED, RequestState.REQUESTED})
+OPEN_STATES = frozenset(
+    {RequestState.PENDING, RequestState.QUEUED, RequestState.REMOVING, RequestState.REQUESTED}
+)
 FINAL_STATES = frozenset(
     {
         RequestState.KEPT,
@@ -82,6 +85,7 @@ class Request:
     reason: str = ""  # why it was selected, in words
     queue_reason: QueueReason | None = None
     detail: str = ""  # the last outcome's detail (error, Nexthink request id, ...)
+    version: int = 0  # bumped by every transition; stores compare-and-set on it
 
     @property
     def is_open(self) -> bool:
@@ -105,4 +109,5 @@ def transition(
         updated_at=now,
         detail=detail or request.detail,
         queue_reason=queue_reason or request.queue_reason,
+        version=request.version + 1,
     )

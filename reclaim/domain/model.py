@@ -67,6 +67,17 @@ class Member:
 class UsageRow:
     user_key: str  # already normalised
     amount: float | None  # minutes, or sign-ins; None when observed with no usage recorded
+    # The seed's NQL joins the campaign's responses into the usage query; when a policy names
+    # that column, its answers count like answers reclaim collected itself.
+    answer: CampaignResponse | None = None
+
+
+@dataclass(frozen=True)
+class CampaignResponse:
+    """A campaign response read from the usage source: yes/no with its date, or still pending."""
+
+    state: str  # "yes" | "no" | "pending"
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,7 @@ class UsageIndex:
     observed_at: datetime
     amounts: Mapping[str, float]  # normalised key -> amount; absent means never observed
     rows_read: int
+    responses: Mapping[str, CampaignResponse] = field(default_factory=dict)
 
 
 class AnswerValue(StrEnum):

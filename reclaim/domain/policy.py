@@ -100,6 +100,8 @@ class UsageSpec:
     parameters: Mapping[str, str] = field(default_factory=dict)
     user_column: str = "user.ad.email_address"
     usage_column: str = "focus_time"
+    answer_column: str = ""  # optional: campaign response (yes / no / pending) in the same export
+    answered_at_column: str = ""  # optional: when that response was given
     file: str = ""  # csv: the usage export
     app_id: str = ""  # entra-signins: the application's appId
 
@@ -355,6 +357,8 @@ def _read_usage(r: _Reader) -> UsageSpec:
         parameters=r.get("parameters", _string_map, {}),
         user_column=r.get("user_column", _text, UsageSpec.user_column),
         usage_column=r.get("usage_column", _text, UsageSpec.usage_column),
+        answer_column=r.get("answer_column", _text, ""),
+        answered_at_column=r.get("answered_at_column", _text, ""),
         file=r.get("file", _text, "", required=source is UsageSourceKind.CSV),
         app_id=r.get("app_id", _text, "", required=source is UsageSourceKind.ENTRA_SIGNINS),
     )

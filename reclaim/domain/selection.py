@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from reclaim.domain.durations import format_duration, format_minutes
-from reclaim.domain.model import Member, PolicyState, UsageIndex, UsageRow
+from reclaim.domain.model import CampaignResponse, Member, PolicyState, UsageIndex, UsageRow
 from reclaim.domain.policy import Policy, UnknownUsers
 
 
@@ -68,12 +68,17 @@ def index_usage(
     amount means the source observed the user and recorded no use: zero, not unknown.
     """
     amounts: dict[str, float] = {}
+    responses: dict[str, CampaignResponse] = {}
     count = 0
     for row in rows:
         count += 1
         if row.user_key in member_keys:
             amounts[row.user_key] = amounts.get(row.user_key, 0.0) + (row.amount or 0.0)
-    return UsageIndex(observed_at=observed_at, amounts=amounts, rows_read=count)
+            if row.answer is not None:
+                responses[row.user_key] = row.answer
+    return UsageIndex(
+        observed_at=observed_at, amounts=amounts, rows_read=count, responses=responses
+    )
 
 
 def member_since(member: Member, state: PolicyState, key: str, now: datetime) -> datetime | None:
@@ -156,7 +161,11 @@ def decide(
             ),
         )
 
-    yes_at = state.last_yes.get(state_key)
+    response = usage.responses.get(key) if key else None
+    yes_dates = [state.last_yes.get(state_key)]
+    if response is not None and response.state == "yes":
+        yes_dates.append(response.at or usage.observed_at)
+    yes_at = max((d for d in yes_dates if d is not None), default=None)
     if yes_at is not None and now - yes_at < policy.keep_after_yes:
         return made(
             DecisionKind.KEPT,
@@ -173,10 +182,16 @@ def decide(
         )
 
     request_id = state.open_requests.get(state_key, "")
-    if request_id:
+    pending_elsewhere = response is not None and response.state == "pending"
+    if request_id or pending_elsewhere:
+        reason = (
+            f"already asked or queued (request {request_id}); waiting for it to finish"
+            if request_id
+            else "asked in the campaign, no answer yet (campaign response in the usage export)"
+        )
         return made(
             DecisionKind.PENDING,
-            f"already asked or queued (request {request_id}); waiting for it to finish",
+            reason,
             Evidence(
                 rule="open_request",
                 used=used,

@@ -1,0 +1,1 @@
+"""One module per outside system; each is imported only when a policy or setting needs it."""

@@ -1,0 +1,454 @@
+"""The embedded state store: one SQLite file, safe for several processes at once (WAL + immediate
+transactions), so the CLI works with no cloud at all."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from reclaim.domain.lifecycle import OPEN_STATES, QueueReason, Request, RequestState
+from reclaim.domain.model import Answer, PolicyState, User
+from reclaim.domain.records import (
+    DecisionRecord,
+    LedgerEntry,
+    LedgerOutcome,
+    RemovalMessage,
+    RunRecord,
+    RunStatus,
+)
+from reclaim.errors import ConfigurationError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, policy TEXT NOT NULL, mode TEXT NOT NULL, started_at TEXT NOT NULL,
+    status TEXT NOT NULL, members INTEGER NOT NULL, counts TEXT NOT NULL, asked INTEGER NOT NULL,
+    enqueued INTEGER NOT NULL, halt_check TEXT NOT NULL, halt_reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_at);
+CREATE TABLE IF NOT EXISTS decisions (
+    run_id TEXT NOT NULL, policy TEXT NOT NULL, state_key TEXT NOT NULL, user TEXT NOT NULL,
+    decision TEXT NOT NULL, reason TEXT NOT NULL, evidence TEXT NOT NULL,
+    PRIMARY KEY (run_id, state_key));
+CREATE INDEX IF NOT EXISTS decisions_by_user ON decisions (policy, state_key);
+CREATE TABLE IF NOT EXISTS members (
+    policy TEXT NOT NULL, state_key TEXT NOT NULL, first_seen TEXT NOT NULL,
+    PRIMARY KEY (policy, state_key));
+CREATE TABLE IF NOT EXISTS baselines (policy TEXT PRIMARY KEY, taken_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY, policy TEXT NOT NULL, grp TEXT NOT NULL, user TEXT NOT NULL,
+    state_key TEXT NOT NULL, run_id TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, deadline TEXT, reason TEXT NOT NULL, queue_reason TEXT,
+    detail TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS requests_by_state ON requests (policy, state);
+CREATE TABLE IF NOT EXISTS answers (
+    request_id TEXT NOT NULL, value TEXT NOT NULL, answered_at TEXT NOT NULL, source TEXT NOT NULL,
+    policy TEXT NOT NULL, state_key TEXT NOT NULL, PRIMARY KEY (request_id, value));
+CREATE INDEX IF NOT EXISTS answers_by_user ON answers (policy, state_key);
+CREATE TABLE IF NOT EXISTS ledger (
+    id TEXT PRIMARY KEY, at TEXT NOT NULL, policy TEXT NOT NULL, grp TEXT NOT NULL,
+    request_id TEXT NOT NULL, run_id TEXT NOT NULL, user TEXT NOT NULL, outcome TEXT NOT NULL,
+    detail TEXT NOT NULL, seat_freed INTEGER, monthly_cost REAL NOT NULL, currency TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (at);
+CREATE TABLE IF NOT EXISTS cursors (policy TEXT PRIMARY KEY, due TEXT NOT NULL);
+"""
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _user(text: str) -> User:
+    return User.from_dict(json.loads(text))
+
+
+class SqliteStore:
+    """reclaim.ports.StateStore on a local SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        try:
+            self._db().executescript(_SCHEMA)  # runs in its own transaction
+        except sqlite3.Error as error:
+            raise ConfigurationError(f"state database {self.path}: {error} (RECLAIM_STATE_DB)") from None
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            # autocommit mode: transactions are explicit, so a write takes the lock up front
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # ---- policy state --------------------------------------------------------------------------
+
+    def policy_state(self, policy: str, now: datetime) -> PolicyState:
+        db = self._db()
+        baseline = db.execute("SELECT taken_at FROM baselines WHERE policy=?", (policy,)).fetchone()
+        first_seen = {
+            r["state_key"]: _dt(r["first_seen"])
+            for r in db.execute(
+                "SELECT state_key, first_seen FROM members WHERE policy=?", (policy,)
+            )
+        }
+        last_yes = {
+            r["state_key"]: _dt(r["at"])
+            for r in db.execute(
+                "SELECT state_key, MAX(answered_at) AS at FROM answers "
+                "WHERE policy=? AND value='yes' GROUP BY state_key",
+                (policy,),
+            )
+        }
+        open_states = [s.value for s in OPEN_STATES]
+        open_requests = {
+            r["state_key"]: r["id"]
+            for r in db.execute(
+                # only "?" placeholders are formatted in; values stay parameters
+                f"SELECT state_key, id FROM requests WHERE policy=? AND state IN "  # noqa: S608
+                f"({','.join('?' * len(open_states))})",
+                (policy, *open_states),
+            )
+        }
+        return PolicyState(
+            baseline_at=_dt(baseline["taken_at"]) if baseline else None,
+            first_seen=first_seen,
+            last_yes=last_yes,
+            open_requests=open_requests,
+        )
+
+    def record_run(
+        self, run: RunRecord, decisions: Sequence[DecisionRecord], snapshot: Iterable[str] | None
+    ) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    run.id,
+                    run.policy,
+                    run.mode,
+                    _ts(run.started_at),
+                    run.status.value,
+                    run.members,
+                    json.dumps(run.counts),
+                    run.asked,
+                    run.enqueued,
+                    run.halt_check,
+                    run.halt_reason,
+                ),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO decisions VALUES (?,?,?,?,?,?,?)",
+                [
+                    (
+                        d.run_id,
+                        d.policy,
+                        d.state_key,
+                        json.dumps(d.user.to_dict()),
+                        d.decision,
+                        d.reason,
+                        json.dumps(d.evidence),
+                    )
+                    for d in decisions
+                ],
+            )
+            if snapshot is not None:
+                self._snapshot(db, run.policy, set(snapshot), _ts(run.started_at) or "")
+
+    @staticmethod
+    def _snapshot(db: sqlite3.Connection, policy: str, keys: set[str], at: str) -> None:
+        known = {
+            r[0] for r in db.execute("SELECT state_key FROM members WHERE policy=?", (policy,))
+        }
+        db.executemany(
+            "DELETE FROM members WHERE policy=? AND state_key=?",
+            [(policy, k) for k in known - keys],
+        )
+        db.executemany(
+            "INSERT INTO members VALUES (?,?,?)", [(policy, k, at) for k in keys - known]
+        )
+        db.execute("INSERT OR IGNORE INTO baselines VALUES (?,?)", (policy, at))
+
+    # ---- requests ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _request_row(r: Request) -> tuple:
+        return (
+            r.id,
+            r.policy,
+            r.group,
+            json.dumps(r.user.to_dict()),
+            r.state_key,
+            r.run_id,
+            r.state.value,
+            _ts(r.created_at),
+            _ts(r.updated_at),
+            _ts(r.deadline),
+            r.reason,
+            r.queue_reason.value if r.queue_reason else None,
+            r.detail,
+            r.version,
+        )
+
+    @staticmethod
+    def _request(row: sqlite3.Row) -> Request:
+        return Request(
+            id=row["id"],
+            policy=row["policy"],
+            group=row["grp"],
+            user=_user(row["user"]),
+            state_key=row["state_key"],
+            run_id=row["run_id"],
+            state=RequestState(row["state"]),
+            created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
+            updated_at=_dt(row["updated_at"]),  # type: ignore[arg-type]
+            deadline=_dt(row["deadline"]),
+            reason=row["reason"],
+            queue_reason=QueueReason(row["queue_reason"]) if row["queue_reason"] else None,
+            detail=row["detail"],
+            version=row["version"],
+        )
+
+    def add_request(self, request: Request) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                self._request_row(request),
+            )
+            return cursor.rowcount == 1
+
+    def update_request(self, request: Request) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE requests SET state=?, updated_at=?, deadline=?, queue_reason=?, detail=?, "
+                "version=? WHERE id=? AND version=?",
+                (
+                    request.state.value,
+                    _ts(request.updated_at),
+                    _ts(request.deadline),
+                    request.queue_reason.value if request.queue_reason else None,
+                    request.detail,
+                    request.version,
+                    request.id,
+                    request.version - 1,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def get_request(self, request_id: str) -> Request | None:
+        row = self._db().execute("SELECT * FROM requests WHERE id=?", (request_id,)).fetchone()
+        return self._request(row) if row else None
+
+    def requests(
+        self, policy: str | None = None, states: Iterable[RequestState] | None = None
+    ) -> list[Request]:
+        sql, args = "SELECT * FROM requests WHERE 1=1", []
+        if policy is not None:
+            sql += " AND policy=?"
+            args.append(policy)
+        if states is not None:
+            wanted = [s.value for s in states]
+            sql += f" AND state IN ({','.join('?' * len(wanted))})"
+            args.extend(wanted)
+        rows = self._db().execute(sql + " ORDER BY created_at, id", args)
+        return [self._request(r) for r in rows]
+
+    # ---- answers -------------------------------------------------------------------------------
+
+    def record_answer(self, policy: str, state_key: str, answer: Answer) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO answers VALUES (?,?,?,?,?,?)",
+                (
+                    answer.request_id,
+                    answer.value.value,
+                    _ts(answer.answered_at),
+                    answer.source,
+                    policy,
+                    state_key,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def latest_yes(self, policy: str, state_key: str) -> datetime | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT MAX(answered_at) FROM answers WHERE policy=? AND state_key=? AND value='yes'",
+                (policy, state_key),
+            )
+            .fetchone()
+        )
+        return _dt(row[0])
+
+    # ---- schedule ------------------------------------------------------------------------------
+
+    def schedule_cursor(self, policy: str) -> datetime | None:
+        row = self._db().execute("SELECT due FROM cursors WHERE policy=?", (policy,)).fetchone()
+        return _dt(row[0]) if row else None
+
+    def advance_schedule(self, policy: str, expected: datetime | None, due: datetime) -> bool:
+        with self._write() as db:
+            if expected is None:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO cursors VALUES (?,?)", (policy, _ts(due))
+                )
+            else:
+                cursor = db.execute(
+                    "UPDATE cursors SET due=? WHERE policy=? AND due=?",
+                    (_ts(due), policy, _ts(expected)),
+                )
+            return cursor.rowcount == 1
+
+    # ---- ledger, runs, decisions ---------------------------------------------------------------
+
+    def append_ledger(self, entry: LedgerEntry) -> bool:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO ledger VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    entry.id,
+                    _ts(entry.at),
+                    entry.policy,
+                    entry.group,
+                    entry.request_id,
+                    entry.run_id,
+                    json.dumps(entry.user.to_dict()),
+                    entry.outcome.value,
+                    entry.detail,
+                    None if entry.seat_freed is None else int(entry.seat_freed),
+                    entry.monthly_cost,
+                    entry.currency,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def ledger(self, since: datetime | None = None, policy: str | None = None) -> list[LedgerEntry]:
+        sql, args = self._filter("SELECT * FROM ledger", "at", since, policy)
+        return [
+            LedgerEntry(
+                id=r["id"],
+                at=_dt(r["at"]),
+                policy=r["policy"],
+                group=r["grp"],  # type: ignore[arg-type]
+                request_id=r["request_id"],
+                run_id=r["run_id"],
+                user=_user(r["user"]),
+                outcome=LedgerOutcome(r["outcome"]),
+                detail=r["detail"],
+                seat_freed=None if r["seat_freed"] is None else bool(r["seat_freed"]),
+                monthly_cost=r["monthly_cost"],
+                currency=r["currency"],
+            )
+            for r in self._db().execute(sql + " ORDER BY at, id", args)
+        ]
+
+    def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]:
+        sql, args = self._filter("SELECT * FROM runs", "started_at", since, policy)
+        return [
+            RunRecord(
+                id=r["id"],
+                policy=r["policy"],
+                mode=r["mode"],
+                started_at=_dt(r["started_at"]),  # type: ignore[arg-type]
+                status=RunStatus(r["status"]),
+                members=r["members"],
+                counts=json.loads(r["counts"]),
+                asked=r["asked"],
+                enqueued=r["enqueued"],
+                halt_check=r["halt_check"],
+                halt_reason=r["halt_reason"],
+            )
+            for r in self._db().execute(sql + " ORDER BY started_at, id", args)
+        ]
+
+    def user_decisions(self, policy: str, state_key: str) -> list[DecisionRecord]:
+        rows = self._db().execute(
+            "SELECT d.* FROM decisions d JOIN runs r ON r.id = d.run_id "
+            "WHERE d.policy=? AND d.state_key=? ORDER BY r.started_at",
+            (policy, state_key),
+        )
+        return [
+            DecisionRecord(
+                run_id=r["run_id"],
+                policy=r["policy"],
+                state_key=r["state_key"],
+                user=_user(r["user"]),
+                decision=r["decision"],
+                reason=r["reason"],
+                evidence=json.loads(r["evidence"]),
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _filter(
+        sql: str, time_column: str, since: datetime | None, policy: str | None
+    ) -> tuple[str, list[str]]:
+        clauses, args = [], []
+        if since is not None:
+            clauses.append(f"{time_column} >= ?")
+            args.append(_ts(since) or "")
+        if policy is not None:
+            clauses.append("policy = ?")
+            args.append(policy)
+        return (sql + (" WHERE " + " AND ".join(clauses) if clauses else "")), args
+
+
+class SqliteQueue:
+    """reclaim.ports.WorkQueue for the CLI: removal messages kept in the state file until a worker
+    drains them, so a message deferred by throttling or the kill switch is not lost."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        with store._write() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "body TEXT NOT NULL, visible_at TEXT NOT NULL, dequeue_count INTEGER NOT NULL)"
+            )
+
+    def enqueue(self, message: RemovalMessage, delay: timedelta | None = None) -> None:
+        visible = datetime.now(UTC) + (delay or timedelta(0))
+        with self._store._write() as db:
+            db.execute(
+                "INSERT INTO queue (body, visible_at, dequeue_count) VALUES (?,?,0)",
+                (message.to_json(), _ts(visible)),
+            )
+
+    def take(self, now: datetime) -> tuple[str, int] | None:
+        """The next visible message body and how often it was delivered; removed from the queue."""
+        with self._store._write() as db:
+            row = db.execute(
+                "SELECT id, body, dequeue_count FROM queue WHERE visible_at <= ? ORDER BY id LIMIT 1",
+                (_ts(now),),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM queue WHERE id=?", (row["id"],))
+            return row["body"], row["dequeue_count"] + 1
+
+    def waiting(self) -> int:
+        return self._store._db().execute("SELECT COUNT(*) FROM queue").fetchone()[0]

@@ -1,0 +1,442 @@
+"""python -m reclaim: the same use cases as the function app, from a terminal.
+
+Exit codes: 0 success, 1 a run was halted by a guardrail (or some removals failed), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from reclaim import service
+from reclaim.domain.durations import parse_duration
+from reclaim.domain.policy import Policy, PolicyError
+from reclaim.domain.records import MessageError, RemovalMessage
+from reclaim.domain.selection import Decision, DecisionKind
+from reclaim.errors import ReclaimError
+from reclaim.policy_file import load_policies
+from reclaim.settings import Settings
+
+EXIT_OK, EXIT_HALTED, EXIT_BAD_INPUT = 0, 1, 2
+
+# Most interesting first: who would lose the licence, then who is waiting, then who keeps it.
+_ORDER = [
+    DecisionKind.CANDIDATE,
+    DecisionKind.PENDING,
+    DecisionKind.KEPT,
+    DecisionKind.ACTIVE,
+    DecisionKind.UNKNOWN_USAGE,
+    DecisionKind.NEW,
+    DecisionKind.EXCLUDED,
+]
+
+
+class UsageError(ReclaimError):
+    """The command line asks for something that cannot be done."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m reclaim",
+        description="Reclaim licences people hold but do not use. Dry run unless a policy says enforce.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, policy: str = "") -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "--policies", type=Path, help="policies YAML file (default: RECLAIM_POLICIES_FILE)"
+        )
+        if policy == "optional":
+            sub.add_argument("--policy", help="only this policy")
+        elif policy == "required":
+            sub.add_argument("--policy", required=True, help="the policy's name")
+        return sub
+
+    command("validate", "check a policies file and list every problem")
+    plan = command(
+        "plan", "show what each policy would decide for every member; changes nothing", "optional"
+    )
+    plan.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    command(
+        "run", "run one policy now, honouring its mode (dry-run records, enforce acts)", "required"
+    )
+    report = command("report", "runs, outcomes and savings so far")
+    report.add_argument("--since", help="only this far back, like 90d")
+    report.add_argument("--format", choices=["table", "json"], default="table")
+    explain = command(
+        "explain",
+        "one user's history under a policy: decisions, asks, answers, removals",
+        "required",
+    )
+    explain.add_argument(
+        "--user", required=True, help="UPN, mail, sAMAccountName, SID or object id"
+    )
+    restore = command("restore", "re-add removed users to the group", "required")
+    target = restore.add_mutually_exclusive_group(required=True)
+    target.add_argument("--user", help="UPN, mail, sAMAccountName, SID or object id")
+    target.add_argument("--run", help="restore every removal of this run id")
+    command("expire", "pull answers, apply deadlines, settle remote actions, then work the queue")
+    command("work", "perform the removals waiting in the local queue")
+    return parser
+
+
+@dataclass
+class _App:
+    settings: Settings
+    policies: dict[str, Policy]
+    ctx: service.Context
+
+
+def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
+    from reclaim.adapters.sqlite import SqliteQueue, SqliteStore
+    from reclaim.wiring import Wiring, build_store
+
+    settings = Settings.from_env(env)
+    path = args.policies or settings.policies_file
+    policies = {p.name: p for p in load_policies(path)}
+    store = build_store(settings)
+    if isinstance(store, SqliteStore):
+        queue: Any = SqliteQueue(store)
+    else:
+        from reclaim.adapters.queues import StorageQueue
+
+        queue = StorageQueue.from_settings(settings)
+    ctx = service.Context(
+        store, queue, Wiring(settings, path.parent), policies, settings.kill_switch
+    )
+    return _App(settings, policies, ctx)
+
+
+def _chosen(app: _App, name: str | None) -> list[Policy]:
+    if name is None:
+        return list(app.policies.values())
+    if name not in app.policies:
+        known = ", ".join(sorted(app.policies))
+        raise UsageError(f"no policy named {name!r}; the file has: {known}")
+    return [app.policies[name]]
+
+
+# ---- output ------------------------------------------------------------------------------------
+
+
+def _sorted(decisions: Sequence[Decision]) -> list[Decision]:
+    return sorted(decisions, key=lambda d: (_ORDER.index(d.kind), d.member.user.label.lower()))
+
+
+def _outcome_json(policy: Policy, outcome: service.RunOutcome) -> dict[str, Any]:
+    return {
+        "policy": policy.name,
+        "application": policy.application,
+        "group": policy.directory.group,
+        "mode": policy.mode.value,
+        "run_id": outcome.run.id,
+        "status": outcome.run.status.value,
+        "halt_check": outcome.halt.check if outcome.halt else None,
+        "halt_reason": outcome.halt.reason if outcome.halt else None,
+        "counts": outcome.run.counts,
+        "decisions": [
+            {
+                "user": d.member.user.label,
+                "identifiers": d.member.user.to_dict(),
+                "decision": d.kind.value,
+                "reason": d.reason,
+                "evidence": d.evidence.to_dict(),
+            }
+            for d in _sorted(outcome.decisions)
+        ],
+    }
+
+
+def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths[-1] = 0  # the last column (the reason) is not padded
+    for index, row in enumerate(rows):
+        out.write(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
+        if index == 0:
+            out.write("  ".join("-" * max(w, len(row[-1])) for w in widths) + "\n")
+
+
+def _print_outcome_table(policy: Policy, outcome: service.RunOutcome, out: TextIO) -> None:
+    run = outcome.run
+    out.write(
+        f"\n== {policy.name}: {policy.application}, group {policy.directory.group} ({policy.mode.value})\n"
+    )
+    if outcome.halt:
+        out.write(f"HALTED by {outcome.halt.check}: {outcome.halt.reason}\n")
+        out.write("Nothing was asked or removed.\n")
+    if outcome.decisions:
+        rows = [("USER", "DECISION", "REASON")]
+        rows += [(d.member.user.label, d.kind.value, d.reason) for d in _sorted(outcome.decisions)]
+        _table(rows, out)
+    counts = ", ".join(f"{k} {n}" for k in _ORDER if (n := run.counts.get(k.value, 0)))
+    out.write(f"{run.members} members: {counts or 'none'}\n")
+    if run.asked or run.enqueued:
+        out.write(f"asked {run.asked}, removals queued {run.enqueued}\n")
+    for user, why in outcome.not_asked.items():
+        out.write(f"not asked: {user}: {why}\n")
+
+
+def _print_outcome_csv(outcomes: list[tuple[Policy, service.RunOutcome]], out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["policy", "status", "user", "decision", "reason", "used", "threshold", "unit", "window"]
+    )
+    for policy, outcome in outcomes:
+        for d in _sorted(outcome.decisions):
+            e = d.evidence
+            writer.writerow(
+                [
+                    policy.name,
+                    outcome.run.status.value,
+                    d.member.user.label,
+                    d.kind.value,
+                    d.reason,
+                    "" if e.used is None else f"{e.used:g}",
+                    "" if e.threshold is None else f"{e.threshold:g}",
+                    e.unit,
+                    e.window,
+                ]
+            )
+        if outcome.halt and not outcome.decisions:
+            writer.writerow(
+                [policy.name, outcome.run.status.value, "", "", outcome.halt.reason, "", "", "", ""]
+            )
+
+
+# ---- commands ----------------------------------------------------------------------------------
+
+
+def _plan(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    outcomes = [
+        (p, service.run_policy(app.ctx, p, now, read_only=True)) for p in _chosen(app, args.policy)
+    ]
+    if args.format == "json":
+        json.dump([_outcome_json(p, o) for p, o in outcomes], out, indent=2)
+        out.write("\n")
+    elif args.format == "csv":
+        _print_outcome_csv(outcomes, out)
+    else:
+        for policy, outcome in outcomes:
+            _print_outcome_table(policy, outcome, out)
+    return EXIT_HALTED if any(o.halted for _, o in outcomes) else EXIT_OK
+
+
+def _work(app: _App, now: datetime, out: TextIO) -> int:
+    """Drain the local queue (the CLI's stand-in for the queue-triggered worker)."""
+    from reclaim.adapters.sqlite import SqliteQueue
+
+    queue = app.ctx.queue
+    if not isinstance(queue, SqliteQueue):
+        out.write("removals are queued to Azure Storage; the function app's worker performs them\n")
+        return EXIT_OK
+    failed = 0
+    while (item := queue.take(now)) is not None:
+        body, _ = item
+        try:
+            message = RemovalMessage.from_json(body)
+            result = service.perform_removal(app.ctx, service.RemovalCommand(message), now)
+        except MessageError as error:
+            out.write(f"dropped a malformed message: {error}\n")
+            failed += 1
+            continue
+        out.write(
+            f"{message.user.label}: {result.status.value}{': ' + result.detail if result.detail else ''}\n"
+        )
+        failed += result.status is service.RemovalStatus.FAILED
+    if waiting := queue.waiting():
+        out.write(f"{waiting} removal(s) wait in the queue for a later `python -m reclaim work`\n")
+    return EXIT_HALTED if failed else EXIT_OK
+
+
+def _run(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    (policy,) = _chosen(app, args.policy)
+    outcome = service.run_policy(app.ctx, policy, now)
+    _print_outcome_table(policy, outcome, out)
+    out.write(f"run {outcome.run.id} recorded ({outcome.run.status.value})\n")
+    if outcome.halted:
+        return EXIT_HALTED
+    return _work(app, now, out) if outcome.run.enqueued else EXIT_OK
+
+
+def _money(value: float, currency: str) -> str:
+    return f"{value:,.2f} {currency}".strip()
+
+
+def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    try:
+        since = now - parse_duration(args.since) if args.since else None
+    except ValueError as error:
+        raise UsageError(f"--since: {error}") from None
+    reports = service.report(app.ctx, since)
+    if args.format == "json":
+        json.dump(
+            [
+                {
+                    **vars(r),
+                    "halted": [{"at": at.isoformat(), "reason": why} for at, why in r.halted],
+                    "yearly_savings": r.yearly_savings,
+                }
+                for r in reports
+            ],
+            out,
+            indent=2,
+        )
+        out.write("\n")
+        return EXIT_OK
+    if not reports:
+        out.write("no runs recorded yet: `python -m reclaim run --policy NAME` records one\n")
+        return EXIT_OK
+    rows = [
+        (
+            "POLICY",
+            "RUNS",
+            "HALTED",
+            "MEMBERS",
+            "CANDIDATES",
+            "ASKED",
+            "KEPT",
+            "REMOVED",
+            "NOT MEMBER",
+            "FAILED",
+            "RESTORED",
+            "SEATS FREED",
+            "SAVINGS/MONTH",
+            "SAVINGS/YEAR",
+        )
+    ]
+    for r in reports:
+        rows.append(
+            (
+                r.policy,
+                str(r.runs_completed + r.runs_planned),
+                str(len(r.halted)),
+                str(r.members),
+                str(r.candidates),
+                str(r.asked),
+                str(r.kept),
+                str(r.removed),
+                str(r.not_member),
+                str(r.failed),
+                str(r.restored),
+                str(r.seats_freed),
+                _money(r.monthly_savings, r.currency),
+                _money(r.yearly_savings, r.currency),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    for r in reports:
+        for at, why in r.halted:
+            out.write(f"halted {r.policy} at {at:%Y-%m-%d %H:%M}: {why}\n")
+    return EXIT_OK
+
+
+def _explain(app: _App, args: argparse.Namespace, out: TextIO) -> int:
+    (policy,) = _chosen(app, args.policy)
+    decisions, ledger = service.user_history(app.ctx, policy, args.user)
+    if not decisions and not ledger:
+        raise UsageError(f"no history for {args.user!r} under {policy.name!r}")
+    runs = {r.id: r for r in app.ctx.store.runs(policy=policy.name)}
+    events: list[tuple[datetime, str]] = []
+    for d in decisions:
+        run = runs.get(d.run_id)
+        if run is not None:
+            events.append(
+                (
+                    run.started_at,
+                    f"run {d.run_id[:8]} ({run.mode}, {run.status.value}): "
+                    f"{d.decision}: {d.reason}",
+                )
+            )
+    for e in ledger:
+        events.append(
+            (
+                e.at,
+                f"{e.outcome.value}{': ' + e.detail if e.detail else ''} (request {e.request_id[:8]})",
+            )
+        )
+    out.write(
+        f"{args.user} under {policy.name} ({policy.application}, group {policy.directory.group})\n"
+    )
+    for at, text in sorted(events, key=lambda item: item[0]):
+        out.write(f"{at:%Y-%m-%d %H:%M}  {text}\n")
+    return EXIT_OK
+
+
+def _restore(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    result = service.restore(
+        app.ctx, service.RestoreCommand(args.policy, args.user or "", args.run or ""), now
+    )
+    for user in result.restored:
+        out.write(f"restored {user}\n")
+    for user in result.already_member:
+        out.write(f"{user} was already a member: recorded as restored\n")
+    for user, why in result.failed.items():
+        out.write(f"could not restore {user}: {why}\n")
+    return EXIT_HALTED if result.failed else EXIT_OK
+
+
+def _expire(app: _App, now: datetime, out: TextIO) -> int:
+    result = service.expire_requests(app.ctx, now)
+    out.write(
+        f"answers pulled {result.answers_pulled}, queued {result.queued}, lapsed {result.lapsed}, "
+        f"remote actions settled {result.finished}\n"
+    )
+    for error in result.errors:
+        out.write(f"error: {error}\n")
+    code = _work(app, now, out)
+    return EXIT_HALTED if result.errors else code
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    now: datetime | None = None,
+    env: dict[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    args = _parser().parse_args(argv)
+    now = now or datetime.now(UTC)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=err
+    )
+    try:
+        if args.command == "validate":
+            settings = Settings.from_env(env)
+            policies = load_policies(args.policies or settings.policies_file)
+            out.write(f"{len(policies)} policy(ies) valid: {', '.join(p.name for p in policies)}\n")
+            return EXIT_OK
+        app = _app(args, env)
+        match args.command:
+            case "plan":
+                return _plan(app, args, now, out)
+            case "run":
+                return _run(app, args, now, out)
+            case "report":
+                return _report(app, args, now, out)
+            case "explain":
+                return _explain(app, args, out)
+            case "restore":
+                return _restore(app, args, now, out)
+            case "expire":
+                return _expire(app, now, out)
+            case "work":
+                return _work(app, now, out)
+    except (PolicyError, ReclaimError) as error:
+        err.write(f"error: {error}\n")
+        return EXIT_BAD_INPUT
+    return EXIT_BAD_INPUT

@@ -1,0 +1,135 @@
+"""Builds the adapters a policy names from the settings; SDK-heavy modules are imported on use."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reclaim.domain.policy import Channel, DirectoryKind, Policy, UsageSourceKind
+from reclaim.errors import ConfigurationError
+from reclaim.ports import Campaign, Directory, Secrets, StateStore, UsageSource
+from reclaim.settings import Settings
+
+T = TypeVar("T")
+
+
+class Wiring:
+    """reclaim.service.Adapters: one adapter per system and policy, built once and shared."""
+
+    def __init__(self, settings: Settings, base_dir: Path, secrets: Secrets | None = None) -> None:
+        self.settings = settings
+        self.base_dir = base_dir  # CSV paths in a policy are relative to its file
+        self._secrets = secrets
+        self._built: dict[tuple[str, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def _once(self, key: tuple[str, ...], build: Callable[[], T]) -> T:
+        with self._lock:
+            if key not in self._built:
+                self._built[key] = build()
+            return self._built[key]
+
+    def secrets(self) -> Secrets:
+        if self._secrets is None:
+            from reclaim.adapters.keyvault import secrets_from_settings
+
+            self._secrets = self._once(("secrets",), lambda: secrets_from_settings(self.settings))
+        return self._secrets
+
+    def _path(self, name: str) -> Path:
+        path = Path(name)
+        return path if path.is_absolute() else self.base_dir / path
+
+    def _graph(self) -> Any:
+        from reclaim.adapters.graph import GraphDirectory
+
+        return self._once(
+            ("graph",), lambda: GraphDirectory.from_settings(self.settings, self.secrets())
+        )
+
+    def _ldap(self) -> Any:
+        from reclaim.adapters.ldap import LdapDirectory
+
+        return self._once(
+            ("ldap",), lambda: LdapDirectory.from_settings(self.settings, self.secrets())
+        )
+
+    def directory(self, policy: Policy) -> Directory:
+        spec = policy.directory
+        match spec.kind:
+            case DirectoryKind.CSV:
+                from reclaim.adapters.files import CsvDirectory
+
+                return self._once(
+                    ("csv-members", spec.file), lambda: CsvDirectory(self._path(spec.file))
+                )
+            case DirectoryKind.ENTRA:
+                return self._graph()
+            case DirectoryKind.AD:
+                return self._ldap()
+            case DirectoryKind.NEXTHINK_REMOTE_ACTION:
+                from reclaim.adapters.nexthink import NexthinkRemoteActionDirectory
+
+                inner = self._ldap() if self.settings.ldap_url else None
+                return self._once(
+                    ("nexthink-ra", policy.name),
+                    lambda: NexthinkRemoteActionDirectory.from_settings(
+                        self.settings, self.secrets(), policy, inner
+                    ),
+                )
+        raise ConfigurationError(f"policy {policy.name}: unknown directory kind {spec.kind}")
+
+    def usage_source(self, policy: Policy) -> UsageSource:
+        spec = policy.usage
+        match spec.source:
+            case UsageSourceKind.CSV:
+                from reclaim.adapters.files import CsvUsage
+
+                return CsvUsage(self._path(spec.file))
+            case UsageSourceKind.NEXTHINK:
+                from reclaim.adapters.nexthink import NexthinkUsage
+
+                return self._once(
+                    ("nexthink-usage",),
+                    lambda: NexthinkUsage.from_settings(self.settings, self.secrets()),
+                )
+            case UsageSourceKind.ENTRA_SIGNINS:
+                from reclaim.adapters.graph import EntraSignInsUsage
+
+                return self._once(
+                    ("signins",),
+                    lambda: EntraSignInsUsage.from_settings(self.settings, self.secrets()),
+                )
+        raise ConfigurationError(f"policy {policy.name}: unknown usage source {spec.source}")
+
+    def campaign(self, policy: Policy) -> Campaign:
+        match policy.campaign.channel:
+            case Channel.NEXTHINK:
+                from reclaim.adapters.nexthink import NexthinkCampaign
+
+                return self._once(
+                    ("nexthink-campaign",),
+                    lambda: NexthinkCampaign.from_settings(self.settings, self.secrets()),
+                )
+            case Channel.WEBHOOK:
+                from reclaim.adapters.webhook_channel import WebhookCampaign
+
+                return self._once(
+                    ("webhook-campaign",),
+                    lambda: WebhookCampaign.from_settings(self.settings, self.secrets()),
+                )
+        raise ConfigurationError(
+            f"policy {policy.name}: ask_permission needs campaign.channel nexthink or webhook"
+        )
+
+
+def build_store(settings: Settings) -> StateStore:
+    if settings.state_backend == "tables":
+        from reclaim.adapters.tables import TableStore
+
+        return TableStore.from_settings(settings)
+    from reclaim.adapters.sqlite import SqliteStore
+
+    return SqliteStore(settings.state_db)
