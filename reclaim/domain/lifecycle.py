@@ -47,13 +47,16 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
     RequestState.PENDING: frozenset(
         {RequestState.KEPT, RequestState.QUEUED, RequestState.LAPSED, RequestState.CANCELLED}
     ),
-    RequestState.QUEUED: frozenset(
+    RequestState.QUEUED: frozenset({RequestState.REMOVING, RequestState.CANCELLED}),
+    # REMOVING -> REMOVING takes over the claim of a worker that died; -> QUEUED releases it.
+    RequestState.REMOVING: frozenset(
         {
+            RequestState.REMOVING,
+            RequestState.QUEUED,
             RequestState.REMOVED,
             RequestState.NOT_MEMBER,
             RequestState.FAILED,
             RequestState.REQUESTED,
-            RequestState.CANCELLED,
         }
     ),
     RequestState.REQUESTED: frozenset({RequestState.REMOVED, RequestState.FAILED}),

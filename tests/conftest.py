@@ -1,0 +1,34 @@
+"""Shared fixtures. Real servers (Samba AD, Azurite) come from the plugins in tests/support/."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from reclaim.domain.policy import Policy, policies_from_data
+
+NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
+
+
+def make_policy(**overrides: object) -> Policy:
+    """A valid policy from the YAML shape, with nested overrides merged in."""
+    data: dict = {
+        "name": "salesforce",
+        "application": "Salesforce Lightning",
+        "directory": {"kind": "csv", "group": "SF", "file": "members.csv"},
+        "usage": {"source": "csv", "file": "usage.csv", "match_on": "upn", "threshold": "5m"},
+        "limits": {"max_removals_per_run": 100, "max_percent_of_group": 100},
+        "licence": {"monthly_cost": 25.0},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return policies_from_data({"policies": [data]})[0]

@@ -1,0 +1,117 @@
+"""In-memory implementations of the Directory and Campaign ports, for service-level tests where
+which directory it is does not matter (the real adapters have their own tests against real servers
+and HTTPS fakes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from reclaim.domain.lifecycle import Request
+from reclaim.domain.model import Member, UsageRow, User
+from reclaim.domain.policy import Policy
+from reclaim.domain.records import RemovalMessage
+from reclaim.errors import TransientError
+from reclaim.ports import (
+    AddOutcome,
+    AskResult,
+    ChannelAnswer,
+    GroupInfo,
+    RemovalOutcome,
+    RemovalResult,
+    UsageExport,
+)
+
+
+@dataclass
+class MemoryDirectory:
+    groups: dict[str, list[Member]] = field(default_factory=dict)
+    removed: list[tuple[str, str]] = field(default_factory=list)  # (group, label), in order
+    transient_failures: int = 0  # the next N removals raise TransientError
+
+    def check_group(self, group: str) -> GroupInfo:
+        return GroupInfo(group, group, len(self.groups.get(group, [])))
+
+    def members(self, group: str) -> Iterator[Member]:
+        yield from list(self.groups.get(group, []))
+
+    def remove(self, group: str, user: User, **_: str) -> RemovalResult:
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise TransientError("throttled", retry_after=2)
+        members = self.groups.get(group, [])
+        for member in members:
+            if member.user == user:
+                members.remove(member)
+                self.removed.append((group, user.label))
+                return RemovalResult(RemovalOutcome.REMOVED)
+        return RemovalResult(RemovalOutcome.NOT_MEMBER)
+
+    def add(self, group: str, user: User) -> AddOutcome:
+        members = self.groups.setdefault(group, [])
+        if any(m.user == user for m in members):
+            return AddOutcome.ALREADY_MEMBER
+        members.append(Member(user))
+        return AddOutcome.ADDED
+
+
+@dataclass
+class MemoryUsage:
+    rows: list[UsageRow]
+    observed_at: datetime
+
+    def usage(self, policy: Policy, now: datetime) -> UsageExport:
+        return UsageExport(self.observed_at, iter(self.rows))
+
+
+@dataclass
+class MemoryCampaign:
+    refuse: set[str] = field(default_factory=set)  # user labels the channel will not ask
+    asked: list[str] = field(default_factory=list)
+    pending_answers: list[ChannelAnswer] = field(default_factory=list)
+
+    def ask(self, policy: Policy, requests: Sequence[Request]) -> AskResult:
+        result = AskResult()
+        for request in requests:
+            if request.user.label in self.refuse:
+                result.not_asked[request.id] = "no device seen for this user"
+            else:
+                self.asked.append(request.user.label)
+                result.asked[request.id] = f"ext-{request.id[:6]}"
+        return result
+
+    def answers(self, policy: Policy, since: datetime) -> Iterable[ChannelAnswer]:
+        answers, self.pending_answers = self.pending_answers, []
+        return answers
+
+
+@dataclass
+class MemoryQueue:
+    """A WorkQueue that keeps messages so a test can deliver them (or deliver them twice)."""
+
+    messages: list[tuple[RemovalMessage, timedelta | None]] = field(default_factory=list)
+
+    def enqueue(self, message: RemovalMessage, delay: timedelta | None = None) -> None:
+        self.messages.append((message, delay))
+
+    def drain(self) -> list[RemovalMessage]:
+        taken = [m for m, _ in self.messages]
+        self.messages.clear()
+        return taken
+
+
+@dataclass
+class MemoryAdapters:
+    directory_: MemoryDirectory
+    usage_: MemoryUsage
+    campaign_: MemoryCampaign = field(default_factory=MemoryCampaign)
+
+    def directory(self, policy: Policy) -> MemoryDirectory:
+        return self.directory_
+
+    def usage_source(self, policy: Policy) -> MemoryUsage:
+        return self.usage_
+
+    def campaign(self, policy: Policy) -> MemoryCampaign:
+        return self.campaign_
