@@ -102,7 +102,9 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
 
     settings = Settings.from_env(env)
     path = args.policies or settings.policies_file
-    policies = {p.name: p for p in load_policies(path)}
+    # The report reads the store alone; it needs no policies file unless one is named.
+    optional = args.command == "report" and args.policies is None and not path.exists()
+    policies = {} if optional else {p.name: p for p in load_policies(path)}
     store = build_store(settings)
     if isinstance(store, SqliteStore):
         queue: Any = SqliteQueue(store)

@@ -716,6 +716,7 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
     freed_by_request: dict[str, float] = {}
     for item in ctx.store.ledger(since):
         entry = of(item.policy)
+        entry.currency = entry.currency or item.currency
         match item.outcome:
             case LedgerOutcome.ASKED:
                 entry.asked += 1

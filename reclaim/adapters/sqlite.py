@@ -80,7 +80,9 @@ class SqliteStore:
         try:
             self._db().executescript(_SCHEMA)  # runs in its own transaction
         except sqlite3.Error as error:
-            raise ConfigurationError(f"state database {self.path}: {error} (RECLAIM_STATE_DB)") from None
+            raise ConfigurationError(
+                f"state database {self.path}: {error} (RECLAIM_STATE_DB)"
+            ) from None
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -363,7 +365,7 @@ class SqliteStore:
                 monthly_cost=r["monthly_cost"],
                 currency=r["currency"],
             )
-            for r in self._db().execute(sql + " ORDER BY at, id", args)
+            for r in self._db().execute(sql + " ORDER BY at, rowid", args)
         ]
 
     def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]:

@@ -85,9 +85,12 @@ def member_since(member: Member, state: PolicyState, key: str, now: datetime) ->
     """When the member joined, as far as reclaim can tell; None means before tracking began."""
     if member.added_at is not None:
         return member.added_at
-    if key in state.first_seen:
-        return state.first_seen[key]
-    return None if state.baseline_at is None else now
+    if state.baseline_at is None:
+        return None  # this run takes the baseline: everyone present counts as a member from before
+    seen = state.first_seen.get(key)
+    if seen is None:
+        return now  # appears in this snapshot for the first time
+    return None if seen <= state.baseline_at else seen
 
 
 def _amount_text(amount: float, policy: Policy) -> str:
