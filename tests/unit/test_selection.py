@@ -22,13 +22,15 @@ def usage(rows: dict[str, float | None], observed_at: datetime = NOW) -> object:
 
 
 def decision(
-    member: Member = Member(ALICE),
+    member: Member | None = None,
     used: dict | None = None,
     state: PolicyState | None = None,
     **policy: object,
 ):
     index = usage({"alice@contoso.com": 1.0} if used is None else used)
-    return decide(member, index, state or PolicyState(), make_policy(**policy), NOW)
+    return decide(
+        member or Member(ALICE), index, state or PolicyState(), make_policy(**policy), NOW
+    )
 
 
 def test_the_seeds_example_is_a_candidate() -> None:
