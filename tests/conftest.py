@@ -8,6 +8,8 @@ import pytest
 
 from reclaim.domain.policy import Policy, policies_from_data
 
+pytest_plugins = ["tests.support.samba"]
+
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 
 
