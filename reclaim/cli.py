@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     report = command("report", "runs, outcomes and savings so far")
     report.add_argument("--since", help="only this far back, like 90d")
-    report.add_argument("--format", choices=["table", "json"], default="table")
+    report.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
+    report.add_argument("--out", type=Path, help="write to this file instead of the terminal")
     explain = command(
         "explain",
         "one user's history under a policy: decisions, asks, answers, removals",
@@ -243,7 +244,7 @@ def _work(app: _App, now: datetime, out: TextIO) -> int:
         out.write("removals are queued to Azure Storage; the function app's worker performs them\n")
         return EXIT_OK
     failed = 0
-    while (item := queue.take(now)) is not None:
+    while (item := queue.take()) is not None:
         body, _ = item
         try:
             message = RemovalMessage.from_json(body)
@@ -271,77 +272,28 @@ def _run(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int
     return _work(app, now, out) if outcome.run.enqueued else EXIT_OK
 
 
-def _money(value: float, currency: str) -> str:
-    return f"{value:,.2f} {currency}".strip()
-
-
 def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    from reclaim import reporting
+
     try:
-        since = now - parse_duration(args.since) if args.since else None
+        window = parse_duration(args.since) if args.since else None
     except ValueError as error:
         raise UsageError(f"--since: {error}") from None
-    reports = service.report(app.ctx, since)
-    if args.format == "json":
-        json.dump(
-            [
-                {
-                    **vars(r),
-                    "halted": [{"at": at.isoformat(), "reason": why} for at, why in r.halted],
-                    "yearly_savings": r.yearly_savings,
-                }
-                for r in reports
-            ],
-            out,
-            indent=2,
-        )
-        out.write("\n")
+    reports = service.report(app.ctx, now - window if window else None)
+    text = {
+        "table": lambda: reporting.as_table(reports),
+        "csv": lambda: reporting.as_csv(reports),
+        "json": lambda: reporting.as_json(reports),
+        "html": lambda: reporting.as_html(reports, now, window),
+    }[args.format]()
+    if args.out is None:
+        out.write(text)
         return EXIT_OK
-    if not reports:
-        out.write("no runs recorded yet: `python -m reclaim run --policy NAME` records one\n")
-        return EXIT_OK
-    rows = [
-        (
-            "POLICY",
-            "RUNS",
-            "HALTED",
-            "MEMBERS",
-            "CANDIDATES",
-            "ASKED",
-            "KEPT",
-            "REMOVED",
-            "NOT MEMBER",
-            "FAILED",
-            "RESTORED",
-            "SEATS FREED",
-            "SAVINGS/MONTH",
-            "SAVINGS/YEAR",
-        )
-    ]
-    for r in reports:
-        rows.append(
-            (
-                r.policy,
-                str(r.runs_completed + r.runs_planned),
-                str(len(r.halted)),
-                str(r.members),
-                str(r.candidates),
-                str(r.asked),
-                str(r.kept),
-                str(r.removed),
-                str(r.not_member),
-                str(r.failed),
-                str(r.restored),
-                str(r.seats_freed),
-                _money(r.monthly_savings, r.currency),
-                _money(r.yearly_savings, r.currency),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
-    for r in reports:
-        for at, why in r.halted:
-            out.write(f"halted {r.policy} at {at:%Y-%m-%d %H:%M}: {why}\n")
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"--out: cannot write {args.out}: {error.strerror}") from None
+    out.write(f"report written to {args.out}\n")
     return EXIT_OK
 
 

@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -687,6 +687,14 @@ class PolicyReport:
     seats_freed: int = 0
     seats_not_freed: int = 0  # removed, but the licence still comes from elsewhere
     monthly_savings: float = 0.0
+    # Day by day: seats freed net of restores, and the monthly savings they add (or take back).
+    timeline: dict[date, tuple[int, float]] = field(default_factory=dict)
+
+    def _freed(self, day: date, seats: int, money: float) -> None:
+        self.seats_freed += seats
+        self.monthly_savings += money
+        old_seats, old_money = self.timeline.get(day, (0, 0.0))
+        self.timeline[day] = (old_seats + seats, old_money + money)
 
     @property
     def yearly_savings(self) -> float:
@@ -694,7 +702,8 @@ class PolicyReport:
 
 
 def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
-    """Per policy: runs, decisions and outcomes; savings count seats really freed, net of restores."""
+    """Per policy: runs, the latest run's members and candidates, outcomes, and savings that count
+    only seats really freed (a licence still assigned another way frees nothing), net of restores."""
     reports: dict[str, PolicyReport] = {}
 
     def of(name: str) -> PolicyReport:
@@ -705,8 +714,8 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
 
     for run in ctx.store.runs(since):
         entry = of(run.policy)
-        entry.members = run.members
-        entry.candidates += run.counts.get(DecisionKind.CANDIDATE.value, 0)
+        entry.members = run.members  # runs come oldest first: the latest run's figures stay
+        entry.candidates = run.counts.get(DecisionKind.CANDIDATE.value, 0)
         if run.status is RunStatus.HALTED:
             entry.halted.append((run.started_at, run.halt_reason))
         elif run.status is RunStatus.COMPLETED:
@@ -727,8 +736,7 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
                 if item.seat_freed is False:
                     entry.seats_not_freed += 1
                 else:
-                    entry.seats_freed += 1
-                    entry.monthly_savings += item.monthly_cost
+                    entry._freed(item.at.date(), 1, item.monthly_cost)
                     freed_by_request[item.request_id] = item.monthly_cost
             case LedgerOutcome.NOT_MEMBER:
                 entry.not_member += 1
@@ -737,8 +745,7 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
             case LedgerOutcome.RESTORED | LedgerOutcome.ALREADY_MEMBER:
                 entry.restored += 1
                 if item.request_id in freed_by_request:
-                    entry.seats_freed -= 1
-                    entry.monthly_savings -= freed_by_request.pop(item.request_id)
+                    entry._freed(item.at.date(), -1, -freed_by_request.pop(item.request_id))
     return sorted(reports.values(), key=lambda r: r.policy)
 
 

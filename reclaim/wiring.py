@@ -23,7 +23,7 @@ class Wiring:
         self.base_dir = base_dir  # CSV paths in a policy are relative to its file
         self._secrets = secrets
         self._built: dict[tuple[str, ...], Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # building one adapter may build another (secrets)
 
     def _once(self, key: tuple[str, ...], build: Callable[[], T]) -> T:
         with self._lock:

@@ -221,7 +221,7 @@ class LdapDirectory:
             if not cookie:
                 return
 
-    def remove(self, group: str, user: User) -> RemovalResult:
+    def remove(self, group: str, user: User, **_: str) -> RemovalResult:
         """MODIFY_DELETE of the user's DN from the group's `member`.
 
         A removal that reached the server just before the connection dropped is retried and then

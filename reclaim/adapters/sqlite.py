@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -424,8 +424,11 @@ class SqliteQueue:
     """reclaim.ports.WorkQueue for the CLI: removal messages kept in the state file until a worker
     drains them, so a message deferred by throttling or the kill switch is not lost."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(
+        self, store: SqliteStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._store = store
+        self._clock = clock
         with store._write() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -433,19 +436,19 @@ class SqliteQueue:
             )
 
     def enqueue(self, message: RemovalMessage, delay: timedelta | None = None) -> None:
-        visible = datetime.now(UTC) + (delay or timedelta(0))
+        visible = self._clock() + (delay or timedelta(0))
         with self._store._write() as db:
             db.execute(
                 "INSERT INTO queue (body, visible_at, dequeue_count) VALUES (?,?,0)",
                 (message.to_json(), _ts(visible)),
             )
 
-    def take(self, now: datetime) -> tuple[str, int] | None:
+    def take(self) -> tuple[str, int] | None:
         """The next visible message body and how often it was delivered; removed from the queue."""
         with self._store._write() as db:
             row = db.execute(
                 "SELECT id, body, dequeue_count FROM queue WHERE visible_at <= ? ORDER BY id LIMIT 1",
-                (_ts(now),),
+                (_ts(self._clock()),),
             ).fetchone()
             if row is None:
                 return None

@@ -90,9 +90,7 @@ def test_the_local_queue_keeps_deferred_messages(tmp_path: Path) -> None:
     message = RemovalMessage("r1", "run", "p", "g", User(upn="a@c.com"), "no-ask")
     queue.enqueue(message)
     queue.enqueue(replace(message, request_id="r2"), delay=timedelta(hours=1))
-    from datetime import UTC, datetime
-
-    body, count = queue.take(datetime.now(UTC))
+    body, count = queue.take()
     assert RemovalMessage.from_json(body) == message and count == 1
-    assert queue.take(datetime.now(UTC)) is None
+    assert queue.take() is None
     assert queue.waiting() == 1
