@@ -27,6 +27,7 @@ class RemovalOutcome(StrEnum):
     REMOVED = "REMOVED"
     NOT_MEMBER = "NOT_MEMBER"
     REQUESTED = "REQUESTED"  # handed to an asynchronous executor (Nexthink remote action)
+    FAILED = "FAILED"  # an asynchronous removal finished without success (RemovalTracker.finished)
 
 
 @dataclass(frozen=True)

@@ -575,6 +575,7 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         RemovalOutcome.REMOVED: RemovalStatus.REMOVED,
         RemovalOutcome.NOT_MEMBER: RemovalStatus.NOT_MEMBER,
         RemovalOutcome.REQUESTED: RemovalStatus.REQUESTED,
+        RemovalOutcome.FAILED: RemovalStatus.FAILED,
     }[result.outcome]
     return RemovalReport(status, result.detail)
 

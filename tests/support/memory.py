@@ -29,6 +29,7 @@ class MemoryDirectory:
     groups: dict[str, list[Member]] = field(default_factory=dict)
     removed: list[tuple[str, str]] = field(default_factory=list)  # (group, label), in order
     transient_failures: int = 0  # the next N removals raise TransientError
+    licensed_elsewhere: set[str] = field(default_factory=set)  # labels whose seat stays taken
 
     def check_group(self, group: str) -> GroupInfo:
         return GroupInfo(group, group, len(self.groups.get(group, [])))
@@ -45,7 +46,8 @@ class MemoryDirectory:
             if member.user == user:
                 members.remove(member)
                 self.removed.append((group, user.label))
-                return RemovalResult(RemovalOutcome.REMOVED)
+                freed = user.label not in self.licensed_elsewhere
+                return RemovalResult(RemovalOutcome.REMOVED, seat_freed=freed)
         return RemovalResult(RemovalOutcome.NOT_MEMBER)
 
     def add(self, group: str, user: User) -> AddOutcome:
