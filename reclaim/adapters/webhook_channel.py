@@ -1,0 +1,136 @@
+"""Campaign channel `webhook`: for organisations without Nexthink campaigns, each ask is POSTed to
+policy.campaign.url (a Teams/Slack flow, ServiceNow, a mail relay...), signed like the webhook that
+receives the answers (reclaim.signing). The receiver answers later by POSTing to reclaim's
+campaign webhook, so answers() returns nothing: this channel pushes.
+
+Body (JSON): request_id, policy, application, user {upn, mail, sam_account_name, sid,
+display_name}, respond_by (ISO 8601, UTC), answer_url (where to POST the answer), answers
+["yes", "no"]. A delivery may be repeated after a timeout or a 5xx: receivers drop repeats by
+request_id (also in the X-Reclaim-Request-Id header).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from reclaim.adapters.http_retry import RetryPolicy, send_with_retries
+from reclaim.domain.lifecycle import Request
+from reclaim.domain.policy import Policy
+from reclaim.errors import ConfigurationError, TransientError
+from reclaim.ports import AskResult, ChannelAnswer, Secrets
+from reclaim.settings import Settings
+from reclaim.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+ANSWER_PATH = "/api/campaign/responses"  # reclaim's campaign webhook, on the function app's host
+REQUEST_ID_HEADER = "X-Reclaim-Request-Id"
+
+
+class WebhookCampaign:
+    def __init__(
+        self,
+        secret: Callable[[], str],
+        *,
+        ca_bundle: str = "",
+        answer_url: str = ANSWER_PATH,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = (10.0, 30.0),
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._secret = secret
+        self.answer_url = answer_url
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self._sleep = sleep
+        self._clock = clock
+        self.session = requests.Session()
+        self.session.trust_env = False  # REQUESTS_CA_BUNDLE and proxies must not override verify
+        self.session.verify = ca_bundle or True
+
+    @classmethod
+    def from_settings(cls, settings: Settings, secrets: Secrets, **options: Any) -> WebhookCampaign:
+        name = settings.outbound_webhook_secret_name
+        if not name:
+            raise ConfigurationError(
+                "campaign channel webhook signs what it sends: set "
+                "RECLAIM_OUTBOUND_WEBHOOK_SECRET_NAME (the secret shared with the receiver)"
+            )
+        return cls(lambda: secrets.get(name), ca_bundle=settings.ca_bundle, **options)
+
+    def ask(self, policy: Policy, requests: Sequence[Request]) -> AskResult:
+        """POST one signed ask per request. 2xx: asked; 4xx: not asked, with the receiver's
+        reason; 429/5xx: retried, then TransientError if nothing was delivered yet, or the rest
+        not asked when some were (so those already asked stay recorded)."""
+        if not policy.campaign.url:
+            raise ConfigurationError(f"policy {policy.name}: campaign.url is required")
+        secret = self._secret()
+        asked: dict[str, str] = {}
+        not_asked: dict[str, str] = {}
+        for index, request in enumerate(requests):
+            try:
+                response = self._post(policy, request, secret)
+            except TransientError as error:
+                if not asked:
+                    raise
+                not_asked.update((r.id, f"not sent: {error}") for r in requests[index:])
+                break
+            if 200 <= response.status_code < 300:
+                asked[request.id] = request.id  # the receiver knows the ask by our id
+            else:
+                said = response.text.strip()[:200]
+                not_asked[request.id] = f"receiver answered HTTP {response.status_code}" + (
+                    f": {said}" if said else ""
+                )
+        return AskResult(asked=asked, not_asked=not_asked)
+
+    def answers(self, policy: Policy, since: datetime) -> list[ChannelAnswer]:
+        return []  # the receiver pushes answers to reclaim's campaign webhook
+
+    def _post(self, policy: Policy, request: Request, secret: str) -> requests.Response:
+        body = json.dumps(self.payload(policy, request), separators=(",", ":")).encode()
+
+        def send() -> requests.Response:
+            timestamp = int(self._clock())  # fresh on every attempt: receivers reject old ones
+            return self.session.post(
+                policy.campaign.url,
+                data=body,
+                headers={
+                    "Content-Type": "application/json",
+                    TIMESTAMP_HEADER: str(timestamp),
+                    SIGNATURE_HEADER: sign(secret, timestamp, body),
+                    REQUEST_ID_HEADER: request.id,
+                },
+                timeout=self.timeout,
+            )
+
+        return send_with_retries(
+            send,
+            what=f"campaign webhook of policy {policy.name}",
+            policy=self.retry,
+            sleep=self._sleep,
+        )
+
+    def payload(self, policy: Policy, request: Request) -> dict[str, Any]:
+        respond_by = request.deadline or request.created_at + policy.campaign.respond_within
+        user = request.user
+        return {
+            "request_id": request.id,
+            "policy": policy.name,
+            "application": policy.application,
+            "user": {
+                "upn": user.upn,
+                "mail": user.mail,
+                "sam_account_name": user.sam_account_name,
+                "sid": user.sid,
+                "display_name": user.display_name,
+            },
+            "respond_by": respond_by.isoformat(),
+            "answer_url": self.answer_url,
+            "answers": ["yes", "no"],
+        }
