@@ -1,0 +1,251 @@
+# Parameters of the deployment: the same names (in snake_case) and defaults as infra/main.bicep.
+
+variable "resource_group_name" {
+  description = "Existing resource group to deploy into (as az deployment group create does)."
+  type        = string
+}
+
+variable "environment_name" {
+  description = "Short name of this environment; part of every resource name."
+  type        = string
+
+  validation {
+    condition     = length(var.environment_name) >= 1 && length(var.environment_name) <= 20
+    error_message = "environment_name must be 1 to 20 characters."
+  }
+}
+
+variable "location" {
+  description = "Azure region; Flex Consumption must be available there. Empty: the resource group's region."
+  type        = string
+  default     = ""
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "secrets_officer_principal_id" {
+  description = "Object id of an administrator who may write secrets into the vault (Key Vault Secrets Officer). Empty: nobody is granted."
+  type        = string
+  default     = ""
+}
+
+variable "maximum_instance_count" {
+  description = "Flex Consumption scale-out limit. More instances do not remove faster: Graph throttles per app and tenant."
+  type        = number
+  default     = 40
+}
+
+variable "instance_memory_mb" {
+  type    = number
+  default = 2048
+
+  validation {
+    condition     = contains([2048, 4096], var.instance_memory_mb)
+    error_message = "instance_memory_mb must be 2048 or 4096."
+  }
+}
+
+variable "public_network_access" {
+  description = "Inbound internet access to the function app: Enabled or Disabled (needs a private endpoint). The campaign webhook must stay reachable by whoever posts answers."
+  type        = string
+  default     = "Enabled"
+
+  validation {
+    condition     = contains(["Enabled", "Disabled"], var.public_network_access)
+    error_message = "public_network_access must be Enabled or Disabled."
+  }
+}
+
+variable "allowed_caller_cidrs" {
+  description = "When not empty, only these CIDR ranges reach the function app (e.g. the Nexthink egress range that posts campaign answers); everything else is denied."
+  type        = list(string)
+  default     = []
+}
+
+variable "log_retention_in_days" {
+  type    = number
+  default = 90
+}
+
+# ---- reclaim settings (names and defaults as in reclaim/settings.py) ----
+
+variable "policies_file" {
+  description = "Policies file, relative to the app root; it is deployed with the app code."
+  type        = string
+  default     = "policies.yaml"
+}
+
+variable "kill_switch" {
+  description = "Emergency stop: true means nothing is removed and removal messages wait."
+  type        = bool
+  default     = false
+}
+
+variable "secret_cache_ttl" {
+  type    = string
+  default = "5m"
+}
+
+variable "ca_bundle" {
+  description = "Extra CA bundle path inside the app (empty: the system store)."
+  type        = string
+  default     = ""
+}
+
+variable "tenant_id" {
+  description = "Entra tenant of the reclaim app registration that calls Microsoft Graph."
+  type        = string
+  default     = ""
+}
+
+variable "client_id" {
+  description = "Application (client) id of the reclaim app registration that calls Microsoft Graph."
+  type        = string
+  default     = ""
+}
+
+# Secret names only: the values are put into the vault after deployment (az keyvault secret set).
+
+variable "graph_client_secret_name" {
+  type    = string
+  default = ""
+}
+
+variable "graph_certificate_name" {
+  type    = string
+  default = ""
+}
+
+variable "ldap_password_secret_name" {
+  type    = string
+  default = ""
+}
+
+variable "nexthink_client_secret_name" {
+  type    = string
+  default = ""
+}
+
+variable "webhook_secret_name" {
+  type    = string
+  default = "reclaim-webhook-secret"
+}
+
+variable "outbound_webhook_secret_name" {
+  type    = string
+  default = ""
+}
+
+variable "digest_webhook_secret_name" {
+  type    = string
+  default = ""
+}
+
+variable "graph_base_url" {
+  type    = string
+  default = "https://graph.microsoft.com/v1.0"
+}
+
+variable "authority_host" {
+  type    = string
+  default = "https://login.microsoftonline.com"
+}
+
+variable "ldap_url" {
+  description = "ldaps://host[:port] of a domain controller; reaching on-premises AD needs VNet integration."
+  type        = string
+  default     = ""
+}
+
+variable "ldap_base_dn" {
+  type    = string
+  default = ""
+}
+
+variable "ldap_bind_dn" {
+  type    = string
+  default = ""
+}
+
+variable "ldap_ca_file" {
+  type    = string
+  default = ""
+}
+
+variable "ldap_server_name" {
+  type    = string
+  default = ""
+}
+
+variable "ldap_start_tls" {
+  type    = bool
+  default = false
+}
+
+variable "ldap_insecure" {
+  type    = bool
+  default = false
+}
+
+variable "nexthink_base_url" {
+  type    = string
+  default = ""
+}
+
+variable "nexthink_token_url" {
+  type    = string
+  default = ""
+}
+
+variable "nexthink_client_id" {
+  type    = string
+  default = ""
+}
+
+variable "nexthink_answers_query_id" {
+  type    = string
+  default = "#license_reclamation_answers"
+}
+
+variable "nexthink_executions_query_id" {
+  type    = string
+  default = "#license_reclamation_executions"
+}
+
+variable "scheduler_schedule" {
+  description = "NCRONTAB (six fields, seconds first): how often the scheduler looks for due policies."
+  type        = string
+  default     = "0 */5 * * * *"
+}
+
+variable "expiry_schedule" {
+  description = "NCRONTAB (six fields, seconds first): how often open requests are checked for answers and deadlines."
+  type        = string
+  default     = "0 */15 * * * *"
+}
+
+variable "removal_queue_name" {
+  description = "Removal queue; its poison queue is <name>-poison."
+  type        = string
+  default     = "reclaim-removals"
+}
+
+variable "table_prefix" {
+  description = "Table name prefix (letters and digits)."
+  type        = string
+  default     = "reclaim"
+}
+
+variable "webhook_max_bytes" {
+  type    = number
+  default = 65536
+}
+
+variable "webhook_tolerance" {
+  type    = string
+  default = "5m"
+}
