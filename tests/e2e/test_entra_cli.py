@@ -1,0 +1,125 @@
+"""`python -m reclaim plan`, `run`, `restore` and `report` on an Entra ID policy, against the HTTPS
+fakes of the token endpoint and Graph named by settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fakes.graph import FakeGraph
+
+ROOT = Path(__file__).resolve().parents[2]
+USAGE = {"ann": 0.5, "bob": 0.0, "cy": 3.0, "dee": 42.0, "eve": 600.0, "fay": 9.0}
+POLICY = """policies:
+  - name: visio
+    application: Microsoft Visio
+    mode: enforce
+    directory: {{kind: entra, group: "{group}"}}
+    usage: {{source: csv, file: usage.csv, user_column: upn, usage_column: minutes, match_on: upn}}
+    limits: {{max_removals_per_run: 5, max_percent_of_group: 50}}
+    licence: {{monthly_cost: 15, sku_id: "{sku}"}}
+"""
+
+
+def reclaim(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reclaim", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def tenant(
+    graph: FakeGraph, tmp_path: Path, *, dynamic: bool = False
+) -> tuple[str, dict[str, str], Path, dict]:
+    sku = graph.new_sku()
+    group = graph.add_group("Visio-Plan2", dynamic=dynamic, licences=[sku])
+    ids = {}
+    for name in USAGE:
+        # cy also holds Visio directly: removing cy from the group frees no seat.
+        ids[name] = graph.add_user(
+            f"{name}@contoso.test", direct_licences=[sku] if name == "cy" else None
+        )
+        graph.add_member(group, ids[name])
+    (tmp_path / "usage.csv").write_text(
+        "upn,minutes\n" + "".join(f"{n}@contoso.test,{m}\n" for n, m in USAGE.items())
+    )
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(POLICY.format(group=group, sku=sku))
+    env = {
+        **os.environ,
+        **graph.settings_env(),
+        "RECLAIM_STATE_DB": str(tmp_path / "state.sqlite3"),
+    }
+    return group, ids, policies, env
+
+
+def test_plan_run_restore_report_on_entra(tmp_path: Path) -> None:
+    with FakeGraph() as graph:
+        group, ids, policies, env = tenant(graph, tmp_path)
+        plan = reclaim(env, "plan", "--policies", str(policies))
+        assert plan.returncode == 0, plan.stderr
+        assert "6 members: CANDIDATE 3, ACTIVE 3" in plan.stdout
+        assert graph.count("DELETE", "*") == 0
+
+        run = reclaim(env, "run", "--policies", str(policies), "--policy", "visio")
+        assert run.returncode == 0, run.stderr + run.stdout
+        assert [n for n in USAGE if not graph.is_member(group, ids[n])] == ["ann", "bob", "cy"]
+        deletes = [r for r in graph.requests if r.method == "DELETE"]
+        assert len(deletes) == 3 and all(r.path.endswith("/$ref") for r in deletes)
+        assert graph.deleted_users == []
+
+        report = json.loads(
+            reclaim(env, "report", "--policies", str(policies), "--format", "json").stdout
+        )
+        assert (report[0]["removed"], report[0]["seats_freed"], report[0]["seats_not_freed"]) == (
+            3,
+            2,
+            1,
+        )
+        assert report[0]["monthly_savings"] == 30.0
+
+        restore = reclaim(
+            env,
+            "restore",
+            "--policies",
+            str(policies),
+            "--policy",
+            "visio",
+            "--user",
+            "bob@contoso.test",
+        )
+        assert restore.returncode == 0, restore.stderr
+        assert "restored bob@contoso.test" in restore.stdout and graph.is_member(group, ids["bob"])
+        report = json.loads(
+            reclaim(env, "report", "--policies", str(policies), "--format", "json").stdout
+        )
+        assert (report[0]["restored"], report[0]["seats_freed"], report[0]["monthly_savings"]) == (
+            1,
+            1,
+            15.0,
+        )
+
+
+def test_a_dynamic_group_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    with FakeGraph() as graph:
+        _, _, policies, env = tenant(graph, tmp_path, dynamic=True)
+        plan = reclaim(env, "plan", "--policies", str(policies))
+        assert plan.returncode == 1 and "Traceback" not in plan.stderr
+        assert "HALTED by directory" in plan.stdout and "dynamic" in plan.stdout
+
+
+def test_a_wrong_client_secret_halts_without_showing_it(tmp_path: Path) -> None:
+    with FakeGraph() as graph:
+        _, _, policies, env = tenant(graph, tmp_path)
+        env["RECLAIM_SECRET_GRAPH_CLIENT_SECRET"] = "not-the-Secret-42"
+        plan = reclaim(env, "plan", "--policies", str(policies))
+        assert plan.returncode == 1 and "HALTED by directory" in plan.stdout
+        assert "not-the-Secret-42" not in plan.stdout + plan.stderr
