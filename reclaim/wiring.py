@@ -56,6 +56,14 @@ class Wiring:
             ("ldap",), lambda: LdapDirectory.from_settings(self.settings, self.secrets())
         )
 
+    def _nexthink(self) -> Any:
+        """One Nexthink client (one token, one connection pool) for usage, campaigns and actions."""
+        from reclaim.adapters.nexthink import NexthinkClient
+
+        return self._once(
+            ("nexthink",), lambda: NexthinkClient.from_settings(self.settings, self.secrets())
+        )
+
     def directory(self, policy: Policy) -> Directory:
         spec = policy.directory
         match spec.kind:
@@ -75,8 +83,8 @@ class Wiring:
                 inner = self._ldap() if self.settings.ldap_url else None
                 return self._once(
                     ("nexthink-ra", policy.name),
-                    lambda: NexthinkRemoteActionDirectory.from_settings(
-                        self.settings, self.secrets(), policy, inner
+                    lambda: NexthinkRemoteActionDirectory(
+                        self._nexthink(), spec, self.settings.nexthink_executions_query_id, inner
                     ),
                 )
         raise ConfigurationError(f"policy {policy.name}: unknown directory kind {spec.kind}")
@@ -93,7 +101,7 @@ class Wiring:
 
                 return self._once(
                     ("nexthink-usage",),
-                    lambda: NexthinkUsage.from_settings(self.settings, self.secrets()),
+                    lambda: NexthinkUsage(self._nexthink()),
                 )
             case UsageSourceKind.ENTRA_SIGNINS:
                 from reclaim.adapters.graph import EntraSignInsUsage
@@ -111,7 +119,9 @@ class Wiring:
 
                 return self._once(
                     ("nexthink-campaign",),
-                    lambda: NexthinkCampaign.from_settings(self.settings, self.secrets()),
+                    lambda: NexthinkCampaign(
+                        self._nexthink(), self.settings.nexthink_answers_query_id
+                    ),
                 )
             case Channel.WEBHOOK:
                 from reclaim.adapters.webhook_channel import WebhookCampaign

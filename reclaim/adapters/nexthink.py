@@ -463,10 +463,6 @@ class NexthinkUsage:
     def __init__(self, client: NexthinkClient) -> None:
         self.client = client
 
-    @classmethod
-    def from_settings(cls, settings: Settings, secrets: Secrets) -> NexthinkUsage:
-        return cls(NexthinkClient.from_settings(settings, secrets))
-
     def usage(self, policy: Policy, now: datetime) -> UsageExport:
         query_id = policy.usage.query_id
         result = self.client.export(query_id, usage_parameters(policy))
