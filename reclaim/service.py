@@ -644,10 +644,8 @@ def restore(ctx: Context, command: RestoreCommand, now: datetime) -> RestoreRepo
             )
     directory = ctx.adapters.directory(policy)
     report = RestoreReport()
-    for request in removed:
-        try:
-            outcome = directory.add(request.group, request.user)
-        except ReclaimError as error:
+    for request, outcome, error in _add_back(directory, removed):
+        if error is not None or outcome is None:
             report.failed[request.user.label] = str(error)
             continue
         restored = transition(request, RequestState.RESTORED, now, detail=outcome.value)
@@ -665,6 +663,24 @@ def restore(ctx: Context, command: RestoreCommand, now: datetime) -> RestoreRepo
             request.user.label
         )
     return report
+
+
+def _add_back(
+    directory: Directory, requests: list[Request]
+) -> list[tuple[Request, AddOutcome | None, ReclaimError | None]]:
+    """Re-add users: in bulk where the directory batches (Graph $batch), else one at a time."""
+    add_many = getattr(directory, "add_many", None)
+    if add_many is not None and len(requests) > 1:
+        # One group per policy, so one call; results come back in input order.
+        outcomes = add_many(requests[0].group, [r.user for r in requests])
+        return [(r, o.outcome, o.error) for r, o in zip(requests, outcomes, strict=True)]
+    results: list[tuple[Request, AddOutcome | None, ReclaimError | None]] = []
+    for request in requests:
+        try:
+            results.append((request, directory.add(request.group, request.user), None))
+        except ReclaimError as error:
+            results.append((request, None, error))
+    return results
 
 
 # ---- report ------------------------------------------------------------------------------------

@@ -123,3 +123,25 @@ def test_a_wrong_client_secret_halts_without_showing_it(tmp_path: Path) -> None:
         plan = reclaim(env, "plan", "--policies", str(policies))
         assert plan.returncode == 1 and "HALTED by directory" in plan.stdout
         assert "not-the-Secret-42" not in plan.stdout + plan.stderr
+
+
+def test_restoring_a_whole_run_is_batched(tmp_path: Path) -> None:
+    with FakeGraph() as graph:
+        group, ids, policies, env = tenant(graph, tmp_path)
+        run = reclaim(env, "run", "--policies", str(policies), "--policy", "visio")
+        run_id = next(
+            line.split()[1] for line in run.stdout.splitlines() if line.startswith("run ")
+        )
+        graph.add_member(group, ids["cy"])  # someone put cy back by hand already
+        graph.clear_log()
+        restore = reclaim(
+            env, "restore", "--policies", str(policies), "--policy", "visio", "--run", run_id
+        )
+        assert restore.returncode == 0, restore.stderr
+        assert (
+            "restored ann@contoso.test" in restore.stdout
+            and "restored bob@contoso.test" in restore.stdout
+        )
+        assert "cy@contoso.test was already a member: recorded as restored" in restore.stdout
+        assert all(graph.is_member(group, ids[n]) for n in USAGE)
+        assert graph.count("POST", "/$batch") == 1 and graph.count("POST", "*", in_batch=False) == 1
