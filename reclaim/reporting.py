@@ -166,7 +166,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;
 h1{margin:0 0 .2rem}p.sub{color:#57606a;margin:0 0 1.5rem}
 .totals{display:flex;gap:1rem;margin:1rem 0 2rem}.totals div{border:1px solid #d0d7de;
 border-radius:8px;padding:.8rem 1.2rem}.totals b{display:block;font-size:1.6rem}
-table{border-collapse:collapse;margin:1rem 0}th,td{border-bottom:1px solid #d0d7de;
+table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}th,td{border-bottom:1px solid #d0d7de;
 padding:.35rem .6rem;text-align:right}th:first-child,td:first-child{text-align:left}
 svg text{font-size:12px;fill:#57606a}.axis{stroke:#8c959f}.seats{fill:#54aeff}
 .savings{fill:none;stroke:#1a7f37;stroke-width:2.5}.halted{color:#cf222e}

@@ -12,7 +12,7 @@ How (facts from /work/shared/ENVIRONMENT.md):
   run (found through its pid file) is stopped before starting.
 - Samba writes its own CA to private/tls/ca.pem; the server certificate names DC1.<realm> (no SAN).
 - Without a samba binary the fixture skips, except in CI (CI=true) where it fails.
-  Install it with tests/support/samba_setup.sh.
+  Install it with tests/support/system_packages.sh.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from ldap3.utils.dn import escape_rdn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMBA_HOME = REPO_ROOT / ".samba"
-SETUP_SCRIPT = Path(__file__).with_name("samba_setup.sh")
+SETUP_SCRIPT = Path(__file__).with_name("system_packages.sh")
 
 REALM = "EXAMPLE.TEST"
 NETBIOS_DOMAIN = "EXAMPLE"

@@ -1,10 +1,11 @@
 #!/bin/sh
-# Install Samba (a real Active Directory domain controller) from Debian for the LDAP tests.
+# Install what the tests need from Debian: Samba (a real Active Directory domain controller) for
+# the LDAP tests, and Chromium to open the HTML report as a person would.
 # Idempotent: returns at once when every package is already installed. Needs root (or sudo).
 # samba-vfs-modules is required: without it provisioning fails loading acl_xattr.so.
 set -eu
 
-PACKAGES="samba samba-dsdb-modules samba-ad-provision samba-vfs-modules"
+PACKAGES="samba samba-dsdb-modules samba-ad-provision samba-vfs-modules chromium fonts-dejavu-core"
 
 missing=""
 for package in $PACKAGES; do
@@ -16,7 +17,7 @@ done
 SAMBA="$(command -v samba || echo /usr/sbin/samba)"  # /usr/sbin is not on every user's PATH
 
 if [ -z "$missing" ]; then
-    echo "samba_setup: samba already installed ($("$SAMBA" --version))"
+    echo "system_packages: already installed: $PACKAGES"
     exit 0
 fi
 
@@ -25,7 +26,7 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
     SUDO="sudo"
 fi
 
-echo "samba_setup: installing$missing"
+echo "system_packages: installing$missing"
 $SUDO apt-get update
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PACKAGES
-echo "samba_setup: installed $("$SAMBA" --version)"
+echo "system_packages: installed $("$SAMBA" --version)"
