@@ -99,7 +99,7 @@ class _App:
 
 def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
     from reclaim.adapters.sqlite import SqliteQueue, SqliteStore
-    from reclaim.wiring import Wiring, build_store
+    from reclaim.wiring import Wiring, build_notifier, build_store
 
     settings = Settings.from_env(env)
     path = args.policies or settings.policies_file
@@ -113,8 +113,14 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
         from reclaim.adapters.queues import StorageQueue
 
         queue = StorageQueue.from_settings(settings)
+    wiring = Wiring(settings, path.parent)
     ctx = service.Context(
-        store, queue, Wiring(settings, path.parent), policies, settings.kill_switch
+        store,
+        queue,
+        wiring,
+        policies,
+        settings.kill_switch,
+        notifier=build_notifier(settings, wiring),
     )
     return _App(settings, policies, ctx)
 

@@ -177,6 +177,12 @@ class WorkQueue(Protocol):
     def enqueue(self, message: RemovalMessage, delay: timedelta | None = None) -> None: ...
 
 
+class Notifier(Protocol):
+    def notify(self, text: str) -> None:
+        """Post a short message for administrators (Teams or Slack incoming webhook)."""
+        ...
+
+
 class Secrets(Protocol):
     def get(self, name: str) -> str:
         """The secret's value; raises ConfigurationError naming the secret (never the value)."""
@@ -190,6 +196,7 @@ __all__ = [
     "ChannelAnswer",
     "Directory",
     "GroupInfo",
+    "Notifier",
     "RemovalOutcome",
     "RemovalResult",
     "RemovalTracker",

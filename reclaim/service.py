@@ -34,6 +34,7 @@ from reclaim.ports import (
     AddOutcome,
     Campaign,
     Directory,
+    Notifier,
     RemovalOutcome,
     RemovalResult,
     StateStore,
@@ -67,6 +68,7 @@ class Context:
     policies: Mapping[str, Policy]
     kill_switch: bool = False
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+    notifier: Notifier | None = None  # the admin digest after each recorded run
 
 
 class InputError(ReclaimError):
@@ -115,7 +117,39 @@ def run_policy(
     ctx: Context, policy: Policy, now: datetime, *, read_only: bool = False
 ) -> RunOutcome:
     """Select, check the guardrails, then (enforce mode) ask or enqueue. `read_only` is `plan`:
-    nothing is written. A dry-run policy records the run, its decisions and the snapshot only."""
+    nothing is written. A dry-run policy records the run, its decisions and the snapshot only.
+    A recorded run is followed by the admin digest, when one is configured."""
+    outcome = _run_policy(ctx, policy, now, read_only=read_only)
+    if not read_only and ctx.notifier is not None:
+        try:
+            ctx.notifier.notify(digest(ctx, policy, outcome))
+        except ReclaimError as error:  # the run is done; a lost digest must not undo it
+            log.warning("admin digest for %s not sent: %s", policy.name, error)
+    return outcome
+
+
+def digest(ctx: Context, policy: Policy, outcome: RunOutcome) -> str:
+    """Counts, the halt reason, and removals that failed since the policy's previous run."""
+    run = outcome.run
+    counts = ", ".join(f"{kind} {n}" for kind, n in run.counts.items() if n)
+    lines = [f"reclaim: {policy.name} ({policy.application}, {run.mode}) {run.status.value}"]
+    lines.append(f"{run.members} members: {counts or 'none'}")
+    if outcome.halt is not None:
+        lines.append(f"HALTED by {outcome.halt.check}: {outcome.halt.reason}")
+    if run.asked or run.enqueued:
+        lines.append(f"asked {run.asked}, removals queued {run.enqueued}")
+    earlier = [r.started_at for r in ctx.store.runs(policy=policy.name) if r.id != run.id]
+    since = max(earlier, default=None)
+    failures = [
+        e for e in ctx.store.ledger(since, policy.name) if e.outcome is LedgerOutcome.FAILED
+    ]
+    if failures:
+        lines.append(f"{len(failures)} removal(s) failed since the previous run:")
+        lines += [f"- {e.user.label}: {e.detail}" for e in failures[:10]]
+    return "\n".join(lines)
+
+
+def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool) -> RunOutcome:
     run_id = ctx.new_id()
 
     def halted(check: str, reason: str, decisions: list[Decision], snapshot: bool) -> RunOutcome:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from reclaim.domain.policy import Channel, DirectoryKind, Policy, UsageSourceKind
 from reclaim.errors import ConfigurationError
-from reclaim.ports import Campaign, Directory, Secrets, StateStore, UsageSource
+from reclaim.ports import Campaign, Directory, Notifier, Secrets, StateStore, UsageSource
 from reclaim.settings import Settings
 
 T = TypeVar("T")
@@ -133,6 +133,15 @@ class Wiring:
         raise ConfigurationError(
             f"policy {policy.name}: ask_permission needs campaign.channel nexthink or webhook"
         )
+
+
+def build_notifier(settings: Settings, wiring: Wiring) -> Notifier | None:
+    """The admin digest, when RECLAIM_DIGEST_WEBHOOK_SECRET_NAME names its webhook URL."""
+    if not settings.digest_webhook_secret_name:
+        return None
+    from reclaim.adapters.digest import IncomingWebhookDigest
+
+    return IncomingWebhookDigest.from_settings(settings, wiring.secrets())
 
 
 def build_store(settings: Settings) -> StateStore:
