@@ -307,7 +307,10 @@ def _explain(app: _App, args: argparse.Namespace, out: TextIO) -> int:
     (policy,) = _chosen(app, args.policy)
     decisions, ledger = service.user_history(app.ctx, policy, args.user)
     if not decisions and not ledger:
-        raise UsageError(f"no history for {args.user!r} under {policy.name!r}")
+        raise UsageError(
+            f"no history for {args.user!r} under {policy.name!r} (decisions are kept by "
+            f"{policy.usage.match_on.value}: give the user's {policy.usage.match_on.value})"
+        )
     runs = {r.id: r for r in app.ctx.store.runs(policy=policy.name)}
     events: list[tuple[datetime, str]] = []
     for d in decisions:
@@ -317,7 +320,8 @@ def _explain(app: _App, args: argparse.Namespace, out: TextIO) -> int:
                 (
                     run.started_at,
                     f"run {d.run_id[:8]} ({run.mode}, {run.status.value}): "
-                    f"{d.decision}: {d.reason}",
+                    f"{d.decision}: {d.reason}\n{'':18}evidence: "
+                    + " ".join(f"{k}={v}" for k, v in d.evidence.items()),
                 )
             )
     for e in ledger:

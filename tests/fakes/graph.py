@@ -19,8 +19,10 @@ POST /$batch (at most 20 unique ids, items answered in another order).
 
 Knobs: page_size, signin_page_size, granted (application permissions), premium (P1/P2 for sign-in
 logs), inject(...) faults for the next requests on a path (429/503/504 with or without
-Retry-After, slow answers, malformed JSON, expired token, 403), throttle_writes(capacity,
-refill_per_second) for Graph's write token bucket, reports_limit for the 5-per-10-s reports limit.
+Retry-After, slow answers, malformed JSON, expired token, 403, a connection dropped before or
+after the work was done), throttle_writes(capacity, refill_per_second) for Graph's write token
+bucket, reports_limit for the 5-per-10-s reports limit, latency=(low, high) seconds every answer
+takes (token endpoint included), like a real round trip.
 Every request is logged (`requests`, `count(...)`), $batch items included with in_batch=True.
 """
 
@@ -30,7 +32,9 @@ import base64
 import fnmatch
 import json
 import math
+import random
 import re
+import sys
 import threading
 import time
 import uuid
@@ -38,7 +42,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import pytest
@@ -111,6 +115,9 @@ class Fault:
     retry_after: float | None = None  # Retry-After header (seconds) on that answer
     delay: float = 0.0  # slow answer: wait this long, then answer normally
     malformed: bool = False  # answer 200 with a truncated JSON body, doing nothing
+    # close the connection without an answer: "before" the work (nothing changed) or "after" it
+    # (the change is made, the client never hears of it: its retry finds the work done)
+    reset: str = ""
 
     @classmethod
     def throttled(cls, retry_after: float | None = 0) -> Fault:
@@ -131,6 +138,10 @@ class Fault:
     @classmethod
     def malformed_json(cls) -> Fault:
         return cls(malformed=True)
+
+    @classmethod
+    def connection_reset(cls, *, after_work: bool = False) -> Fault:
+        return cls(reset="after" if after_work else "before")
 
     @classmethod
     def expired_token(cls) -> Fault:
@@ -169,6 +180,20 @@ class _TokenBucket:
         return (1 - self.tokens) / self.refill_per_second
 
 
+class _ConnectionDropped(Exception):
+    """Raised in the server thread so the connection closes with no answer (see FakeGraph.start)."""
+
+
+@dataclass
+class _DropConnection(FakeReply):
+    """The reply to a connection-reset fault: logged with status 0, never written."""
+
+    status: int = 0
+
+    def payload(self) -> bytes:
+        raise _ConnectionDropped
+
+
 @dataclass(frozen=True)
 class LoggedRequest:
     method: str
@@ -179,6 +204,7 @@ class LoggedRequest:
     body: Any
     in_batch: bool
     status: int
+    at: float = field(default_factory=time.monotonic)  # when the answer was decided
 
 
 def _error(
@@ -260,6 +286,21 @@ class FakeGraph(FakeService):
         self._write_bucket: _TokenBucket | None = None
         self._report_times: deque[float] = deque()
         self._log: list[LoggedRequest] = []
+        self.latency: tuple[float, float] | None = None  # (low, high) seconds per answer
+
+    def start(self) -> Self:
+        super().start()
+        assert self._server is not None
+        server = self._server.server
+        report = server.handle_error
+
+        def handle_error(request: Any, client_address: Any) -> None:
+            # A connection-reset fault ends the request this way on purpose: not worth a traceback.
+            if not isinstance(sys.exc_info()[1], _ConnectionDropped):
+                report(request, client_address)
+
+        server.handle_error = handle_error  # type: ignore[method-assign]
+        return self
 
     # -- addresses
 
@@ -405,6 +446,12 @@ class FakeGraph(FakeService):
     # -- serving
 
     def handle(self, request: FakeRequest) -> FakeReply:
+        reply = self._handle(request)
+        if self.latency is not None:
+            reply.delay += random.uniform(*self.latency)
+        return reply
+
+    def _handle(self, request: FakeRequest) -> FakeReply:
         if not request.path.startswith("/v1.0/") and request.path != "/v1.0":
             return self.identity.handle(request)
         path = request.path[len("/v1.0") :] or "/"
@@ -506,11 +553,15 @@ class FakeGraph(FakeService):
                 return FakeReply(
                     200, b'{"@odata.context":"https://graph/$metadata","value":[{"id":'
                 )
+            if fault.reset == "before":
+                return _DropConnection()
             delay = fault.delay
         if path == "/$batch" and method == "POST":
             reply = self._batch(body, host_url)
         else:
             reply = self._route(method, path, dict(query), body, host_url)
+        if fault is not None and fault.reset == "after":
+            return _DropConnection()
         reply.delay += delay
         return reply
 
@@ -852,6 +903,8 @@ class FakeGraph(FakeService):
         delay = 0.0
         for item in items:
             reply = self._batch_item(item, host_url)
+            if isinstance(reply, _DropConnection):
+                return reply  # a reset inside a $batch drops the whole batch's connection
             delay += reply.delay
             response: dict[str, Any] = {
                 "id": str(item["id"]),

@@ -100,6 +100,14 @@ class Azurite:
         node = shutil.which("node")
         assert node, "checked by the fixture"
         self._log = (self.workdir / "azurite.out").open("ab")
+        endpoints = [
+            (f"--{service}Host", HOST, f"--{service}Port", str(port))
+            for service, port in (
+                ("blob", self.blob_port),
+                ("queue", self.queue_port),
+                ("table", self.table_port),
+            )
+        ]
         self._process = subprocess.Popen(
             [
                 node,
@@ -109,10 +117,8 @@ class Azurite:
                 "--disableTelemetry",
                 "--skipApiVersionCheck",
                 "--loose",
-                "--blobHost", HOST, "--blobPort", str(self.blob_port),
-                "--queueHost", HOST, "--queuePort", str(self.queue_port),
-                "--tableHost", HOST, "--tablePort", str(self.table_port),
-            ],  # fmt: skip
+                *(argument for endpoint in endpoints for argument in endpoint),
+            ],
             cwd=self.workdir,  # Azurite writes its debug and extent files beside it
             stdin=subprocess.DEVNULL,
             stdout=self._log,

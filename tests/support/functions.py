@@ -90,11 +90,9 @@ def pump(app: AppContext, options: QueueOptions | None = None) -> QueuePump:
     )
 
 
-def signed(
-    secret: str, body: bytes, now: datetime | None = None, **extra: str
-) -> dict[str, str]:
+def signed(secret: str, body: bytes, now: datetime | None = None, **extra: str) -> dict[str, str]:
     """Headers of a correctly signed JSON request sent at `now`."""
-    timestamp = str(int((now.timestamp() if now else time.time())))
+    timestamp = str(int(now.timestamp() if now else time.time()))
     return {
         "Content-Type": "application/json",
         "Content-Length": str(len(body)),
