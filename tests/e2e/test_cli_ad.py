@@ -4,13 +4,12 @@ administrator runs them, against the real Samba AD domain controller."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import reclaim
+
 PEOPLE = {
     "ann.lee": 0.5,
     "bob.ray": 0.0,
@@ -50,18 +49,6 @@ def ad_tenant(samba_dc, tmp_path: Path):
     yield group, users, tmp_path / "policies.yaml", env
     for dn in [*users.values(), group]:
         samba_dc.delete(dn)
-
-
-def reclaim(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reclaim", *argv],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_plan_run_report_explain_restore_on_active_directory(samba_dc, ad_tenant) -> None:

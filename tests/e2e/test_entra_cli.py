@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.fakes.graph import FakeGraph
+from tests.support.cli import reclaim
 
-ROOT = Path(__file__).resolve().parents[2]
 USAGE = {"ann": 0.5, "bob": 0.0, "cy": 3.0, "dee": 42.0, "eve": 600.0, "fay": 9.0}
 POLICY = """policies:
   - name: visio
@@ -22,18 +20,6 @@ POLICY = """policies:
     limits: {{max_removals_per_run: 5, max_percent_of_group: 50}}
     licence: {{monthly_cost: 15, sku_id: "{sku}"}}
 """
-
-
-def reclaim(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reclaim", *argv],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def tenant(
