@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from requests.adapters import HTTPAdapter
 
+from reclaim.adapters.http_retry import retry_after_seconds
 from reclaim.domain.model import Member, UsageRow, User, normalise_key
 from reclaim.domain.policy import MatchOn, Policy
 from reclaim.errors import (
@@ -169,17 +169,7 @@ class GraphReply:
     def retry_after(self) -> float | None:
         """Seconds from Retry-After (delta-seconds or an HTTP date), None when absent."""
         value = next((v for k, v in self.headers.items() if k.lower() == "retry-after"), None)
-        if value is None or not str(value).strip():
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = parsedate_to_datetime(str(value))
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        return retry_after_seconds(None if value is None else str(value))
 
     def describe(self) -> str:
         return f"{self.status} {self.error_code}".strip()
