@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,9 +75,12 @@ def usage_rows(lines: Iterable[str], policy: Policy, source: str) -> Iterator[Us
         try:
             amount = float(raw) * factor if raw and raw.lower() != "null" else None
         except ValueError:
+            amount = -1.0  # reported just below, with the other kinds of bad number
+        if amount is not None and not 0 <= amount < math.inf:
             raise SourceError(
-                f"{source} line {line_number}: {spec.usage_column} is {raw!r}, not a number"
-            ) from None
+                f"{source} line {line_number}: {spec.usage_column} is {raw!r}, "
+                "not a number of 0 or more"
+            )
         answer = None
         if answer_at is not None:
             answer = _response(row, answer_at, date_at, f"{source} line {line_number}")
