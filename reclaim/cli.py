@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--run", help="restore every removal of this run id")
     command("expire", "pull answers, apply deadlines, settle remote actions, then work the queue")
     command("work", "perform the removals waiting in the local queue")
+    host = command(
+        "host", "serve the function app on this machine: timers, HTTP routes, queue worker"
+    )
+    host.add_argument(
+        "--port", type=int, default=7071, help="HTTP port on 127.0.0.1 (default 7071)"
+    )
     return parser
 
 
@@ -384,6 +390,10 @@ def main(
             policies = load_policies(args.policies or settings.policies_file)
             out.write(f"{len(policies)} policy(ies) valid: {', '.join(p.name for p in policies)}\n")
             return EXIT_OK
+        if args.command == "host":
+            from reclaim.host import serve
+
+            return serve(Settings.from_env(env), args.policies, args.port)
         app = _app(args, env)
         match args.command:
             case "plan":

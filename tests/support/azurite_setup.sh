@@ -10,8 +10,14 @@ if [ -f node_modules/azurite/dist/src/azurite.js ]; then
     exit 0
 fi
 if ! command -v npm >/dev/null 2>&1; then
-    echo "azurite_setup: npm is missing; install Node.js 18+ (apt-get install nodejs npm)" >&2
-    exit 1
+    # Machines of this kind ship Node.js; a bare Debian gets it from Debian's packages.
+    echo "azurite_setup: npm is missing; installing Debian's nodejs and npm"
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    fi
+    $SUDO apt-get update
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
 fi
 
 echo "azurite_setup: installing azurite@3 into node_modules"

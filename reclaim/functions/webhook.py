@@ -1,0 +1,209 @@
+"""POST /api/campaign/responses: campaign answers pushed by a survey or chat tool.
+
+Two locks on the door: the Functions key (auth level FUNCTION) and an HMAC-SHA256 signature over
+the timestamp and the raw body (reclaim.signing; secret from the Secrets port, timestamps outside
+RECLAIM_WEBHOOK_TOLERANCE rejected, so a captured request cannot be replayed later).
+
+Body: one answer or a list of them, each
+  {"request_id": "...", "answer": "yes"|"no", "answered_at": "2026-11-28T10:00:00Z"}   or
+  {"policy": "...", "user": "upn, mail or SID", "answer": "yes"|"no", "answered_at": ...}
+("answer" in any case; "answered_at" optional, default now; other keys are ignored).
+
+Every answer of a list is checked (schema, then that its request exists) before any is recorded:
+a rejected request changes nothing. Answers are idempotent (the same answer twice: "duplicate").
+202 {"kept", "queued", "cancelled", "duplicate", "recorded"}; errors are
+{"error": {"code", "message"}} with 400 bad JSON or schema, 401 signature or timestamp,
+413 too large, 415 not JSON, 422 unknown policy, user or request, 503 not configured or storage
+unavailable (safe to retry: answers are idempotent). Never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.functions as func
+
+from reclaim import service, signing
+from reclaim.domain.model import AnswerValue
+from reclaim.errors import ConfigurationError
+from reclaim.functions import app_context
+from reclaim.functions.responses import error_response, is_json, json_response
+
+log = logging.getLogger("reclaim.functions.webhook")
+
+bp = func.Blueprint()
+
+ROUTE = "campaign/responses"
+MAX_ANSWERS = 500  # each answer is looked up before any is recorded: bound the work per request
+
+
+class Rejected(Exception):
+    """A request the webhook refuses; carries the HTTP status and the error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def response(self) -> func.HttpResponse:
+        return error_response(self.status, self.code, self.message)
+
+
+@bp.function_name("campaign_responses")
+@bp.route(route=ROUTE, methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def campaign_responses(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        app = app_context.current()
+        commands = _accepted_commands(app, req)
+        counts = _record(app, commands)
+    except Rejected as rejected:
+        log.warning("campaign answers rejected (%d %s): %s", rejected.status, rejected.code,
+                    rejected.message)  # fmt: skip
+        return rejected.response()
+    except ConfigurationError as error:
+        log.error("campaign answers not recorded, the app is not configured: %s", error)
+        return _unavailable()
+    except Exception:  # storage or Key Vault down: retrying is safe, answers are idempotent
+        log.exception("campaign answers not recorded")
+        return _unavailable()
+    return json_response(counts, 202)
+
+
+def _unavailable() -> func.HttpResponse:
+    return error_response(
+        503, "unavailable", "answers cannot be recorded now; retry later", {"Retry-After": "60"}
+    )
+
+
+# ---- checks, in the order a request meets them ------------------------------------------------
+
+
+def _accepted_commands(
+    app: app_context.AppContext, req: func.HttpRequest
+) -> list[service.AnswerCommand]:
+    settings = app.settings
+    body = _body_within_limit(req, settings.webhook_max_bytes)
+    if not is_json(req):
+        raise Rejected(415, "unsupported_media_type", "send the answers as application/json")
+    now = app.now()
+    try:
+        signing.verify(
+            app.webhook_secret(),
+            req.headers.get(signing.TIMESTAMP_HEADER),
+            req.headers.get(signing.SIGNATURE_HEADER),
+            body,
+            now,
+            settings.webhook_tolerance,
+        )
+    except signing.SignatureError as error:
+        raise Rejected(401, "invalid_signature", error.reason) from None
+    commands = _parse(body, now, settings.webhook_tolerance)
+    _check_known(app.ctx, commands)
+    return commands
+
+
+def _body_within_limit(req: func.HttpRequest, limit: int) -> bytes:
+    declared = (req.headers.get("content-length") or "").strip()
+    if declared:
+        if not declared.isdigit():
+            raise Rejected(400, "invalid_request", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise Rejected(413, "payload_too_large", f"the body is limited to {limit} bytes")
+    body = req.get_body() or b""
+    if len(body) > limit:  # a missing or false Content-Length does not get past the cap
+        raise Rejected(413, "payload_too_large", f"the body is limited to {limit} bytes")
+    return body
+
+
+@dataclass(frozen=True)
+class _Field:
+    index: int | None  # position in a list, None for a single answer
+
+    def where(self, name: str) -> str:
+        return name if self.index is None else f"[{self.index}].{name}"
+
+
+def _parse(body: bytes, now: datetime, tolerance: timedelta) -> list[service.AnswerCommand]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise Rejected(400, "invalid_json", f"the body is not JSON: {error}") from None
+    if isinstance(data, dict):
+        return [_command(data, _Field(None), now, tolerance)]
+    if isinstance(data, list) and len(data) > MAX_ANSWERS:
+        raise Rejected(400, "invalid_schema", f"at most {MAX_ANSWERS} answers per request")
+    if isinstance(data, list) and data:
+        return [_command(item, _Field(i), now, tolerance) for i, item in enumerate(data)]
+    raise Rejected(400, "invalid_schema", "expected an answer object or a non-empty list of them")
+
+
+def _text(item: dict[str, Any], name: str, at: _Field) -> str:
+    value = item.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise Rejected(400, "invalid_schema", f"{at.where(name)}: expected a non-empty string")
+    return value.strip()
+
+
+def _command(item: Any, at: _Field, now: datetime, tolerance: timedelta) -> service.AnswerCommand:
+    if not isinstance(item, dict):
+        raise Rejected(400, "invalid_schema", f"{at.where('answer')}: expected an object")
+    answer = _text(item, "answer", at).lower()
+    if answer not in (AnswerValue.YES.value, AnswerValue.NO.value):
+        raise Rejected(400, "invalid_schema", f"{at.where('answer')}: expected yes or no")
+    request_id, policy, user = (_text(item, n, at) for n in ("request_id", "policy", "user"))
+    if not request_id and not (policy and user):
+        raise Rejected(
+            400, "invalid_schema", f"{at.where('request_id')}: give request_id, or policy and user"
+        )
+    answered_at = now
+    if stamp := _text(item, "answered_at", at):
+        try:
+            answered_at = datetime.fromisoformat(stamp)
+        except ValueError:
+            answered_at = None  # type: ignore[assignment]
+        if answered_at is None or answered_at.tzinfo is None:
+            raise Rejected(
+                400,
+                "invalid_schema",
+                f"{at.where('answered_at')}: expected an ISO 8601 time with a zone, like "
+                "2026-11-28T10:00:00Z",
+            )
+        if answered_at > now + tolerance:  # a future "yes" would protect the user for longer
+            raise Rejected(400, "invalid_schema", f"{at.where('answered_at')}: is in the future")
+    return service.AnswerCommand(
+        AnswerValue(answer), answered_at, request_id=request_id, policy=policy, user=user
+    )
+
+
+def _check_known(ctx: service.Context, commands: list[service.AnswerCommand]) -> None:
+    """Every answer must find its request (and its policy) before any is recorded."""
+    for index, command in enumerate(commands):
+        try:
+            request = service.find_request(ctx, command)
+        except service.InputError as error:
+            where = f"[{index}]: " if len(commands) > 1 else ""
+            raise Rejected(422, "unknown_reference", f"{where}{error}") from None
+        if request.policy not in ctx.policies:
+            raise Rejected(
+                422, "unknown_reference", f"policy {request.policy!r} is no longer configured"
+            )
+
+
+def _record(app: app_context.AppContext, commands: list[service.AnswerCommand]) -> dict[str, int]:
+    counts = {status.value: 0 for status in service.AnswerStatus}
+    now = app.now()
+    for command in commands:
+        try:
+            status = service.record_answer(app.ctx, command, now)
+        except service.InputError as error:  # checked above; gone in between: count, go on
+            log.warning("answer not recorded: %s", error)
+            continue
+        counts[status.value] += 1
+    return counts

@@ -1,0 +1,117 @@
+"""Which policies are due: each policy runs on its own NCRONTAB schedule, checked by a frequent timer.
+
+The scheduler timer fires every few minutes; a policy is due when a time on its own schedule
+has passed since the due time of its last run (its cursor in the store). Several missed due times
+(the app was stopped for a week) give one run, not a catch-up burst. Schedules are read in UTC,
+as the Functions host reads NCRONTAB unless WEBSITE_TIME_ZONE says otherwise.
+
+Exactly one run per due time, even with overlapping ticks or several instances: the cursor moves
+by compare-and-set (store.advance_schedule; an ETag-guarded update in Table storage) BEFORE the
+run, and only the tick whose compare-and-set wins runs the policy. A run that then fails is not
+retried for that due time (at most once: a halted or failed run is recorded and reported, and the
+next due time runs again); a manual run is always available (CLI `run`, the admin route).
+
+First sight of a policy (no cursor: just deployed, or just added to the file) initialises the
+cursor to the most recent due time WITHOUT running. Running at once would act at an arbitrary
+moment (a deployment on Wednesday would enforce a "Mondays 06:00" policy on Wednesday), before
+anyone chose to; waiting means the first scheduled run happens when the schedule says.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from croniter import croniter
+
+from reclaim import service
+
+log = logging.getLogger("reclaim.scheduling")
+
+
+def latest_due(schedule: str, now: datetime) -> datetime:
+    """The most recent time on `schedule` at or before `now` (UTC)."""
+    start = now.astimezone(UTC) + timedelta(microseconds=1)  # get_prev is strictly before start
+    return croniter(schedule, start, second_at_beginning=True).get_prev(datetime)
+
+
+def due_time(schedule: str, last_due: datetime | None, now: datetime) -> datetime | None:
+    """The due time to run for now, or None when nothing came due after `last_due`.
+
+    With no `last_due` it is the most recent due time, which run_due_policies uses to initialise
+    the cursor, not to run (see the module's note)."""
+    latest = latest_due(schedule, now)
+    if last_due is not None and latest <= last_due:
+        return None
+    return latest
+
+
+class TickResult(StrEnum):
+    RAN = "ran"
+    INITIALISED = "initialised"  # first sight: cursor set to the latest due time, not run
+    NOT_DUE = "not-due"
+    TAKEN = "taken"  # another tick or instance won this due time
+    FAILED = "failed"  # the run raised; logged, the next due time runs again
+
+
+@dataclass(frozen=True)
+class PolicyTick:
+    policy: str
+    result: TickResult
+    due: datetime | None = None
+    outcome: service.RunOutcome | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SchedulerReport:
+    ticks: list[PolicyTick] = field(default_factory=list)
+
+    def count(self, result: TickResult) -> int:
+        return sum(1 for t in self.ticks if t.result is result)
+
+    @property
+    def failed(self) -> list[PolicyTick]:
+        return [t for t in self.ticks if t.result is TickResult.FAILED]
+
+
+def run_due_policies(ctx: service.Context, now: datetime) -> SchedulerReport:
+    """Run every policy that came due since its last run, each at most once per due time."""
+    ticks: list[PolicyTick] = []
+    for policy in ctx.policies.values():
+        last = ctx.store.schedule_cursor(policy.name)
+        due = due_time(policy.schedule, last, now)
+        if due is None:
+            ticks.append(PolicyTick(policy.name, TickResult.NOT_DUE))
+            continue
+        if not ctx.store.advance_schedule(policy.name, last, due):
+            ticks.append(PolicyTick(policy.name, TickResult.TAKEN, due))
+            continue
+        if last is None:
+            log.info(
+                "policy %s first seen: its schedule starts after %s", policy.name, due.isoformat()
+            )
+            ticks.append(PolicyTick(policy.name, TickResult.INITIALISED, due))
+            continue
+        try:
+            outcome = service.run_policy(ctx, policy, now)
+        except Exception as error:  # one failing policy must not stop the others
+            log.exception("scheduled run of %s (due %s) failed", policy.name, due.isoformat())
+            ticks.append(
+                PolicyTick(
+                    policy.name, TickResult.FAILED, due, error=f"{type(error).__name__}: {error}"
+                )
+            )
+            continue
+        log.info(
+            "scheduled run of %s (due %s): %s, %d asked, %d queued",
+            policy.name,
+            due.isoformat(),
+            outcome.run.status.value,
+            outcome.run.asked,
+            outcome.run.enqueued,
+        )
+        ticks.append(PolicyTick(policy.name, TickResult.RAN, due, outcome))
+    return SchedulerReport(ticks)

@@ -1,0 +1,319 @@
+"""One contract for every StateStore: the SQLite store (CLI) and the Table storage store (the
+function app, against real Azurite) must behave the same, so the use cases cannot tell them apart.
+Each test runs once per store; a second instance of the same store stands for another process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from reclaim.adapters.sqlite import SqliteStore
+from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
+from reclaim.domain.model import Answer, AnswerValue, User
+from reclaim.domain.records import (
+    DecisionRecord,
+    LedgerEntry,
+    LedgerOutcome,
+    RunRecord,
+    RunStatus,
+)
+from reclaim.ports import StateStore
+from tests.conftest import NOW
+
+pytest_plugins = ["tests.support.azurite"]
+
+# State keys as the domain makes them, including characters Table keys forbid.
+ODD_KEY = "object_id:a/b\\c#d?e|f"
+KEYS = ["ada@contoso.test", "bob@contoso.test", ODD_KEY]
+
+StoreFactory = Callable[[], StateStore]
+
+
+@pytest.fixture(params=["sqlite", "tables"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Makes instances of one store over the same data (two instances: two processes)."""
+    if request.param == "sqlite":
+        path = tmp_path / "state.sqlite3"
+        yield lambda: SqliteStore(path)
+        return
+    request.applymarker(pytest.mark.azurite)
+    env = request.getfixturevalue("storage_env")
+    from reclaim.adapters.storage import storage_from_env
+    from reclaim.adapters.tables import TableStore
+
+    account = storage_from_env(env)
+    yield lambda: TableStore.from_account(account, env["RECLAIM_TABLE_PREFIX"])
+
+
+@pytest.fixture
+def store(stores: StoreFactory) -> StateStore:
+    return stores()
+
+
+def a_request(request_id: str = "r1", state_key: str = "ada@contoso.test", **changes) -> Request:
+    base = Request(
+        id=request_id,
+        policy="salesforce",
+        group="SF",
+        user=User(object_id="0001", upn=state_key, display_name="Ada"),
+        state_key=state_key,
+        run_id="run-1",
+        state=RequestState.PENDING,
+        created_at=NOW,
+        updated_at=NOW,
+        deadline=NOW + timedelta(days=7),
+        reason="used 1m of 5m in 90d",
+    )
+    return replace(base, **changes)
+
+
+def a_run(run_id: str, at=NOW, policy: str = "salesforce", **changes) -> RunRecord:
+    return replace(
+        RunRecord(
+            run_id,
+            policy,
+            "enforce",
+            at,
+            RunStatus.COMPLETED,
+            members=3,
+            counts={"CANDIDATE": 1, "ACTIVE": 2},
+            asked=1,
+        ),
+        **changes,
+    )
+
+
+def an_entry(entry_id: str, at=NOW, policy: str = "salesforce", **changes) -> LedgerEntry:
+    return replace(
+        LedgerEntry(
+            entry_id,
+            at,
+            policy,
+            "SF",
+            "r1",
+            "run-1",
+            User(upn="ada@contoso.test"),
+            LedgerOutcome.REMOVED,
+            detail="removed",
+            seat_freed=True,
+            monthly_cost=25.0,
+            currency="EUR",
+        ),
+        **changes,
+    )
+
+
+# ---- policy state and first-seen snapshots ---------------------------------------------------
+
+
+def test_an_untouched_policy_has_no_state(store: StateStore) -> None:
+    state = store.policy_state("salesforce", NOW)
+    assert (state.baseline_at, dict(state.first_seen), dict(state.last_yes)) == (None, {}, {})
+    assert dict(state.open_requests) == {}
+
+
+def test_the_first_snapshot_is_the_baseline_and_later_ones_date_newcomers(
+    store: StateStore,
+) -> None:
+    later = NOW + timedelta(days=7)
+    store.record_run(a_run("run-1"), [], ["ada@contoso.test", ODD_KEY])
+    store.record_run(a_run("run-2", later), [], ["bob@contoso.test", ODD_KEY])
+    store.record_run(a_run("run-3", later + timedelta(days=1)), [], None)  # no snapshot: no change
+
+    state = store.policy_state("salesforce", later)
+    assert state.baseline_at == NOW
+    assert dict(state.first_seen) == {ODD_KEY: NOW, "bob@contoso.test": later}
+    assert store.policy_state("other", later).baseline_at is None
+
+
+def test_policy_state_lists_open_requests_and_the_latest_yes(store: StateStore) -> None:
+    store.add_request(a_request("r1", "ada@contoso.test"))
+    store.add_request(a_request("r2", "bob@contoso.test", state=RequestState.QUEUED))
+    store.add_request(a_request("r3", ODD_KEY, state=RequestState.KEPT))
+    store.add_request(a_request("r4", "eve@contoso.test", policy="other"))
+    store.record_answer("salesforce", ODD_KEY, Answer("r0", AnswerValue.YES, NOW, "webhook"))
+    store.record_answer(
+        "salesforce", ODD_KEY, Answer("r3", AnswerValue.YES, NOW + timedelta(hours=1))
+    )
+    store.record_answer(
+        "salesforce", ODD_KEY, Answer("r3", AnswerValue.NO, NOW + timedelta(hours=2))
+    )
+
+    state = store.policy_state("salesforce", NOW)
+    assert dict(state.open_requests) == {"ada@contoso.test": "r1", "bob@contoso.test": "r2"}
+    assert dict(state.last_yes) == {ODD_KEY: NOW + timedelta(hours=1)}
+
+
+# ---- requests ----------------------------------------------------------------------------------
+
+
+def test_add_request_is_idempotent_and_keeps_every_field(store: StateStore) -> None:
+    request = a_request(
+        "r/1#?", queue_reason=QueueReason.CONSENT, detail="d", state=RequestState.QUEUED
+    )
+    assert store.add_request(request) is True
+    assert store.add_request(replace(request, reason="changed")) is False
+    assert store.get_request("r/1#?") == request
+    assert store.get_request("missing") is None
+    stored = store.get_request("r/1#?")
+    assert stored is not None and stored.created_at.tzinfo is not None
+
+
+def test_update_request_is_compare_and_set_on_the_version(stores: StoreFactory) -> None:
+    first_process, second_process = stores(), stores()
+    original = a_request(state=RequestState.QUEUED)
+    first_process.add_request(original)
+    assert second_process.get_request(original.id) == original  # it has read version 0 too
+
+    claim = transition(original, RequestState.REMOVING, NOW + timedelta(minutes=1))
+    rival = transition(original, RequestState.CANCELLED, NOW + timedelta(minutes=1))
+    assert first_process.update_request(claim) is True
+    assert second_process.update_request(rival) is False  # based on a version that moved on
+    assert first_process.update_request(claim) is False  # the same step twice
+    done = transition(claim, RequestState.REMOVED, NOW + timedelta(minutes=2), detail="ok")
+    assert second_process.update_request(done) is True
+    assert first_process.get_request(original.id) == done
+    assert first_process.update_request(a_request("never-added", version=1)) is False
+
+
+def test_requests_filter_by_policy_and_state_in_creation_order(store: StateStore) -> None:
+    store.add_request(a_request("b", created_at=NOW + timedelta(seconds=1)))
+    store.add_request(a_request("a", created_at=NOW + timedelta(seconds=1)))
+    store.add_request(a_request("c", state=RequestState.QUEUED))
+    store.add_request(a_request("d", policy="other"))
+
+    assert [r.id for r in store.requests()] == ["c", "d", "a", "b"]
+    assert [r.id for r in store.requests("salesforce")] == ["c", "a", "b"]
+    assert [r.id for r in store.requests("salesforce", [RequestState.PENDING])] == ["a", "b"]
+    assert [r.id for r in store.requests(states=[RequestState.QUEUED])] == ["c"]
+    assert store.requests("salesforce", []) == []
+
+
+# ---- answers -----------------------------------------------------------------------------------
+
+
+def test_record_answer_is_idempotent_and_latest_yes_reads_only_yes(store: StateStore) -> None:
+    yes = Answer("r1", AnswerValue.YES, NOW, "webhook")
+    assert store.record_answer("salesforce", "ada@contoso.test", yes) is True
+    assert store.record_answer("salesforce", "ada@contoso.test", yes) is False
+    assert (
+        store.record_answer(
+            "salesforce", "ada@contoso.test", replace(yes, answered_at=NOW + timedelta(1))
+        )
+        is False
+    )  # the same answer to the same request, whenever it arrives
+    store.record_answer(
+        "salesforce", "ada@contoso.test", Answer("r2", AnswerValue.YES, NOW + timedelta(days=3))
+    )
+    store.record_answer(
+        "salesforce", "ada@contoso.test", Answer("r3", AnswerValue.NO, NOW + timedelta(days=9))
+    )
+    store.record_answer("salesforce", "ada@contoso.testx", Answer("r4", AnswerValue.YES, NOW))
+
+    assert store.latest_yes("salesforce", "ada@contoso.test") == NOW + timedelta(days=3)
+    assert store.latest_yes("other", "ada@contoso.test") is None
+    assert store.latest_yes("salesforce", "bob@contoso.test") is None
+
+
+# ---- the scheduler's cursor --------------------------------------------------------------------
+
+
+def test_the_schedule_cursor_is_compare_and_set(stores: StoreFactory) -> None:
+    one, two = stores(), stores()
+    monday, next_monday = NOW, NOW + timedelta(days=7)
+    assert one.schedule_cursor("salesforce") is None
+    assert one.advance_schedule("salesforce", None, monday) is True
+    assert two.advance_schedule("salesforce", None, monday) is False  # initialised already
+    assert two.schedule_cursor("salesforce") == monday
+
+    assert two.advance_schedule("salesforce", monday, next_monday) is True
+    assert one.advance_schedule("salesforce", monday, next_monday) is False  # the rival tick
+    assert one.schedule_cursor("salesforce") == next_monday
+    assert one.schedule_cursor("visio") is None
+    assert one.advance_schedule("visio", monday, next_monday) is False  # nothing to compare
+
+
+# ---- ledger, runs, decisions -------------------------------------------------------------------
+
+
+def test_append_ledger_is_idempotent_and_keeps_order_and_fields(store: StateStore) -> None:
+    later = NOW + timedelta(days=1)
+    assert store.append_ledger(an_entry("r1:REMOVED", later)) is True
+    assert store.append_ledger(an_entry("r1:REMOVED", later, detail="again")) is False
+    store.append_ledger(an_entry("r1:QUEUED", NOW, outcome=LedgerOutcome.QUEUED, seat_freed=None))
+    # Same time: kept in the order written (report() relies on it for restores).
+    store.append_ledger(an_entry("r1:RESTORED", later, outcome=LedgerOutcome.RESTORED))
+    store.append_ledger(an_entry("x:QUEUED", later, policy="visio", seat_freed=False))
+
+    entries = store.ledger()
+    assert [e.id for e in entries] == ["r1:QUEUED", "r1:REMOVED", "r1:RESTORED", "x:QUEUED"]
+    assert entries[1] == an_entry("r1:REMOVED", later)
+    assert entries[0].seat_freed is None and entries[3].seat_freed is False
+    assert [e.id for e in store.ledger(since=later)] == ["r1:REMOVED", "r1:RESTORED", "x:QUEUED"]
+    assert [e.id for e in store.ledger(policy="visio")] == ["x:QUEUED"]
+    assert [e.id for e in store.ledger(since=later, policy="salesforce")] == [
+        "r1:REMOVED",
+        "r1:RESTORED",
+    ]
+
+
+def test_runs_are_kept_whole_and_filtered(store: StateStore) -> None:
+    halted = a_run(
+        "run-2",
+        NOW + timedelta(days=7),
+        status=RunStatus.HALTED,
+        halt_check="max_removals_per_run",
+        halt_reason="60 candidates exceed 50",
+    )
+    store.record_run(halted, [], None)
+    store.record_run(a_run("run-1"), [], None)
+    store.record_run(a_run("run-3", NOW + timedelta(days=7), policy="visio"), [], None)
+
+    assert store.runs() == [
+        a_run("run-1"),
+        halted,
+        a_run("run-3", NOW + timedelta(days=7), policy="visio"),
+    ]
+    assert [r.id for r in store.runs(since=NOW + timedelta(days=1))] == ["run-2", "run-3"]
+    assert [r.id for r in store.runs(policy="salesforce")] == ["run-1", "run-2"]
+
+
+def test_user_decisions_follow_one_user_through_runs(store: StateStore) -> None:
+    def decision(run_id: str, state_key: str, kind: str) -> DecisionRecord:
+        return DecisionRecord(
+            run_id, "salesforce", state_key, User(upn=state_key), kind, f"{kind} because",
+            {"used": 1.0, "window": "90d"},
+        )  # fmt: skip
+
+    later = NOW + timedelta(days=7)
+    # Keys that share a prefix must not leak into each other's history.
+    keys = ["a", "ab", "a|b", ODD_KEY]
+    store.record_run(a_run("run-2", later), [decision("run-2", k, "CANDIDATE") for k in keys], None)
+    store.record_run(a_run("run-1"), [decision("run-1", k, "NEW") for k in keys], None)
+
+    for key in keys:
+        history = store.user_decisions("salesforce", key)
+        assert [(d.run_id, d.decision) for d in history] == [
+            ("run-1", "NEW"),
+            ("run-2", "CANDIDATE"),
+        ]
+        assert history[0] == decision("run-1", key, "NEW")
+    assert store.user_decisions("other", "a") == []
+
+
+def test_a_run_with_many_decisions_and_members_is_stored_whole(store: StateStore) -> None:
+    """Above the 100 operations of one Table transaction."""
+    keys = [f"user{n:04d}@contoso.test" for n in range(250)]
+    decisions = [
+        DecisionRecord("run-1", "salesforce", k, User(upn=k), "ACTIVE", "used it", {}) for k in keys
+    ]
+    store.record_run(a_run("run-1"), decisions, keys)
+    store.record_run(a_run("run-2", NOW + timedelta(days=1)), [], keys[100:])
+
+    assert len(store.policy_state("salesforce", NOW).first_seen) == 150
+    assert [d.run_id for d in store.user_decisions("salesforce", keys[249])] == ["run-1"]

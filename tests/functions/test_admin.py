@@ -1,0 +1,115 @@
+"""The administrators' routes: run a policy now, restore removed users."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from reclaim.domain.records import LedgerOutcome
+from reclaim.errors import TransientError
+from tests.conftest import make_policy
+from tests.functions.conftest import World
+from tests.support.functions import call_http, json_body, pump
+
+pytest_plugins = ["tests.support.azurite"]
+pytestmark = pytest.mark.azurite
+
+JSON = {"Content-Type": "application/json"}
+
+
+def run(name: str):
+    return call_http("manage_run_policy", route_params={"name": name})
+
+
+def restore(payload: Any, *, raw: bytes | None = None, headers: dict[str, str] = JSON):
+    body = raw if raw is not None else json.dumps(payload).encode()
+    return call_http("manage_restore", body, headers=headers)
+
+
+def removed(world: World) -> str:
+    """Enforce without asking, and let the worker remove the idle users; the run id."""
+    world.use_policies(make_policy(mode="enforce"))
+    summary = json_body(run("salesforce"))
+    pump(world.app).drain()
+    assert len(world.directory.removed) == 4
+    return summary["run_id"]
+
+
+def test_running_a_policy_now_returns_its_summary(world: World) -> None:
+    response = run("salesforce")
+    assert response.status_code == 200
+    summary = json_body(response)
+    assert (summary["status"], summary["mode"], summary["asked"]) == ("completed", "enforce", 4)
+    assert (summary["counts"]["CANDIDATE"], summary["counts"]["ACTIVE"]) == (4, 6)
+    assert [r.id for r in world.ctx.store.runs()] == [summary["run_id"]]
+
+
+def test_a_dry_run_policy_run_now_only_records_its_plan(world: World) -> None:
+    world.use_policies(make_policy())
+    summary = json_body(run("salesforce"))
+    assert (summary["status"], summary["enqueued"]) == ("planned", 0)
+    assert world.message_count() == 0
+
+
+def test_running_an_unknown_policy_is_404(world: World) -> None:
+    response = run("visio")
+    assert response.status_code == 404
+    assert json_body(response)["error"]["code"] == "unknown_policy"
+    assert world.ctx.store.runs() == []
+
+
+def test_restore_one_user(world: World) -> None:
+    removed(world)
+    response = restore({"policy": "salesforce", "user": "U0@c.com"})
+    assert response.status_code == 200
+    assert json_body(response) == {"restored": ["u0@c.com"], "already_member": [], "failed": {}}
+    assert "u0@c.com" in world.directory.groups["SF"]
+    restored = [e for e in world.ctx.store.ledger() if e.outcome is LedgerOutcome.RESTORED]
+    assert [e.user.upn for e in restored] == ["u0@c.com"]
+
+
+def test_restore_a_run_where_some_fail_is_207(world: World) -> None:
+    run_id = removed(world)
+    world.directory.add_failures["u2@c.com"] = TransientError("503 from the directory")
+    response = restore({"policy": "salesforce", "run_id": run_id})
+    assert response.status_code == 207
+    body = json_body(response)
+    assert sorted(body["restored"]) == ["u0@c.com", "u1@c.com", "u3@c.com"]
+    assert body["failed"] == {"u2@c.com": "503 from the directory"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"policy": "visio", "user": "u0@c.com"}, "unknown policy"),
+        ({"policy": "salesforce", "user": "u9@c.com"}, "no removal of"),
+        ({"policy": "salesforce"}, "give either a user or a run id"),
+        ({"policy": "salesforce", "user": "u0@c.com", "run_id": "r"}, "give either"),
+    ],
+)
+def test_restore_of_nothing_known_is_422(world: World, payload: Any, where: str) -> None:
+    removed(world)
+    before = world.ctx.store.ledger()
+    response = restore(payload)
+    assert response.status_code == 422
+    assert where in json_body(response)["error"]["message"]
+    assert world.ctx.store.ledger() == before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"raw": b"{"}, 400, "invalid_json"),
+        ({"payload": ["salesforce"]}, 400, "invalid_schema"),
+        ({"payload": {"policy": "salesforce", "user": 7}}, 400, "invalid_schema"),
+        ({"payload": {}, "headers": {"Content-Type": "text/plain"}}, 415, "unsupported_media_type"),
+    ],
+)
+def test_restore_rejects_bad_requests(
+    world: World, kwargs: dict[str, Any], status: int, code: str
+) -> None:
+    response = restore(kwargs.pop("payload", None), **kwargs)
+    assert response.status_code == status
+    assert json_body(response)["error"]["code"] == code

@@ -1,0 +1,126 @@
+"""The scheduler and expiry timers through the azure-functions API, over real Azurite."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from reclaim import scheduling
+from reclaim.domain.lifecycle import RequestState
+from reclaim.domain.policy import Policy
+from reclaim.functions import app_context
+from reclaim.settings import Settings
+from tests.conftest import NOW, make_policy
+from tests.functions.conftest import Adapters, World, asking_policy
+from tests.support.functions import call_timer
+
+pytest_plugins = ["tests.support.azurite"]
+pytestmark = pytest.mark.azurite
+
+HOURLY = "0 0 * * * *"
+
+
+def test_a_policy_first_seen_waits_for_its_next_due_time_then_runs_once(world: World) -> None:
+    world.use_policies(asking_policy(schedule=HOURLY))
+    world.clock.now = NOW + timedelta(minutes=30)  # 06:30: first sight
+    call_timer("scheduler")
+    assert world.ctx.store.runs() == []
+    assert world.ctx.store.schedule_cursor("salesforce") == NOW  # 06:00, not run
+
+    world.clock.now = NOW + timedelta(minutes=55)
+    call_timer("scheduler")
+    assert world.ctx.store.runs() == []
+
+    world.clock.now = NOW + timedelta(hours=1, seconds=5)  # 07:00 came due
+    call_timer("scheduler")
+    call_timer("scheduler")  # an overlapping tick of the same minute
+    (run,) = world.ctx.store.runs()
+    assert (run.started_at, run.asked) == (world.clock.now, 4)
+    assert world.ctx.store.schedule_cursor("salesforce") == NOW + timedelta(hours=1)
+
+
+class MeetingStore:
+    """Lets two instances read the cursor before either moves it (truly overlapping ticks)."""
+
+    def __init__(self, inner: Any, barrier: threading.Barrier) -> None:
+        self._inner = inner
+        self._barrier = barrier
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def schedule_cursor(self, policy: str) -> Any:
+        cursor = self._inner.schedule_cursor(policy)
+        self._barrier.wait(timeout=10)
+        return cursor
+
+
+def test_two_instances_ticking_at_once_run_a_due_policy_once(world: World) -> None:
+    world.use_policies(asking_policy(schedule=HOURLY))
+    world.ctx.store.advance_schedule("salesforce", None, NOW)
+    world.clock.now = NOW + timedelta(hours=1)
+    other = app_context.build(
+        Settings.from_env(world.env),
+        env=world.env,
+        policies=world.ctx.policies,
+        adapters=world.adapters,
+        secrets=world.secrets,
+        clock=world.clock,
+    )  # another instance: its own Table storage clients
+    other.ctx.new_id = world.ctx.new_id
+    barrier = threading.Barrier(2)
+    contexts = [world.ctx, other.ctx]
+    for ctx in contexts:
+        ctx.store = MeetingStore(ctx.store, barrier)  # type: ignore[assignment]
+
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda c: scheduling.run_due_policies(c, world.clock()), contexts))
+
+    results = sorted(r.ticks[0].result.value for r in reports)
+    assert results == ["ran", "taken"]
+    assert len(world.ctx.store.runs()) == 1
+    assert len(world.ctx.store.requests()) == 4  # one request per idle user, not two
+
+
+def test_a_late_tick_logs_a_warning(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    call_timer("scheduler", past_due=True)
+    assert "late" in caplog.text
+
+
+class BrokenFor(Adapters):
+    def usage_source(self, policy: Policy) -> Any:
+        if policy.name == "broken":
+            raise RuntimeError("an adapter bug")
+        return super().usage_source(policy)
+
+
+def test_one_failing_policy_does_not_stop_the_others_but_fails_the_tick(world: World) -> None:
+    broken = make_policy(name="broken", schedule=HOURLY)
+    fine = asking_policy(schedule=HOURLY)
+    world.use_policies(broken, fine)
+    world.ctx.adapters = BrokenFor(world.directory, world.adapters.usage_, world.adapters.campaign_)
+    for name in ("broken", "salesforce"):
+        world.ctx.store.advance_schedule(name, None, NOW)
+    world.clock.now = NOW + timedelta(hours=1)
+
+    with pytest.raises(RuntimeError, match="scheduled runs failed: broken: RuntimeError"):
+        call_timer("scheduler")
+
+    assert [r.policy for r in world.ctx.store.runs()] == ["salesforce"]
+    assert world.ctx.store.schedule_cursor("broken") == NOW + timedelta(hours=1)  # at most once
+
+
+def test_expiry_queues_the_removals_of_the_silent_after_the_deadline(world: World) -> None:
+    world.run()
+    world.clock.advance(timedelta(days=6))
+    call_timer("expiry")
+    assert {r.state for r in world.ctx.store.requests()} == {RequestState.PENDING}
+
+    world.clock.advance(timedelta(days=2))
+    call_timer("expiry")
+    assert {r.state for r in world.ctx.store.requests()} == {RequestState.QUEUED}
+    assert world.message_count() == 4
