@@ -318,17 +318,20 @@ def _queue(
         if not ctx.store.update_request(queued):
             return request  # another writer moved it on; it is theirs now
     _ledger(ctx, queued, LedgerOutcome.QUEUED, now, reason.value)
-    ctx.queue.enqueue(
-        RemovalMessage(
-            queued.id,
-            queued.run_id,
-            policy.name,
-            queued.group,
-            queued.user,
-            f"{reason.value}: {queued.reason}",
-        )
-    )
+    ctx.queue.enqueue(_message(queued))
     return queued
+
+
+def _message(request: Request) -> RemovalMessage:
+    reason = request.queue_reason.value if request.queue_reason else ""
+    return RemovalMessage(
+        request.id,
+        request.run_id,
+        request.policy,
+        request.group,
+        request.user,
+        f"{reason}: {request.reason}",
+    )
 
 
 def _ask(
@@ -465,13 +468,19 @@ class ExpiryReport:
     queued: int = 0
     lapsed: int = 0
     finished: int = 0
+    resent: int = 0  # QUEUED requests whose message was lost, sent again
     errors: list[str] = field(default_factory=list)
 
 
+# A QUEUED request this old has lost its message (the send failed after the request was stored);
+# the worker is idempotent by request id, so sending it again is safe.
+RESEND_AFTER = timedelta(hours=1)
+
+
 def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
-    """Pull answers from channels that cannot push, apply on_no_response past the deadline, and
-    settle removals handed to an asynchronous executor."""
-    pulled = queued = lapsed = finished = 0
+    """Pull answers from channels that cannot push, apply on_no_response past the deadline,
+    settle removals handed to an asynchronous executor, and resend lost removal messages."""
+    pulled = queued = lapsed = finished = resent = 0
     errors: list[str] = []
     for policy in ctx.policies.values():
         try:
@@ -511,10 +520,24 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
                         )
                         lapsed += 1
             finished += _settle_requested(ctx, policy, now)
+            resent += _resend_lost(ctx, policy, now)
         except ReclaimError as error:
             errors.append(f"{policy.name}: {error}")
             log.error("expiry of %s failed: %s", policy.name, error)
-    return ExpiryReport(pulled, queued, lapsed, finished, errors)
+    return ExpiryReport(pulled, queued, lapsed, finished, resent, errors)
+
+
+def _resend_lost(ctx: Context, policy: Policy, now: datetime) -> int:
+    if ctx.kill_switch:
+        return 0  # messages wait on purpose, and come back by themselves
+    stale = [
+        r
+        for r in ctx.store.requests(policy.name, [RequestState.QUEUED])
+        if now - r.updated_at >= RESEND_AFTER
+    ]
+    for request in stale:
+        ctx.queue.enqueue(_message(request))
+    return len(stale)
 
 
 def _settle_requested(ctx: Context, policy: Policy, now: datetime) -> int:

@@ -294,3 +294,17 @@ def test_users_who_became_active_have_their_requests_cancelled(world) -> None:
     service.run_policy(ctx, ctx.policies["salesforce"], NOW + timedelta(days=1))
     states = {r.state for r in ctx.store.requests()}
     assert states == {RequestState.CANCELLED}
+
+
+def test_a_lost_removal_message_is_sent_again_once_it_is_stale(world) -> None:
+    context, directory, _, queue = world
+    ctx = context(mode="enforce")
+    service.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    queue.drain()  # the sends were lost: the requests stay QUEUED with no message
+    assert service.expire_requests(ctx, NOW + timedelta(minutes=30)).resent == 0
+    ctx.kill_switch = True
+    assert service.expire_requests(ctx, NOW + timedelta(hours=2)).resent == 0
+    ctx.kill_switch = False
+    assert service.expire_requests(ctx, NOW + timedelta(hours=2)).resent == 4
+    assert set(work(ctx, queue, NOW + timedelta(hours=2))) == {service.RemovalStatus.REMOVED}
+    assert len(directory.removed) == 4
