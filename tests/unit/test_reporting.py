@@ -12,7 +12,13 @@ from reclaim import reporting, service
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.model import Member, UsageRow, User
 from tests.conftest import NOW, make_policy
-from tests.support.memory import MemoryAdapters, MemoryCampaign, MemoryDirectory, MemoryQueue, MemoryUsage
+from tests.support.memory import (
+    MemoryAdapters,
+    MemoryCampaign,
+    MemoryDirectory,
+    MemoryQueue,
+    MemoryUsage,
+)
 
 USERS = [User(object_id=f"id{i}", upn=f"u{i}@c.com") for i in range(20)]
 
@@ -22,10 +28,16 @@ def scripted_history(tmp_path: Path) -> service.Context:
     by its cap. Week 2: one restore."""
     directory = MemoryDirectory({"SF": [Member(u) for u in USERS]}, licensed_elsewhere={"u3@c.com"})
     usage = MemoryUsage([UsageRow(f"u{i}@c.com", 1.0 if i < 4 else 90.0) for i in range(20)], NOW)
-    policy = make_policy(mode="enforce", limits={"max_removals_per_run": 5, "max_percent_of_group": 25})
+    policy = make_policy(
+        mode="enforce", limits={"max_removals_per_run": 5, "max_percent_of_group": 25}
+    )
     queue = MemoryQueue()
-    ctx = service.Context(SqliteStore(tmp_path / "s.sqlite3"), queue,
-                          MemoryAdapters(directory, usage, MemoryCampaign()), {policy.name: policy})
+    ctx = service.Context(
+        SqliteStore(tmp_path / "s.sqlite3"),
+        queue,
+        MemoryAdapters(directory, usage, MemoryCampaign()),
+        {policy.name: policy},
+    )
     service.run_policy(ctx, policy, NOW)
     for message in queue.drain():
         service.perform_removal(ctx, service.RemovalCommand(message), NOW)
@@ -33,7 +45,9 @@ def scripted_history(tmp_path: Path) -> service.Context:
     usage.observed_at = NOW + timedelta(days=7)
     halted = service.run_policy(ctx, policy, NOW + timedelta(days=7))
     assert halted.halted
-    service.restore(ctx, service.RestoreCommand(policy.name, user="u0@c.com"), NOW + timedelta(days=14))
+    service.restore(
+        ctx, service.RestoreCommand(policy.name, user="u0@c.com"), NOW + timedelta(days=14)
+    )
     return ctx
 
 
@@ -55,7 +69,11 @@ def test_since_limits_the_window(tmp_path: Path) -> None:
 def test_csv_and_json_carry_the_same_figures(tmp_path: Path) -> None:
     reports = service.report(scripted_history(tmp_path))
     (row,) = list(csv.DictReader(io.StringIO(reporting.as_csv(reports))))
-    assert (row["seats_freed"], row["monthly_savings"], row["yearly_savings"]) == ("2", "50.0", "600.0")
+    assert (row["seats_freed"], row["monthly_savings"], row["yearly_savings"]) == (
+        "2",
+        "50.0",
+        "600.0",
+    )
     (data,) = json.loads(reporting.as_json(reports))
     assert data["seats_freed"] == 2 and data["halted_runs"][0]["reason"].startswith("16 candidates")
     assert [p["seats_freed"] for p in data["timeline"]] == [3, -1]
@@ -63,5 +81,5 @@ def test_csv_and_json_carry_the_same_figures(tmp_path: Path) -> None:
 
 def test_html_is_one_self_contained_file(tmp_path: Path) -> None:
     page = reporting.as_html(service.report(scripted_history(tmp_path)), NOW, timedelta(days=90))
-    assert "<svg id=\"savings-chart\"" in page and "50.00 USD" in page and "600.00 USD" in page
+    assert '<svg id="savings-chart"' in page and "50.00 USD" in page and "600.00 USD" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
