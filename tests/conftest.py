@@ -8,7 +8,7 @@ import pytest
 
 from reclaim.domain.policy import Policy, policies_from_data
 
-pytest_plugins = ["tests.support.samba"]
+pytest_plugins = ["tests.support.samba", "tests.support.azurite"]
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 

@@ -19,7 +19,6 @@ from reclaim.settings import Settings
 if TYPE_CHECKING:  # imported by pytest as a plugin, so that its asserts are rewritten
     from tests.support.azurite import Azurite
 
-pytest_plugins = ["tests.support.azurite"]
 
 MESSAGE = RemovalMessage(
     "req-1", "run-1", "salesforce", "SF", User(upn="ada@contoso.test", object_id="0001"), "no-ask"

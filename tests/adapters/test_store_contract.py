@@ -25,8 +25,6 @@ from reclaim.domain.records import (
 from reclaim.ports import StateStore
 from tests.conftest import NOW
 
-pytest_plugins = ["tests.support.azurite"]
-
 # State keys as the domain makes them, including characters Table keys forbid.
 ODD_KEY = "object_id:a/b\\c#d?e|f"
 KEYS = ["ada@contoso.test", "bob@contoso.test", ODD_KEY]

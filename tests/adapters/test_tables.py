@@ -15,7 +15,6 @@ from reclaim.domain.records import LedgerEntry, LedgerOutcome
 from reclaim.settings import Settings, table_names
 from tests.conftest import NOW
 
-pytest_plugins = ["tests.support.azurite"]
 pytestmark = pytest.mark.azurite
 
 

@@ -34,7 +34,6 @@ from tests.fakes.https import HttpsServer
 if TYPE_CHECKING:  # imported by pytest as plugins, so that their asserts are rewritten
     from tests.support.samba import SambaDC
 
-pytest_plugins = ["tests.support.azurite", "tests.support.samba"]
 pytestmark = [pytest.mark.azurite, pytest.mark.samba]
 
 INBOUND_SECRET = "e2e-inbound-webhook-secret"

@@ -13,7 +13,6 @@ from tests.conftest import make_policy
 from tests.functions.conftest import World
 from tests.support.functions import call_http, json_body, pump
 
-pytest_plugins = ["tests.support.azurite"]
 pytestmark = pytest.mark.azurite
 
 JSON = {"Content-Type": "application/json"}

@@ -18,8 +18,6 @@ from tests.conftest import NOW
 from tests.functions.conftest import SECRET, World
 from tests.support.functions import signed
 
-pytest_plugins = ["tests.support.azurite"]
-
 
 def request(
     host: LocalHost,

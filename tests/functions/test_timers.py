@@ -18,7 +18,6 @@ from tests.conftest import NOW, make_policy
 from tests.functions.conftest import Adapters, World, asking_policy
 from tests.support.functions import call_timer
 
-pytest_plugins = ["tests.support.azurite"]
 pytestmark = pytest.mark.azurite
 
 HOURLY = "0 0 * * * *"

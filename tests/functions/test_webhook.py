@@ -14,7 +14,6 @@ from reclaim.domain.records import LedgerOutcome
 from tests.functions.conftest import SECRET, SECRET_NAME, World
 from tests.support.functions import call_http, json_body, signed
 
-pytest_plugins = ["tests.support.azurite"]
 pytestmark = pytest.mark.azurite
 
 NAME = "campaign_responses"

@@ -16,7 +16,6 @@ from tests.conftest import make_policy
 from tests.functions.conftest import SECRET, World
 from tests.support.functions import call_http, call_queue, pump, signed
 
-pytest_plugins = ["tests.support.azurite"]
 pytestmark = pytest.mark.azurite
 
 IDLE = ["u0@c.com", "u1@c.com", "u2@c.com", "u3@c.com"]
