@@ -159,7 +159,6 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
             ctx.store.record_run(
                 run, _decision_records(run, decisions), _snapshot(decisions) if snapshot else None
             )
-        if not read_only:
             log.warning("run of %s halted by %s: %s", policy.name, check, reason)
         return RunOutcome(run, decisions, halt)
 
