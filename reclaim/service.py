@@ -556,6 +556,18 @@ def _settle_requested(ctx: Context, policy: Policy, now: datetime) -> int:
 # ---- perform_removal ---------------------------------------------------------------------------
 
 
+# Outcomes stored on the request first, then appended to the ledger.
+_LEDGERED_STATES = frozenset(
+    {
+        RequestState.REMOVED,
+        RequestState.NOT_MEMBER,
+        RequestState.FAILED,
+        RequestState.REQUESTED,
+        RequestState.CANCELLED,
+    }
+)
+
+
 class RemovalStatus(StrEnum):
     REMOVED = "removed"
     NOT_MEMBER = "not-member"
@@ -588,6 +600,12 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         RequestState.REMOVED,
         RequestState.REQUESTED,
     ):
+        if request.state in _LEDGERED_STATES:
+            # Delivered again after the outcome was stored but before its ledger entry was
+            # (storage failed in between): write it now; ledger ids make this a no-op otherwise.
+            _ledger(
+                ctx, request, LedgerOutcome(request.state.value), request.updated_at, request.detail
+            )
         return RemovalReport(RemovalStatus.SKIPPED, f"already {request.state.value}")
     if request.state is RequestState.PENDING:
         return RemovalReport(RemovalStatus.SKIPPED, "still waiting for an answer")
@@ -620,7 +638,7 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         if not command.final_attempt:
             released = transition(claimed, RequestState.QUEUED, now, detail=f"retrying: {error}")
             ctx.store.update_request(released)
-            delay = timedelta(seconds=error.retry_after or 30)
+            delay = timedelta(seconds=30 if error.retry_after is None else error.retry_after)
             ctx.queue.enqueue(message, delay=delay)
             return RemovalReport(RemovalStatus.DEFERRED, str(error))
         return _fail(ctx, claimed, f"gave up after retries: {error}", now)

@@ -48,7 +48,8 @@ def verify(
     timestamp = (timestamp_header or "").strip()
     if not timestamp:
         raise SignatureError(f"missing {TIMESTAMP_HEADER} header")
-    if not timestamp.isascii() or not timestamp.isdigit():
+    # Twelve digits reach the year 33658: a longer value is refused before any arithmetic.
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
         raise SignatureError(f"{TIMESTAMP_HEADER} must be whole unix seconds")
     skew = abs(now.timestamp() - int(timestamp))
     if skew > tolerance.total_seconds():

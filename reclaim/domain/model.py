@@ -32,7 +32,7 @@ class User:
         )
 
     def identifiers(self) -> dict[str, str]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "display_name"}
+        return {name: getattr(self, name) for name in _IDENTIFIER_FIELDS}
 
     def matches(self, identifier: str) -> bool:
         """Whether any of this user's identifiers equals `identifier` (case-insensitive)."""
@@ -44,11 +44,16 @@ class User:
         return self.upn or self.mail or self.sam_account_name or self.sid or self.object_id
 
     def to_dict(self) -> dict[str, str]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+        return {name: value for name in _USER_FIELDS if (value := getattr(self, name))}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, str]) -> User:
-        return cls(**{f.name: str(data.get(f.name) or "") for f in fields(cls)})
+        return cls(**{name: str(data.get(name) or "") for name in _USER_FIELDS})
+
+
+# Computed once: these run for every member and every usage row of a large group.
+_USER_FIELDS = tuple(f.name for f in fields(User))
+_IDENTIFIER_FIELDS = tuple(name for name in _USER_FIELDS if name != "display_name")
 
 
 def normalise_key(value: str) -> str:

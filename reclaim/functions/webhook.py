@@ -131,7 +131,7 @@ class _Field:
 def _parse(body: bytes, now: datetime, tolerance: timedelta) -> list[service.AnswerCommand]:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # deep nesting too
         raise Rejected(400, "invalid_json", f"the body is not JSON: {error}") from None
     if isinstance(data, dict):
         return [_command(data, _Field(None), now, tolerance)]
