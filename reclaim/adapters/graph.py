@@ -408,12 +408,13 @@ class GraphClient:
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
         pool_size: int = 16,
+        write_pacer: WritePacer | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.retry = retry or RetryPolicy()
-        self.write_pacer = WritePacer(clock=self.retry.clock, sleep=self.retry.sleep)
+        self.write_pacer = write_pacer or WritePacer(clock=self.retry.clock, sleep=self.retry.sleep)
         self._timeout = timeout
         self.session = requests.Session()
         self.session.trust_env = False  # REQUESTS_CA_BUNDLE and proxies must not override verify

@@ -47,7 +47,7 @@ from bench.harness import (
 )
 from reclaim import service
 from reclaim.adapters.files import CsvUsage
-from reclaim.adapters.graph import GraphClient, GraphDirectory, RetryPolicy
+from reclaim.adapters.graph import GraphClient, GraphDirectory, RetryPolicy, WritePacer
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import MessageError, RemovalMessage
@@ -101,6 +101,9 @@ class FaultRunAdapters:
                 ca_bundle=settings.ca_bundle,
                 retry=FAST_RETRY,
                 timeout=(2.0, READ_TIMEOUT),
+                # The 429s here are injected, not a spent budget: pacing at Graph's real 20/s
+                # for 150 s would stretch the run to minutes without testing anything more.
+                write_pacer=WritePacer(rate=2000, quiet=1.0),
             )
         )
 
