@@ -26,6 +26,7 @@ import os
 import re
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -159,7 +160,9 @@ class QueuePump:
 
     def pump_once(self) -> PumpResult:
         """One batch of at most batchSize visible messages."""
-        processed = failed = poisoned = 0
+        from azure.core.exceptions import AzureError
+
+        outcomes: Counter[str] = Counter()
         batch = list(
             self.queue.receive_messages(
                 messages_per_page=self.options.batch_size,
@@ -168,49 +171,57 @@ class QueuePump:
             )
         )
         for stored in batch:
-            limit = self.options.max_dequeue_count
             try:
-                body = base64.b64decode(stored.content, validate=True)
-            except (binascii.Error, ValueError, TypeError):
-                log.error("queue message %s is not base64: moved to poison", stored.id)
-                self._poison(stored)
-                poisoned += 1
-                continue
-            if stored.dequeue_count > limit:  # a worker died holding it too often
-                self._poison(stored)
-                poisoned += 1
-                continue
-            message = QueueMessage(
-                id=stored.id,
-                body=body,
-                dequeue_count=stored.dequeue_count,
-                pop_receipt=stored.pop_receipt,
-                insertion_time=stored.inserted_on,
-                expiration_time=stored.expires_on,
-                time_next_visible=stored.next_visible_on,
+                outcomes[self._deliver(stored)] += 1
+            except AzureError as error:
+                # Storage failed while settling this message: it reappears when its lease ends,
+                # and the worker is idempotent. The rest of the batch still gets its turn.
+                log.warning("queue message %s not settled (%s); it will be delivered again",
+                            stored.id, type(error).__name__)  # fmt: skip
+        return PumpResult(outcomes["processed"], outcomes["failed"], outcomes["poisoned"])
+
+    def _deliver(self, stored: Any) -> str:
+        """Hand one message to the function and settle it, as the host does: "processed",
+        "failed" (visible again after visibilityTimeout) or "poisoned"."""
+        limit = self.options.max_dequeue_count
+        try:
+            body = base64.b64decode(stored.content, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            log.error("queue message %s is not base64: moved to poison", stored.id)
+            self._poison(stored)
+            return "poisoned"
+        if stored.dequeue_count > limit:  # a worker died holding it too often
+            self._poison(stored)
+            return "poisoned"
+        message = QueueMessage(
+            id=stored.id,
+            body=body,
+            dequeue_count=stored.dequeue_count,
+            pop_receipt=stored.pop_receipt,
+            insertion_time=stored.inserted_on,
+            expiration_time=stored.expires_on,
+            time_next_visible=stored.next_visible_on,
+        )
+        try:
+            self.handler(message)
+        except Exception:
+            log.exception(
+                "queue function failed on message %s (dequeue count %d of %d)",
+                stored.id,
+                stored.dequeue_count,
+                limit,
             )
-            try:
-                self.handler(message)
-            except Exception:
-                log.exception(
-                    "queue function failed on message %s (dequeue count %d of %d)",
-                    stored.id,
-                    stored.dequeue_count,
-                    limit,
+            if stored.dequeue_count >= limit:
+                self._poison(stored)
+                return "poisoned"
+            else:
+                self.queue.update_message(
+                    stored,
+                    visibility_timeout=int(self.options.visibility_timeout.total_seconds()),
                 )
-                if stored.dequeue_count >= limit:
-                    self._poison(stored)
-                    poisoned += 1
-                else:
-                    self.queue.update_message(
-                        stored,
-                        visibility_timeout=int(self.options.visibility_timeout.total_seconds()),
-                    )
-                    failed += 1
-                continue
-            self.queue.delete_message(stored)
-            processed += 1
-        return PumpResult(processed, failed, poisoned)
+                return "failed"
+        self.queue.delete_message(stored)
+        return "processed"
 
     def drain(self, max_batches: int = 1000) -> PumpResult:
         """Pump until no message is visible; returns the totals."""
