@@ -112,7 +112,15 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
     # The report reads the store alone; it needs no policies file unless one is named.
     optional = args.command == "report" and args.policies is None and not path.exists()
     policies = {} if optional else {p.name: p for p in load_policies(path)}
-    store = build_store(settings)
+    if (
+        args.command == "plan"
+        and settings.state_backend == "sqlite"
+        and not settings.state_db.exists()
+    ):
+        # Nothing recorded yet, and a plan writes nothing: not even an empty state file.
+        store = SqliteStore(":memory:")
+    else:
+        store = build_store(settings)
     if isinstance(store, SqliteStore):
         queue: Any = SqliteQueue(store)
     else:

@@ -39,6 +39,7 @@ def test_plan_on_the_examples_shows_every_member_with_a_reason(env) -> None:
     )
     line = next(x for x in out.splitlines() if x.startswith("alex.wilber@"))
     assert "CANDIDATE" in line and "used 3m in 90d, under the threshold of 5m" in line
+    assert not Path(env["RECLAIM_STATE_DB"]).exists()  # a plan writes nothing, not even a file
     code, report, _ = cli("report", env=env)
     assert "no runs recorded yet" in report
 
