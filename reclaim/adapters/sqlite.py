@@ -11,15 +11,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reclaim.domain.lifecycle import OPEN_STATES, QueueReason, Request, RequestState
-from reclaim.domain.model import Answer, PolicyState, User
+from reclaim.adapters.rows import (
+    decision_from_row,
+    ledger_from_row,
+    request_from_row,
+    run_from_row,
+    user_json,
+)
+from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
+from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import (
     DecisionRecord,
     LedgerEntry,
-    LedgerOutcome,
     RemovalMessage,
     RunRecord,
-    RunStatus,
 )
 from reclaim.errors import ConfigurationError
 
@@ -65,8 +70,11 @@ def _dt(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def _user(text: str) -> User:
-    return User.from_dict(json.loads(text))
+def _renamed(row: sqlite3.Row) -> dict[str, object]:
+    """A row with the domain's field names ("group" is an SQL keyword, so the column is grp)."""
+    data = dict(row)
+    data["group"] = data.pop("grp")
+    return data
 
 
 class SqliteStore:
@@ -169,7 +177,7 @@ class SqliteStore:
                         d.run_id,
                         d.policy,
                         d.state_key,
-                        json.dumps(d.user.to_dict()),
+                        user_json(d.user),
                         d.decision,
                         d.reason,
                         json.dumps(d.evidence),
@@ -202,7 +210,7 @@ class SqliteStore:
             r.id,
             r.policy,
             r.group,
-            json.dumps(r.user.to_dict()),
+            user_json(r.user),
             r.state_key,
             r.run_id,
             r.state.value,
@@ -217,22 +225,7 @@ class SqliteStore:
 
     @staticmethod
     def _request(row: sqlite3.Row) -> Request:
-        return Request(
-            id=row["id"],
-            policy=row["policy"],
-            group=row["grp"],
-            user=_user(row["user"]),
-            state_key=row["state_key"],
-            run_id=row["run_id"],
-            state=RequestState(row["state"]),
-            created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
-            updated_at=_dt(row["updated_at"]),  # type: ignore[arg-type]
-            deadline=_dt(row["deadline"]),
-            reason=row["reason"],
-            queue_reason=QueueReason(row["queue_reason"]) if row["queue_reason"] else None,
-            detail=row["detail"],
-            version=row["version"],
-        )
+        return request_from_row(_renamed(row), _dt)
 
     def add_request(self, request: Request) -> bool:
         with self._write() as db:
@@ -338,7 +331,7 @@ class SqliteStore:
                     entry.group,
                     entry.request_id,
                     entry.run_id,
-                    json.dumps(entry.user.to_dict()),
+                    user_json(entry.user),
                     entry.outcome.value,
                     entry.detail,
                     None if entry.seat_freed is None else int(entry.seat_freed),
@@ -351,39 +344,14 @@ class SqliteStore:
     def ledger(self, since: datetime | None = None, policy: str | None = None) -> list[LedgerEntry]:
         sql, args = self._filter("SELECT * FROM ledger", "at", since, policy)
         return [
-            LedgerEntry(
-                id=r["id"],
-                at=_dt(r["at"]),
-                policy=r["policy"],
-                group=r["grp"],  # type: ignore[arg-type]
-                request_id=r["request_id"],
-                run_id=r["run_id"],
-                user=_user(r["user"]),
-                outcome=LedgerOutcome(r["outcome"]),
-                detail=r["detail"],
-                seat_freed=None if r["seat_freed"] is None else bool(r["seat_freed"]),
-                monthly_cost=r["monthly_cost"],
-                currency=r["currency"],
-            )
+            ledger_from_row(_renamed(r), _dt)
             for r in self._db().execute(sql + " ORDER BY at, rowid", args)
         ]
 
     def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]:
         sql, args = self._filter("SELECT * FROM runs", "started_at", since, policy)
         return [
-            RunRecord(
-                id=r["id"],
-                policy=r["policy"],
-                mode=r["mode"],
-                started_at=_dt(r["started_at"]),  # type: ignore[arg-type]
-                status=RunStatus(r["status"]),
-                members=r["members"],
-                counts=json.loads(r["counts"]),
-                asked=r["asked"],
-                enqueued=r["enqueued"],
-                halt_check=r["halt_check"],
-                halt_reason=r["halt_reason"],
-            )
+            run_from_row(dict(r), _dt)
             for r in self._db().execute(sql + " ORDER BY started_at, id", args)
         ]
 
@@ -393,18 +361,7 @@ class SqliteStore:
             "WHERE d.policy=? AND d.state_key=? ORDER BY r.started_at",
             (policy, state_key),
         )
-        return [
-            DecisionRecord(
-                run_id=r["run_id"],
-                policy=r["policy"],
-                state_key=r["state_key"],
-                user=_user(r["user"]),
-                decision=r["decision"],
-                reason=r["reason"],
-                evidence=json.loads(r["evidence"]),
-            )
-            for r in rows
-        ]
+        return [decision_from_row(dict(r)) for r in rows]
 
     @staticmethod
     def _filter(

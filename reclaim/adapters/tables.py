@@ -47,15 +47,20 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
+from reclaim.adapters.rows import (
+    decision_from_row,
+    ledger_from_row,
+    request_from_row,
+    run_from_row,
+    user_json,
+)
 from reclaim.adapters.storage import StorageAccount, storage_from_env
-from reclaim.domain.lifecycle import OPEN_STATES, QueueReason, Request, RequestState
-from reclaim.domain.model import Answer, PolicyState, User
+from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
+from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import (
     DecisionRecord,
     LedgerEntry,
-    LedgerOutcome,
     RunRecord,
-    RunStatus,
 )
 from reclaim.settings import table_names
 
@@ -102,14 +107,6 @@ def _dt(value: Any) -> datetime | None:
         value.microsecond,
         tzinfo=UTC,
     )
-
-
-def _user(text: str) -> User:
-    return User.from_dict(json.loads(text))
-
-
-def _user_json(user: User) -> str:
-    return json.dumps(user.to_dict(), separators=(",", ":"))
 
 
 class _Etags:
@@ -306,7 +303,7 @@ class TableStore:
                 "run_id": d.run_id,
                 "policy": d.policy,
                 "state_key": d.state_key,
-                "user": _user_json(d.user),
+                "user": user_json(d.user),
                 "decision": d.decision,
                 "reason": _text(d.reason),
                 "evidence": _text(json.dumps(d.evidence)),
@@ -371,7 +368,7 @@ class TableStore:
             "id": r.id,
             "policy": r.policy,
             "group": r.group,
-            "user": _user_json(r.user),
+            "user": user_json(r.user),
             "state_key": r.state_key,
             "run_id": r.run_id,
             "state": r.state.value,
@@ -389,22 +386,7 @@ class TableStore:
 
     @staticmethod
     def _request(e: Mapping[str, Any]) -> Request:
-        return Request(
-            id=e["id"],
-            policy=e["policy"],
-            group=e["group"],
-            user=_user(e["user"]),
-            state_key=e["state_key"],
-            run_id=e["run_id"],
-            state=RequestState(e["state"]),
-            created_at=_dt(e["created_at"]),  # type: ignore[arg-type]
-            updated_at=_dt(e["updated_at"]),  # type: ignore[arg-type]
-            deadline=_dt(e.get("deadline")),
-            reason=e.get("reason", ""),
-            queue_reason=QueueReason(e["queue_reason"]) if e.get("queue_reason") else None,
-            detail=e.get("detail", ""),
-            version=int(e["version"]),
-        )
+        return request_from_row(e, _dt)
 
     def add_request(self, request: Request) -> bool:
         written = self._create(self._requests, self._request_entity(request))
@@ -512,7 +494,7 @@ class TableStore:
             "group": entry.group,
             "request_id": entry.request_id,
             "run_id": entry.run_id,
-            "user": _user_json(entry.user),
+            "user": user_json(entry.user),
             "outcome": entry.outcome.value,
             "detail": _text(entry.detail),
             "monthly_cost": float(entry.monthly_cost),
@@ -528,20 +510,7 @@ class TableStore:
         entries = [
             (
                 e["sequence"],
-                LedgerEntry(
-                    id=e["id"],
-                    at=_dt(e["at"]),  # type: ignore[arg-type]
-                    policy=e["policy"],
-                    group=e["group"],
-                    request_id=e["request_id"],
-                    run_id=e["run_id"],
-                    user=_user(e["user"]),
-                    outcome=LedgerOutcome(e["outcome"]),
-                    detail=e.get("detail", ""),
-                    seat_freed=e.get("seat_freed"),
-                    monthly_cost=float(e.get("monthly_cost", 0.0)),
-                    currency=e.get("currency", ""),
-                ),
+                ledger_from_row(e, _dt),
             )
             for e in self._query(self._ledger, query_filter, parameters)
         ]
@@ -549,22 +518,7 @@ class TableStore:
 
     def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]:
         query_filter, parameters = self._time_filter("started_at", since, policy)
-        found = [
-            RunRecord(
-                id=e["id"],
-                policy=e["policy"],
-                mode=e["mode"],
-                started_at=_dt(e["started_at"]),  # type: ignore[arg-type]
-                status=RunStatus(e["status"]),
-                members=int(e["members"]),
-                counts=json.loads(e["counts"]),
-                asked=int(e["asked"]),
-                enqueued=int(e["enqueued"]),
-                halt_check=e.get("halt_check", ""),
-                halt_reason=e.get("halt_reason", ""),
-            )
-            for e in self._query(self._runs, query_filter, parameters)
-        ]
+        found = [run_from_row(e, _dt) for e in self._query(self._runs, query_filter, parameters)]
         return sorted(found, key=lambda r: (r.started_at, r.id))
 
     def user_decisions(self, policy: str, state_key: str) -> list[DecisionRecord]:
@@ -574,18 +528,7 @@ class TableStore:
             {"p": key(policy), "lo": key(state_key) + "|", "hi": _after(key(state_key))},
         )
         ordered = sorted(found, key=lambda e: (_dt(e["run_started_at"]), e["run_id"]))
-        return [
-            DecisionRecord(
-                run_id=e["run_id"],
-                policy=e["policy"],
-                state_key=e["state_key"],
-                user=_user(e["user"]),
-                decision=e["decision"],
-                reason=e.get("reason", ""),
-                evidence=json.loads(e["evidence"]),
-            )
-            for e in ordered
-        ]
+        return [decision_from_row(e) for e in ordered]
 
     @staticmethod
     def _time_filter(

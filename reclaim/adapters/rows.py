@@ -1,0 +1,98 @@
+"""Stored rows back into domain records, shared by the SQLite and Table stores.
+
+Both keep the same field names; each store passes `read_time` for its own column type (ISO text
+in SQLite, Edm.DateTime in Table storage). Optional text may be absent from a Table entity.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from reclaim.domain.lifecycle import QueueReason, Request, RequestState
+from reclaim.domain.model import User
+from reclaim.domain.records import DecisionRecord, LedgerEntry, LedgerOutcome, RunRecord, RunStatus
+
+ReadTime = Callable[[Any], datetime | None]
+
+
+def user_json(user: User) -> str:
+    return json.dumps(user.to_dict(), separators=(",", ":"))
+
+
+def user_from_json(text: str) -> User:
+    return User.from_dict(json.loads(text))
+
+
+def _time(read_time: ReadTime, value: Any) -> datetime:
+    moment = read_time(value)
+    if moment is None:
+        raise ValueError("a required time is missing from a stored row")
+    return moment
+
+
+def request_from_row(row: Mapping[str, Any], read_time: ReadTime) -> Request:
+    return Request(
+        id=row["id"],
+        policy=row["policy"],
+        group=row["group"],
+        user=user_from_json(row["user"]),
+        state_key=row["state_key"],
+        run_id=row["run_id"],
+        state=RequestState(row["state"]),
+        created_at=_time(read_time, row["created_at"]),
+        updated_at=_time(read_time, row["updated_at"]),
+        deadline=read_time(row.get("deadline")),
+        reason=row.get("reason") or "",
+        queue_reason=QueueReason(row["queue_reason"]) if row.get("queue_reason") else None,
+        detail=row.get("detail") or "",
+        version=int(row["version"]),
+    )
+
+
+def ledger_from_row(row: Mapping[str, Any], read_time: ReadTime) -> LedgerEntry:
+    seat_freed = row.get("seat_freed")
+    return LedgerEntry(
+        id=row["id"],
+        at=_time(read_time, row["at"]),
+        policy=row["policy"],
+        group=row["group"],
+        request_id=row["request_id"],
+        run_id=row["run_id"],
+        user=user_from_json(row["user"]),
+        outcome=LedgerOutcome(row["outcome"]),
+        detail=row.get("detail") or "",
+        seat_freed=None if seat_freed is None else bool(seat_freed),
+        monthly_cost=float(row.get("monthly_cost") or 0.0),
+        currency=row.get("currency") or "",
+    )
+
+
+def run_from_row(row: Mapping[str, Any], read_time: ReadTime) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        policy=row["policy"],
+        mode=row["mode"],
+        started_at=_time(read_time, row["started_at"]),
+        status=RunStatus(row["status"]),
+        members=int(row["members"]),
+        counts=json.loads(row["counts"]),
+        asked=int(row["asked"]),
+        enqueued=int(row["enqueued"]),
+        halt_check=row.get("halt_check") or "",
+        halt_reason=row.get("halt_reason") or "",
+    )
+
+
+def decision_from_row(row: Mapping[str, Any]) -> DecisionRecord:
+    return DecisionRecord(
+        run_id=row["run_id"],
+        policy=row["policy"],
+        state_key=row["state_key"],
+        user=user_from_json(row["user"]),
+        decision=row["decision"],
+        reason=row.get("reason") or "",
+        evidence=json.loads(row["evidence"]),
+    )
