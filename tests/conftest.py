@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -34,3 +35,17 @@ def make_policy(**overrides: object) -> Policy:
         else:
             data[key] = value
     return policies_from_data({"policies": [data]})[0]
+
+
+def asking_policy(**overrides: Any) -> Policy:
+    """Enforce, asking through the webhook channel; answers within 7 days, silence reclaims."""
+    return make_policy(
+        mode="enforce",
+        ask_permission=True,
+        campaign={
+            "channel": "webhook",
+            "url": "https://survey.example/ask",
+            "respond_within": "7d",
+        },
+        **overrides,
+    )

@@ -31,7 +31,7 @@ from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.model import Member, UsageRow, User
 from reclaim.functions import app_context
 from reclaim.settings import Settings
-from tests.conftest import NOW, make_policy
+from tests.conftest import NOW, asking_policy
 from tests.support.functions import call_http, json_body, signed
 from tests.support.memory import MemoryAdapters, MemoryCampaign, MemoryDirectory, MemoryUsage
 
@@ -86,15 +86,7 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    policy = make_policy(
-        mode="enforce",
-        ask_permission=True,
-        campaign={
-            "channel": "webhook",
-            "url": "https://survey.example/ask",
-            "respond_within": "7d",
-        },
-    )
+    policy = asking_policy()
     store = SqliteStore(tmp_path_factory.mktemp("fuzz") / "state.sqlite3")
     queue = DelayQueue()
     adapters = MemoryAdapters(

@@ -1,5 +1,5 @@
 """A world for the function tests: the real app context over real Azurite (Table storage state,
-the Storage removal queue), with a dict-backed directory and in-memory usage and campaign where
+the Storage removal queue), with an in-memory directory, usage and campaign where
 which directory it is does not matter. The registered functions are called through the
 azure-functions API (tests/support/functions.py)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,65 +18,14 @@ from reclaim.domain.model import Member, UsageRow, User
 from reclaim.domain.policy import Policy
 from reclaim.errors import ConfigurationError
 from reclaim.functions import app_context
-from reclaim.ports import AddOutcome, GroupInfo, RemovalOutcome, RemovalResult
 from reclaim.settings import Settings
-from tests.conftest import NOW, make_policy
-from tests.support.memory import MemoryCampaign, MemoryUsage
+from tests.conftest import NOW, asking_policy
+from tests.support.memory import MemoryAdapters, MemoryCampaign, MemoryDirectory, MemoryUsage
 
 SECRET = "webhook-signing-secret-for-tests"
 SECRET_NAME = "reclaim-webhook-secret"
 USERS = [User(object_id=f"id{i}", upn=f"u{i}@c.com", sid=f"S-1-5-21-{i}") for i in range(10)]
 USAGE = [UsageRow(f"u{i}@c.com", 1.0 if i < 4 else 120.0) for i in range(10)]  # u0..u3 idle
-
-
-class DictDirectory:
-    """The Directory port over a dict of groups (upn -> User); `failures` makes removals fail."""
-
-    def __init__(self, groups: dict[str, list[User]]) -> None:
-        self.groups = {g: {u.upn: u for u in users} for g, users in groups.items()}
-        self.removed: list[tuple[str, str]] = []
-        self.failures: dict[str, Exception] = {}  # upn -> raised by remove()
-        self.add_failures: dict[str, Exception] = {}  # upn -> raised by add()
-
-    def check_group(self, group: str) -> GroupInfo:
-        return GroupInfo(group, group, len(self.groups.get(group, {})))
-
-    def members(self, group: str) -> Iterator[Member]:
-        for user in list(self.groups.get(group, {}).values()):
-            yield Member(user)
-
-    def remove(self, group: str, user: User, **_: str) -> RemovalResult:
-        if user.upn in self.failures:
-            raise self.failures[user.upn]
-        if self.groups.get(group, {}).pop(user.upn, None) is None:
-            return RemovalResult(RemovalOutcome.NOT_MEMBER)
-        self.removed.append((group, user.upn))
-        return RemovalResult(RemovalOutcome.REMOVED)
-
-    def add(self, group: str, user: User) -> AddOutcome:
-        if user.upn in self.add_failures:
-            raise self.add_failures[user.upn]
-        members = self.groups.setdefault(group, {})
-        if user.upn in members:
-            return AddOutcome.ALREADY_MEMBER
-        members[user.upn] = user
-        return AddOutcome.ADDED
-
-
-@dataclass
-class Adapters:
-    directory_: DictDirectory
-    usage_: MemoryUsage
-    campaign_: MemoryCampaign = field(default_factory=MemoryCampaign)
-
-    def directory(self, policy: Policy) -> DictDirectory:
-        return self.directory_
-
-    def usage_source(self, policy: Policy) -> MemoryUsage:
-        return self.usage_
-
-    def campaign(self, policy: Policy) -> MemoryCampaign:
-        return self.campaign_
 
 
 class DictSecrets:
@@ -101,25 +50,11 @@ class Clock:
         return self.now
 
 
-def asking_policy(**overrides: Any) -> Policy:
-    """Enforce, asking through the webhook channel; answers within 7 days, silence reclaims."""
-    return make_policy(
-        mode="enforce",
-        ask_permission=True,
-        campaign={
-            "channel": "webhook",
-            "url": "https://survey.example/ask",
-            "respond_within": "7d",
-        },
-        **overrides,
-    )
-
-
 @dataclass
 class World:
     app: app_context.AppContext
-    directory: DictDirectory
-    adapters: Adapters
+    directory: MemoryDirectory
+    adapters: MemoryAdapters
     secrets: DictSecrets
     clock: Clock
     env: dict[str, str]
@@ -177,8 +112,8 @@ def world(storage_env: dict[str, str]) -> Iterator[World]:
         "RECLAIM_SECRETS_SOURCE": "env",
         "RECLAIM_WEBHOOK_SECRET_NAME": SECRET_NAME,
     }
-    directory = DictDirectory({"SF": list(USERS)})
-    adapters = Adapters(directory, MemoryUsage(list(USAGE), NOW), MemoryCampaign())
+    directory = MemoryDirectory({"SF": [Member(u) for u in USERS]})
+    adapters = MemoryAdapters(directory, MemoryUsage(list(USAGE), NOW), MemoryCampaign())
     secrets = DictSecrets({SECRET_NAME: SECRET})
     clock = Clock(NOW)
     policy = asking_policy()

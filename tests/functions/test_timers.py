@@ -14,9 +14,10 @@ from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.policy import Policy
 from reclaim.functions import app_context
 from reclaim.settings import Settings
-from tests.conftest import NOW, make_policy
-from tests.functions.conftest import Adapters, World, asking_policy
+from tests.conftest import NOW, asking_policy, make_policy
+from tests.functions.conftest import World
 from tests.support.functions import call_timer
+from tests.support.memory import MemoryAdapters
 
 pytestmark = pytest.mark.azurite
 
@@ -90,7 +91,7 @@ def test_a_late_tick_logs_a_warning(world: World, caplog: pytest.LogCaptureFixtu
     assert "late" in caplog.text
 
 
-class BrokenFor(Adapters):
+class BrokenFor(MemoryAdapters):
     def usage_source(self, policy: Policy) -> Any:
         if policy.name == "broken":
             raise RuntimeError("an adapter bug")

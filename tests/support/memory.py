@@ -30,6 +30,11 @@ class MemoryDirectory:
     removed: list[tuple[str, str]] = field(default_factory=list)  # (group, label), in order
     transient_failures: int = 0  # the next N removals raise TransientError
     licensed_elsewhere: set[str] = field(default_factory=set)  # labels whose seat stays taken
+    failures: dict[str, Exception] = field(default_factory=dict)  # label -> raised by remove()
+    add_failures: dict[str, Exception] = field(default_factory=dict)  # label -> raised by add()
+
+    def holds(self, group: str, label: str) -> bool:
+        return any(m.user.label == label for m in self.groups.get(group, []))
 
     def check_group(self, group: str) -> GroupInfo:
         return GroupInfo(group, group, len(self.groups.get(group, [])))
@@ -38,6 +43,8 @@ class MemoryDirectory:
         yield from list(self.groups.get(group, []))
 
     def remove(self, group: str, user: User, **_: str) -> RemovalResult:
+        if user.label in self.failures:
+            raise self.failures[user.label]
         if self.transient_failures:
             self.transient_failures -= 1
             raise TransientError("throttled", retry_after=2)
@@ -51,6 +58,8 @@ class MemoryDirectory:
         return RemovalResult(RemovalOutcome.NOT_MEMBER)
 
     def add(self, group: str, user: User) -> AddOutcome:
+        if user.label in self.add_failures:
+            raise self.add_failures[user.label]
         members = self.groups.setdefault(group, [])
         if any(m.user == user for m in members):
             return AddOutcome.ALREADY_MEMBER
