@@ -21,7 +21,6 @@ Retries are real but short: Retry-After of 1 s on 429s, exponential backoff from
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -55,6 +54,7 @@ from reclaim.errors import ConfigurationError
 from reclaim.ports import Campaign, Directory, UsageSource
 from tests.fakes.graph import FakeGraph, Fault
 from tests.support.azurite import AZURITE_JS, HOST, Azurite, unique_name
+from tests.support.components import missing
 
 REF = "/groups/*/members/*/$ref"
 REMOVALS = 5_000
@@ -65,10 +65,6 @@ TIME_SCALE = 60  # storage run: one real second is a minute of the run's clock
 AZURITE_FLAGS = ("--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose")
 # Longer than azure-core's own retries (3, from 0.8 s doubling): calls in flight fail.
 OUTAGE = 8.0
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def _free_port() -> int:
@@ -286,10 +282,7 @@ class DurableAzurite(Azurite):
 @pytest.fixture
 def durable_azurite() -> Iterator[DurableAzurite]:
     if not (shutil.which("node") and AZURITE_JS.exists()):
-        message = "Azurite is not installed: sh tests/support/azurite_setup.sh"
-        if _in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        missing("Azurite is not installed: sh tests/support/azurite_setup.sh")
     workdir = Path(tempfile.mkdtemp(prefix="reclaim-azurite-durable-"))
     emulator = DurableAzurite(_free_port(), _free_port(), _free_port(), workdir)
     try:

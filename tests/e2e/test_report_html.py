@@ -9,20 +9,16 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from reclaim import reporting, service
 from tests.conftest import NOW
+from tests.support.components import missing
 from tests.unit.test_reporting import scripted_history
 
 
 def chromium() -> str:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
-        message = "chromium is not installed (tests/run.sh installs Debian's chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("chromium is not installed (tests/support/system_packages.sh installs it)")
     return binary
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import shutil
 import signal
 import socket
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+
+from tests.support.components import missing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_JS = REPO_ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
@@ -47,16 +48,8 @@ STOP_TIMEOUT = 10.0
 _names = itertools.count()
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 def _missing(reason: str) -> None:
-    """A missing Azurite fails in CI (tests must be able to fail) and skips elsewhere."""
-    message = f"{reason}; install it with: sh {SETUP_SCRIPT.relative_to(REPO_ROOT)}"
-    if _in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    missing(f"{reason}; install it with: sh {SETUP_SCRIPT.relative_to(REPO_ROOT)}")
 
 
 def _free_port() -> int:

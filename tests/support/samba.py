@@ -38,6 +38,8 @@ from ldap3.core.exceptions import LDAPEntryAlreadyExistsResult, LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
+from tests.support.components import missing
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMBA_HOME = REPO_ROOT / ".samba"
 SETUP_SCRIPT = Path(__file__).with_name("system_packages.sh")
@@ -66,11 +68,7 @@ def _samba_binary(name: str) -> str | None:
 
 
 def _missing(reason: str) -> None:
-    """A missing Samba fails in CI (tests must be able to fail) and skips elsewhere."""
-    message = f"{reason}; install it with: sh {SETUP_SCRIPT.relative_to(REPO_ROOT)}"
-    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    missing(f"{reason}; install it with: sh {SETUP_SCRIPT.relative_to(REPO_ROOT)}")
 
 
 def _provision_command(samba_tool: str, target: Path) -> list[str]:
