@@ -7,7 +7,7 @@ fault runs (tests/e2e/test_faults.py).
   invisible until then, a message whose handler raised comes back after visibilityTimeout with its
   dequeue count raised, and goes to the poison list after maxDequeueCount.
 - `run_workers`: `threads` workers doing what reclaim/functions/worker.py does with each message
-  (service.perform_removal, final_attempt on the last delivery, FAILED and malformed messages to
+  (usecases.perform_removal, final_attempt on the last delivery, FAILED and malformed messages to
   poison), until no message is waiting or in flight.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reclaim import service
+from reclaim import usecases
 from reclaim.adapters.environment import EnvironmentSecrets
 from reclaim.domain.policy import Policy, policies_from_data
 from reclaim.domain.records import MessageError, RemovalMessage
@@ -207,7 +207,7 @@ class WorkerTally:
 
 
 def run_workers(
-    ctx: service.Context,
+    ctx: usecases.Context,
     queue: DelayQueue,
     threads: int,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -221,9 +221,9 @@ def run_workers(
             text, dequeue_count = taken
             try:
                 message = RemovalMessage.from_json(text)
-                report = service.perform_removal(
+                report = usecases.perform_removal(
                     ctx,
-                    service.RemovalCommand(
+                    usecases.RemovalCommand(
                         message, final_attempt=dequeue_count >= queue.max_dequeue_count
                     ),
                     clock(),
@@ -237,11 +237,11 @@ def run_workers(
                     tally.errors[type(error).__name__] += 1
                 queue.settle(text, dequeue_count, failed=True, why=repr(error))
                 continue
-            if report.status is service.RemovalStatus.FAILED:
+            if report.status is usecases.RemovalStatus.FAILED:
                 queue.poison(text, report.detail)
             with lock:
                 tally.statuses[report.status.value] += 1
-                if report.status is service.RemovalStatus.REMOVED:
+                if report.status is usecases.RemovalStatus.REMOVED:
                     tally.finished_at.append(time.monotonic())
             queue.settle(text, dequeue_count, failed=False)
 
@@ -280,7 +280,7 @@ class Reconciliation:
 
 
 def reconcile(
-    ctx: service.Context, policy: Policy, graph: FakeGraph, group: str, user_ids: Iterable[str]
+    ctx: usecases.Context, policy: Policy, graph: FakeGraph, group: str, user_ids: Iterable[str]
 ) -> Reconciliation:
     terminal = {"REMOVED", "NOT_MEMBER", "FAILED"}
     requests = ctx.store.requests(policy.name)

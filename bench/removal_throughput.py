@@ -9,7 +9,7 @@ becomes 150/scale s and a run of --removals takes under a minute while the susta
 measures is Graph's own. Every answer takes 20-50 ms (--latency), token endpoint included.
 
 reclaim: a real enforce run (run_policy lists the group through Graph and enqueues one message per
-candidate), then `batchSize` (host.json) workers run service.perform_removal with a real Context:
+candidate), then `batchSize` (host.json) workers run usecases.perform_removal with a real Context:
 SqliteStore, the real GraphDirectory built by reclaim.wiring from settings (secrets from the
 environment). Deferred messages come back after their delay, as from the Storage queue.
 
@@ -40,7 +40,7 @@ import requests
 
 from bench.common import figure, header
 from bench.harness import DelayQueue, graph_tenant, host_queue_settings, run_workers
-from reclaim import service
+from reclaim import usecases
 from reclaim.adapters.environment import variable_for
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.wiring import Wiring
@@ -81,13 +81,13 @@ def run_reclaim(
     tenant = graph_tenant(graph, workdir, removals)
     store = SqliteStore(tenant.settings.state_db)
     queue = DelayQueue()
-    ctx = service.Context(
+    ctx = usecases.Context(
         store,
         queue,
         Wiring(tenant.settings, workdir, tenant.secrets),
         {tenant.policy.name: tenant.policy},
     )
-    outcome = service.run_policy(ctx, tenant.policy, datetime.now(UTC))
+    outcome = usecases.run_policy(ctx, tenant.policy, datetime.now(UTC))
     if outcome.halted or outcome.run.enqueued != removals:
         raise SystemExit(f"the run did not enqueue {removals} removals: {outcome.halt}")
 
@@ -139,7 +139,7 @@ def run_reclaim(
         seconds_before_throttle=dry_at - started,
         throttled=len(throttled),
         token_requests=graph.token_requests - tokens_before,
-        deferred=tally.statuses.get(service.RemovalStatus.DEFERRED.value, 0),
+        deferred=tally.statuses.get(usecases.RemovalStatus.DEFERRED.value, 0),
         statuses=tally.statuses,
         lost=lost,
         done_twice=done_twice,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from reclaim import service
+from reclaim import usecases
 from reclaim.domain.durations import parse_duration
 from reclaim.domain.policy import Policy, PolicyError
 from reclaim.domain.records import MessageError, RemovalMessage
@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 class _App:
     settings: Settings
     policies: dict[str, Policy]
-    ctx: service.Context
+    ctx: usecases.Context
 
 
 def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
@@ -128,7 +128,7 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
 
         queue = StorageQueue.from_settings(settings)
     wiring = Wiring(settings, path.parent)
-    ctx = service.Context(
+    ctx = usecases.Context(
         store,
         queue,
         wiring,
@@ -155,7 +155,7 @@ def _sorted(decisions: Sequence[Decision]) -> list[Decision]:
     return sorted(decisions, key=lambda d: (_ORDER.index(d.kind), d.member.user.label.lower()))
 
 
-def _outcome_json(policy: Policy, outcome: service.RunOutcome) -> dict[str, Any]:
+def _outcome_json(policy: Policy, outcome: usecases.RunOutcome) -> dict[str, Any]:
     return {
         "policy": policy.name,
         "application": policy.application,
@@ -190,7 +190,7 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
             out.write("  ".join("-" * max(w, len(row[-1])) for w in widths) + "\n")
 
 
-def _print_outcome_table(policy: Policy, outcome: service.RunOutcome, out: TextIO) -> None:
+def _print_outcome_table(policy: Policy, outcome: usecases.RunOutcome, out: TextIO) -> None:
     run = outcome.run
     out.write(
         f"\n== {policy.name}: {policy.application}, group {policy.directory.group} ({policy.mode.value})\n"
@@ -210,7 +210,7 @@ def _print_outcome_table(policy: Policy, outcome: service.RunOutcome, out: TextI
         out.write(f"not asked: {user}: {why}\n")
 
 
-def _print_outcome_csv(outcomes: list[tuple[Policy, service.RunOutcome]], out: TextIO) -> None:
+def _print_outcome_csv(outcomes: list[tuple[Policy, usecases.RunOutcome]], out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
         ["policy", "status", "user", "decision", "reason", "used", "threshold", "unit", "window"]
@@ -242,7 +242,7 @@ def _print_outcome_csv(outcomes: list[tuple[Policy, service.RunOutcome]], out: T
 
 def _plan(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
     outcomes = [
-        (p, service.run_policy(app.ctx, p, now, read_only=True)) for p in _chosen(app, args.policy)
+        (p, usecases.run_policy(app.ctx, p, now, read_only=True)) for p in _chosen(app, args.policy)
     ]
     if args.format == "json":
         json.dump([_outcome_json(p, o) for p, o in outcomes], out, indent=2)
@@ -268,7 +268,7 @@ def _work(app: _App, now: datetime, out: TextIO) -> int:
         body, _ = item
         try:
             message = RemovalMessage.from_json(body)
-            result = service.perform_removal(app.ctx, service.RemovalCommand(message), now)
+            result = usecases.perform_removal(app.ctx, usecases.RemovalCommand(message), now)
         except MessageError as error:
             out.write(f"dropped a malformed message: {error}\n")
             failed += 1
@@ -276,7 +276,7 @@ def _work(app: _App, now: datetime, out: TextIO) -> int:
         out.write(
             f"{message.user.label}: {result.status.value}{': ' + result.detail if result.detail else ''}\n"
         )
-        failed += result.status is service.RemovalStatus.FAILED
+        failed += result.status is usecases.RemovalStatus.FAILED
     if waiting := queue.waiting():
         out.write(f"{waiting} removal(s) wait in the queue for a later `python -m reclaim work`\n")
     return EXIT_HALTED if failed else EXIT_OK
@@ -284,7 +284,7 @@ def _work(app: _App, now: datetime, out: TextIO) -> int:
 
 def _run(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
     (policy,) = _chosen(app, args.policy)
-    outcome = service.run_policy(app.ctx, policy, now)
+    outcome = usecases.run_policy(app.ctx, policy, now)
     _print_outcome_table(policy, outcome, out)
     out.write(f"run {outcome.run.id} recorded ({outcome.run.status.value})\n")
     if outcome.halted:
@@ -299,7 +299,7 @@ def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> 
         window = parse_duration(args.since) if args.since else None
     except ValueError as error:
         raise UsageError(f"--since: {error}") from None
-    reports = service.report(app.ctx, now - window if window else None)
+    reports = usecases.report(app.ctx, now - window if window else None)
     text = {
         "table": lambda: reporting.as_table(reports),
         "csv": lambda: reporting.as_csv(reports),
@@ -319,7 +319,7 @@ def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> 
 
 def _explain(app: _App, args: argparse.Namespace, out: TextIO) -> int:
     (policy,) = _chosen(app, args.policy)
-    decisions, ledger = service.user_history(app.ctx, policy, args.user)
+    decisions, ledger = usecases.user_history(app.ctx, policy, args.user)
     if not decisions and not ledger:
         raise UsageError(
             f"no history for {args.user!r} under {policy.name!r} (decisions are kept by "
@@ -354,8 +354,8 @@ def _explain(app: _App, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _restore(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
-    result = service.restore(
-        app.ctx, service.RestoreCommand(args.policy, args.user or "", args.run or ""), now
+    result = usecases.restore(
+        app.ctx, usecases.RestoreCommand(args.policy, args.user or "", args.run or ""), now
     )
     for user in result.restored:
         out.write(f"restored {user}\n")
@@ -367,7 +367,7 @@ def _restore(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) ->
 
 
 def _expire(app: _App, now: datetime, out: TextIO) -> int:
-    result = service.expire_requests(app.ctx, now)
+    result = usecases.expire_requests(app.ctx, now)
     out.write(
         f"answers pulled {result.answers_pulled}, queued {result.queued}, lapsed {result.lapsed}, "
         f"remote actions settled {result.finished}\n"

@@ -13,7 +13,7 @@ import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from reclaim.service import PolicyReport
+from reclaim.usecases import PolicyReport
 
 COLUMNS = [
     ("policy", "POLICY"),

@@ -26,7 +26,7 @@ from enum import StrEnum
 
 from croniter import croniter
 
-from reclaim import service
+from reclaim import usecases
 
 log = logging.getLogger("reclaim.scheduling")
 
@@ -61,7 +61,7 @@ class PolicyTick:
     policy: str
     result: TickResult
     due: datetime | None = None
-    outcome: service.RunOutcome | None = None
+    outcome: usecases.RunOutcome | None = None
     error: str = ""
 
 
@@ -77,7 +77,7 @@ class SchedulerReport:
         return [t for t in self.ticks if t.result is TickResult.FAILED]
 
 
-def run_due_policies(ctx: service.Context, now: datetime) -> SchedulerReport:
+def run_due_policies(ctx: usecases.Context, now: datetime) -> SchedulerReport:
     """Run every policy that came due since its last run, each at most once per due time."""
     ticks: list[PolicyTick] = []
     for policy in ctx.policies.values():
@@ -96,7 +96,7 @@ def run_due_policies(ctx: service.Context, now: datetime) -> SchedulerReport:
             ticks.append(PolicyTick(policy.name, TickResult.INITIALISED, due))
             continue
         try:
-            outcome = service.run_policy(ctx, policy, now)
+            outcome = usecases.run_policy(ctx, policy, now)
         except Exception as error:  # one failing policy must not stop the others
             log.exception("scheduled run of %s (due %s) failed", policy.name, due.isoformat())
             ticks.append(

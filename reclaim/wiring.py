@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 
 class Wiring:
-    """reclaim.service.Adapters: one adapter per system and policy, built once and shared."""
+    """reclaim.usecases.Adapters: one adapter per system and policy, built once and shared."""
 
     def __init__(self, settings: Settings, base_dir: Path, secrets: Secrets | None = None) -> None:
         self.settings = settings

@@ -1,5 +1,5 @@
 """The function set's blueprints (function_app.py registers them): thin triggers that build a
-typed command, call one use case of reclaim.service (or reclaim.scheduling), and map the result."""
+typed command, call one use case of reclaim.usecases (or reclaim.scheduling), and map the result."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import azure.functions as func
 
-from reclaim import service
+from reclaim import usecases
 from reclaim.errors import ConfigurationError
 from reclaim.functions import app_context
 from reclaim.functions.responses import error_response, is_json, json_response
@@ -33,7 +33,7 @@ RESTORE_ROUTE = "manage/restore"
 MAX_BODY = 16_384
 
 
-def run_summary(outcome: service.RunOutcome) -> dict[str, Any]:
+def run_summary(outcome: usecases.RunOutcome) -> dict[str, Any]:
     run = outcome.run
     return {
         "policy": run.policy,
@@ -64,7 +64,7 @@ def manage_run_policy(req: func.HttpRequest) -> func.HttpResponse:
     if policy is None:
         known = ", ".join(sorted(app.ctx.policies)) or "none"
         return error_response(404, "unknown_policy", f"no policy named {name!r} (known: {known})")
-    outcome = service.run_policy(app.ctx, policy, app.now())
+    outcome = usecases.run_policy(app.ctx, policy, app.now())
     return json_response(run_summary(outcome))
 
 
@@ -92,12 +92,12 @@ def manage_restore(req: func.HttpRequest) -> func.HttpResponse:
             "invalid_schema",
             'expected {"policy": ..., "user": ...} or {"policy": ..., "run_id": ...}',
         )
-    command = service.RestoreCommand(
+    command = usecases.RestoreCommand(
         data.get("policy", "").strip(), data.get("user", "").strip(), data.get("run_id", "").strip()
     )
     try:
-        report = service.restore(app.ctx, command, app.now())
-    except service.InputError as error:
+        report = usecases.restore(app.ctx, command, app.now())
+    except usecases.InputError as error:
         return error_response(422, "unknown_reference", str(error))
     body_out = {
         "restored": report.restored,

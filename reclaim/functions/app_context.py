@@ -1,4 +1,4 @@
-"""The function app's composition root: one service.Context per process, built on first use.
+"""The function app's composition root: one usecases.Context per process, built on first use.
 
 Triggers call `current()`; it builds everything from Settings.from_env() and the host's storage
 variables (reclaim.adapters.storage) once, then shares it: Table storage for state, the Storage
@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from reclaim import service
+from reclaim import usecases
 from reclaim.domain.policy import Policy, PolicyError
 from reclaim.domain.records import RemovalMessage
 from reclaim.errors import ConfigurationError
@@ -86,7 +86,7 @@ class AppContext:
     """Everything a trigger needs: the use cases' Context, the queue, settings, secrets, time."""
 
     settings: Settings
-    ctx: service.Context
+    ctx: usecases.Context
     queue: RemovalQueue
     secrets: Callable[[], Secrets]  # built on first use: only the webhook needs one
     queue_options: QueueOptions = field(default_factory=QueueOptions.from_host_json)
@@ -114,7 +114,7 @@ def build(
     env: Mapping[str, str] | None = None,
     policies_file: Path | None = None,
     policies: Mapping[str, Policy] | None = None,
-    adapters: service.Adapters | None = None,
+    adapters: usecases.Adapters | None = None,
     secrets: Secrets | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> AppContext:
@@ -142,7 +142,7 @@ def build(
     store = TableStore.from_account(account, settings.table_prefix)
     queue = StorageQueue(account, settings.removal_queue)
     wiring = Wiring(settings, path.parent, secrets)
-    ctx = service.Context(
+    ctx = usecases.Context(
         store, queue, adapters or wiring, dict(policies), kill_switch=settings.kill_switch
     )
     return AppContext(settings, ctx, queue, wiring.secrets, clock=clock)

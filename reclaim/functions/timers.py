@@ -14,7 +14,7 @@ import logging
 
 import azure.functions as func
 
-from reclaim import scheduling, service
+from reclaim import scheduling, usecases
 from reclaim.functions import app_context
 
 log = logging.getLogger("reclaim.functions.timers")
@@ -51,7 +51,7 @@ def expiry(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("expiry tick is late (past due): applying the deadlines that passed")
     app = app_context.current()
-    report = service.expire_requests(app.ctx, app.now())
+    report = usecases.expire_requests(app.ctx, app.now())
     log.info(
         "expiry: %d answers pulled, %d queued, %d lapsed, %d remote actions settled",
         report.answers_pulled,

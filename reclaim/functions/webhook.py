@@ -27,7 +27,7 @@ from typing import Any
 
 import azure.functions as func
 
-from reclaim import service, signing
+from reclaim import signing, usecases
 from reclaim.domain.model import AnswerValue
 from reclaim.errors import ConfigurationError
 from reclaim.functions import app_context
@@ -85,7 +85,7 @@ def _unavailable() -> func.HttpResponse:
 
 def _accepted_commands(
     app: app_context.AppContext, req: func.HttpRequest
-) -> list[service.AnswerCommand]:
+) -> list[usecases.AnswerCommand]:
     settings = app.settings
     body = _body_within_limit(req, settings.webhook_max_bytes)
     if not is_json(req):
@@ -128,7 +128,7 @@ class _Field:
         return name if self.index is None else f"[{self.index}].{name}"
 
 
-def _parse(body: bytes, now: datetime, tolerance: timedelta) -> list[service.AnswerCommand]:
+def _parse(body: bytes, now: datetime, tolerance: timedelta) -> list[usecases.AnswerCommand]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:  # deep nesting too
@@ -151,7 +151,7 @@ def _text(item: dict[str, Any], name: str, at: _Field) -> str:
     return value.strip()
 
 
-def _command(item: Any, at: _Field, now: datetime, tolerance: timedelta) -> service.AnswerCommand:
+def _command(item: Any, at: _Field, now: datetime, tolerance: timedelta) -> usecases.AnswerCommand:
     if not isinstance(item, dict):
         raise Rejected(400, "invalid_schema", f"{at.where('answer')}: expected an object")
     answer = _text(item, "answer", at).lower()
@@ -177,17 +177,17 @@ def _command(item: Any, at: _Field, now: datetime, tolerance: timedelta) -> serv
             )
         if answered_at > now + tolerance:  # a future "yes" would protect the user for longer
             raise Rejected(400, "invalid_schema", f"{at.where('answered_at')}: is in the future")
-    return service.AnswerCommand(
+    return usecases.AnswerCommand(
         AnswerValue(answer), answered_at, request_id=request_id, policy=policy, user=user
     )
 
 
-def _check_known(ctx: service.Context, commands: list[service.AnswerCommand]) -> None:
+def _check_known(ctx: usecases.Context, commands: list[usecases.AnswerCommand]) -> None:
     """Every answer must find its request (and its policy) before any is recorded."""
     for index, command in enumerate(commands):
         try:
-            request = service.find_request(ctx, command)
-        except service.InputError as error:
+            request = usecases.find_request(ctx, command)
+        except usecases.InputError as error:
             where = f"[{index}]: " if len(commands) > 1 else ""
             raise Rejected(422, "unknown_reference", f"{where}{error}") from None
         if request.policy not in ctx.policies:
@@ -196,13 +196,13 @@ def _check_known(ctx: service.Context, commands: list[service.AnswerCommand]) ->
             )
 
 
-def _record(app: app_context.AppContext, commands: list[service.AnswerCommand]) -> dict[str, int]:
-    counts = {status.value: 0 for status in service.AnswerStatus}
+def _record(app: app_context.AppContext, commands: list[usecases.AnswerCommand]) -> dict[str, int]:
+    counts = {status.value: 0 for status in usecases.AnswerStatus}
     now = app.now()
     for command in commands:
         try:
-            status = service.record_answer(app.ctx, command, now)
-        except service.InputError as error:  # checked above; gone in between: count, go on
+            status = usecases.record_answer(app.ctx, command, now)
+        except usecases.InputError as error:  # checked above; gone in between: count, go on
             log.warning("answer not recorded: %s", error)
             continue
         counts[status.value] += 1

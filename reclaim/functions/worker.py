@@ -19,7 +19,7 @@ import logging
 
 import azure.functions as func
 
-from reclaim import service
+from reclaim import usecases
 from reclaim.domain.records import MessageError, RemovalMessage
 from reclaim.functions import app_context
 
@@ -39,9 +39,9 @@ def removal_worker(msg: func.QueueMessage) -> None:
     dequeue_count = msg.dequeue_count or 1
     try:
         message = RemovalMessage.from_json(body)
-        report = service.perform_removal(
+        report = usecases.perform_removal(
             app.ctx,
-            service.RemovalCommand(
+            usecases.RemovalCommand(
                 message, final_attempt=dequeue_count >= app.queue_options.max_dequeue_count
             ),
             app.now(),
@@ -50,7 +50,7 @@ def removal_worker(msg: func.QueueMessage) -> None:
         log.error("removal message %s cannot be acted on (%s): poisoned", msg.id or "", error)
         app.queue.poison(text, f"malformed: {error}")
         return
-    if report.status is service.RemovalStatus.FAILED:
+    if report.status is usecases.RemovalStatus.FAILED:
         app.queue.poison(text, f"removal {message.request_id} failed: {report.detail}")
         return
     log.info(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reclaim import service
+from reclaim import usecases
 from reclaim.adapters.digest import IncomingWebhookDigest
 from reclaim.adapters.environment import EnvironmentSecrets, variable_for
 from reclaim.adapters.sqlite import SqliteStore
@@ -58,19 +58,19 @@ def test_a_halted_run_and_failures_are_posted(receiver, tmp_path: Path) -> None:
         mode="enforce", limits={"max_removals_per_run": 2, "max_percent_of_group": 50}
     )
     queue = MemoryQueue()
-    ctx = service.Context(
+    ctx = usecases.Context(
         SqliteStore(tmp_path / "s.sqlite3"),
         queue,
         MemoryAdapters(directory, usage),
         {policy.name: policy},
         notifier=digest_for(receiver, receiver.url + "/hook"),
     )
-    service.run_policy(ctx, policy, NOW)
+    usecases.run_policy(ctx, policy, NOW)
     first, second = queue.drain()
-    service.perform_removal(ctx, service.RemovalCommand(first, final_attempt=True), NOW)
-    service.perform_removal(ctx, service.RemovalCommand(second), NOW)
+    usecases.perform_removal(ctx, usecases.RemovalCommand(first, final_attempt=True), NOW)
+    usecases.perform_removal(ctx, usecases.RemovalCommand(second), NOW)
     usage.rows = [UsageRow(f"u{i}@c.com", 0.0) for i in range(4)]
-    service.run_policy(ctx, policy, NOW)
+    usecases.run_policy(ctx, policy, NOW)
     first_text, second_text = (p["text"] for p in Receiver.posts)
     assert "salesforce (Salesforce Lightning, enforce) completed" in first_text
     assert "asked 0, removals queued 2" in first_text
@@ -84,14 +84,14 @@ def test_a_halted_run_and_failures_are_posted(receiver, tmp_path: Path) -> None:
 def test_a_failing_webhook_does_not_undo_the_run(receiver, tmp_path: Path) -> None:
     Receiver.status = 500
     directory = MemoryDirectory({"SF": [Member(User(upn="a@c.com"))]})
-    ctx = service.Context(
+    ctx = usecases.Context(
         SqliteStore(tmp_path / "s.sqlite3"),
         MemoryQueue(),
         MemoryAdapters(directory, MemoryUsage([UsageRow("a@c.com", 9.0)], NOW)),
         {"salesforce": make_policy()},
         notifier=digest_for(receiver, receiver.url),
     )
-    outcome = service.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    outcome = usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
     assert outcome.run.status.value == "planned" and len(ctx.store.runs()) == 1
     with pytest.raises(TransientError, match=r"digest webhook \(digest-url\) answered 500"):
         digest_for(receiver, receiver.url).notify("x")

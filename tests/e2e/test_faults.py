@@ -13,7 +13,7 @@ and no ledger entry is duplicated.
   round trips to one Azurite process; measured on 2 cores, about 45 removals/s whatever the
   number of workers and 80 enqueued/s, so 5,000 would take about three minutes.
   The run's clock goes TIME_SCALE times faster than real time and so do the queue's delays, so a
-  claim left behind by the outage (5 minutes, service.CLAIM_TIMEOUT) expires in seconds.
+  claim left behind by the outage (5 minutes, usecases.CLAIM_TIMEOUT) expires in seconds.
 
 Retries are real but short: Retry-After of 1 s on 429s, exponential backoff from 20 ms otherwise.
 """
@@ -44,7 +44,7 @@ from bench.harness import (
     reconcile,
     run_workers,
 )
-from reclaim import service
+from reclaim import usecases
 from reclaim.adapters.files import CsvUsage
 from reclaim.adapters.graph import GraphClient, GraphDirectory, RetryPolicy, WritePacer
 from reclaim.adapters.sqlite import SqliteStore
@@ -83,7 +83,7 @@ def _port_open(port: int) -> bool:
 
 
 class FaultRunAdapters:
-    """service.Adapters: the real Graph directory with short retries, the usage CSV."""
+    """usecases.Adapters: the real Graph directory with short retries, the usage CSV."""
 
     def __init__(self, tenant: GraphTenant) -> None:
         settings = tenant.settings
@@ -157,7 +157,7 @@ class FaultPlan:
 
 
 def assert_consistent(
-    ctx: service.Context,
+    ctx: usecases.Context,
     tenant: GraphTenant,
     plan: FaultPlan,
     removals: int,
@@ -217,13 +217,13 @@ def test_5000_removals_under_graph_faults_end_consistent(tmp_path: Path) -> None
     with FakeGraph() as graph:
         tenant = graph_tenant(graph, tmp_path, REMOVALS)
         queue = DelayQueue(host.max_dequeue_count, visibility_timeout=0.5)
-        ctx = service.Context(
+        ctx = usecases.Context(
             SqliteStore(tenant.settings.state_db),
             queue,
             FaultRunAdapters(tenant),
             {tenant.policy.name: tenant.policy},
         )
-        outcome = service.run_policy(ctx, tenant.policy, datetime.now(UTC))
+        outcome = usecases.run_policy(ctx, tenant.policy, datetime.now(UTC))
         assert outcome.run.enqueued == REMOVALS
 
         graph.clear_log()
@@ -315,7 +315,7 @@ class ScaledQueue:
 
 
 def pump_storage_queue(
-    ctx: service.Context,
+    ctx: usecases.Context,
     storage_queue: object,
     threads: int,
     max_dequeue_count: int,
@@ -351,10 +351,10 @@ def pump_storage_queue(
                 command = None
                 try:
                     message = RemovalMessage.from_json(stored.content)
-                    command = service.RemovalCommand(
+                    command = usecases.RemovalCommand(
                         message, final_attempt=stored.dequeue_count >= max_dequeue_count
                     )
-                    report = service.perform_removal(ctx, command, clock())
+                    report = usecases.perform_removal(ctx, command, clock())
                 except MessageError:
                     report = None
                 except Exception as error:
@@ -371,7 +371,7 @@ def pump_storage_queue(
                     status = report.status.value if report else "malformed"
                     tally.statuses[status] += 1
                 with contextlib.suppress(AzureError):
-                    if report is None or report.status is service.RemovalStatus.FAILED:
+                    if report is None or report.status is usecases.RemovalStatus.FAILED:
                         poison(stored.content, report.detail if report else "malformed")
                     client.delete_message(stored)
 
@@ -400,13 +400,13 @@ def test_removals_on_table_storage_survive_an_azurite_restart(
         storage_queue = StorageQueue(account, unique_name("q"))
         storage_queue.create()
         clock = FastClock()
-        ctx = service.Context(
+        ctx = usecases.Context(
             store,
             ScaledQueue(storage_queue),
             FaultRunAdapters(tenant),
             {tenant.policy.name: tenant.policy},
         )
-        outcome = service.run_policy(ctx, tenant.policy, clock())
+        outcome = usecases.run_policy(ctx, tenant.policy, clock())
         assert outcome.run.enqueued == removals
 
         graph.clear_log()

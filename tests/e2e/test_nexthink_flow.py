@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reclaim import service
+from reclaim import usecases
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.policy import policies_from_data
@@ -37,13 +37,13 @@ def nexthink_env(nx: FakeNexthink) -> dict[str, str]:
 
 def context(
     env: dict[str, str], policy_data: dict, tmp_path: Path, monkeypatch
-) -> tuple[service.Context, MemoryQueue]:
+) -> tuple[usecases.Context, MemoryQueue]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)  # the env secrets source reads the process environment
     settings = Settings.from_env(env)
     (policy,) = policies_from_data({"policies": [policy_data]})
     queue = MemoryQueue()
-    ctx = service.Context(
+    ctx = usecases.Context(
         SqliteStore(tmp_path / "s.sqlite3"),
         queue,
         Wiring(settings, tmp_path),
@@ -52,9 +52,9 @@ def context(
     return ctx, queue
 
 
-def work(ctx: service.Context, queue: MemoryQueue, now: datetime) -> list[str]:
+def work(ctx: usecases.Context, queue: MemoryQueue, now: datetime) -> list[str]:
     return [
-        service.perform_removal(ctx, service.RemovalCommand(m), now).status.value
+        usecases.perform_removal(ctx, usecases.RemovalCommand(m), now).status.value
         for m in queue.drain()
     ]
 
@@ -104,7 +104,7 @@ def test_nexthink_usage_and_campaign_on_an_entra_group(tmp_path: Path, monkeypat
         )
         policy = ctx.policies["salesforce"]
 
-        outcome = service.run_policy(ctx, policy, NOW)
+        outcome = usecases.run_policy(ctx, policy, NOW)
         kinds = {d.member.user.upn: d.kind.value for d in outcome.decisions}
         assert kinds == {
             "ann@contoso.test": "CANDIDATE",
@@ -121,12 +121,12 @@ def test_nexthink_usage_and_campaign_on_an_entra_group(tmp_path: Path, monkeypat
         # ann answers no inside Nexthink, bob never answers; the expiry timer pulls answers by NQL.
         ann_request = next(r for r in nx.campaign_requests.values() if r.sid == "S-1-5-21-9-0")
         nx.answer(ann_request.request_id, "No", NOW + timedelta(hours=2))
-        report = service.expire_requests(ctx, NOW + timedelta(hours=3))
+        report = usecases.expire_requests(ctx, NOW + timedelta(hours=3))
         assert (report.answers_pulled, report.queued, report.errors) == (1, 0, [])
         assert work(ctx, queue, NOW + timedelta(hours=3)) == ["removed"]
         assert not graph.is_member(group, ids["ann"])
 
-        report = service.expire_requests(ctx, NOW + timedelta(days=7, hours=1))
+        report = usecases.expire_requests(ctx, NOW + timedelta(days=7, hours=1))
         assert report.queued == 1
         assert work(ctx, queue, NOW + timedelta(days=7, hours=1)) == ["removed"]
         assert [n for n in people if not graph.is_member(group, ids[n])] == ["ann", "bob"]
@@ -176,7 +176,7 @@ def test_the_remote_action_route_reaches_removed_through_the_execution_check(
                 tmp_path,
                 monkeypatch,
             )
-            outcome = service.run_policy(ctx, ctx.policies["visio-onprem"], NOW)
+            outcome = usecases.run_policy(ctx, ctx.policies["visio-onprem"], NOW)
             assert outcome.run.enqueued == 2
             assert work(ctx, queue, NOW) == ["requested", "requested"]
             executions = nx.bodies["POST /api/v1/act/execute"]
@@ -187,9 +187,9 @@ def test_the_remote_action_route_reaches_removed_through_the_execution_check(
             samba_dc.remove_members(group, [users["gil.ash"], users["hal.bay"]])
             requested = ctx.store.requests(states=[RequestState.REQUESTED])
             nx.finish_execution(requested[0].detail, "success")
-            assert service.expire_requests(ctx, NOW + timedelta(minutes=10)).finished == 1
+            assert usecases.expire_requests(ctx, NOW + timedelta(minutes=10)).finished == 1
             nx.finish_execution(requested[1].detail, "failure", "Access is denied")
-            assert service.expire_requests(ctx, NOW + timedelta(minutes=20)).finished == 1
+            assert usecases.expire_requests(ctx, NOW + timedelta(minutes=20)).finished == 1
             states = {r.user.sam_account_name: r.state for r in ctx.store.requests()}
             assert states == {
                 requested[0].user.sam_account_name: RequestState.REMOVED,

@@ -9,7 +9,7 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
-from reclaim import reporting, service
+from reclaim import reporting, usecases
 from tests.conftest import NOW
 from tests.support.components import missing
 from tests.unit.test_reporting import scripted_history
@@ -43,7 +43,7 @@ def test_the_html_report_renders_its_chart_and_totals(tmp_path: Path) -> None:
     binary = chromium()
     page = tmp_path / "report.html"
     page.write_text(
-        reporting.as_html(service.report(scripted_history(tmp_path)), NOW, timedelta(days=90))
+        reporting.as_html(usecases.report(scripted_history(tmp_path)), NOW, timedelta(days=90))
     )
     shot = tmp_path / "report.png"
     result = headless(

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.harness import DelayQueue
-from reclaim import service, signing
+from reclaim import signing, usecases
 from reclaim.adapters.environment import EnvironmentSecrets, variable_for
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.lifecycle import RequestState
@@ -94,8 +94,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         MemoryUsage(USAGE, NOW),
         MemoryCampaign(),
     )
-    ctx = service.Context(store, queue, adapters, {policy.name: policy})
-    assert service.run_policy(ctx, policy, NOW).run.asked == len(USERS)
+    ctx = usecases.Context(store, queue, adapters, {policy.name: policy})
+    assert usecases.run_policy(ctx, policy, NOW).run.asked == len(USERS)
     env = {
         "RECLAIM_SECRETS_SOURCE": "env",
         "RECLAIM_WEBHOOK_SECRET_NAME": SECRET_NAME,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reclaim import service
+from reclaim import usecases
 from reclaim.domain.model import Member, UsageRow, User
 from reclaim.domain.policy import Policy
 from reclaim.errors import ConfigurationError
@@ -61,7 +61,7 @@ class World:
     ids: Iterator[str]
 
     @property
-    def ctx(self) -> service.Context:
+    def ctx(self) -> usecases.Context:
         return self.app.ctx
 
     @property
@@ -71,8 +71,8 @@ class World:
     def use_policies(self, *policies: Policy) -> None:
         self.ctx.policies = {p.name: p for p in policies}
 
-    def run(self, policy: Policy | None = None) -> service.RunOutcome:
-        return service.run_policy(self.ctx, policy or self.policy, self.clock())
+    def run(self, policy: Policy | None = None) -> usecases.RunOutcome:
+        return usecases.run_policy(self.ctx, policy or self.policy, self.clock())
 
     def table_rows(self, suffix: str) -> list[dict[str, Any]]:
         service_client = self.app.queue.account.table_service()  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""In-memory implementations of the Directory and Campaign ports, for service-level tests where
+"""In-memory implementations of the Directory and Campaign ports, for use-case tests where
 which directory it is does not matter (the real adapters have their own tests against real servers
 and HTTPS fakes)."""
 

@@ -8,7 +8,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from reclaim import reporting, service
+from reclaim import reporting, usecases
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.model import Member, UsageRow, User
 from tests.conftest import NOW, make_policy
@@ -23,7 +23,7 @@ from tests.support.memory import (
 USERS = [User(object_id=f"id{i}", upn=f"u{i}@c.com") for i in range(20)]
 
 
-def scripted_history(tmp_path: Path) -> service.Context:
+def scripted_history(tmp_path: Path) -> usecases.Context:
     """Week 0: 4 removed, one of them still licensed through another group. Week 1: a run halted
     by its cap. Week 2: one restore."""
     directory = MemoryDirectory({"SF": [Member(u) for u in USERS]}, licensed_elsewhere={"u3@c.com"})
@@ -32,27 +32,27 @@ def scripted_history(tmp_path: Path) -> service.Context:
         mode="enforce", limits={"max_removals_per_run": 5, "max_percent_of_group": 25}
     )
     queue = MemoryQueue()
-    ctx = service.Context(
+    ctx = usecases.Context(
         SqliteStore(tmp_path / "s.sqlite3"),
         queue,
         MemoryAdapters(directory, usage, MemoryCampaign()),
         {policy.name: policy},
     )
-    service.run_policy(ctx, policy, NOW)
+    usecases.run_policy(ctx, policy, NOW)
     for message in queue.drain():
-        service.perform_removal(ctx, service.RemovalCommand(message), NOW)
+        usecases.perform_removal(ctx, usecases.RemovalCommand(message), NOW)
     usage.rows = [UsageRow(f"u{i}@c.com", 0.0) for i in range(20)]
     usage.observed_at = NOW + timedelta(days=7)
-    halted = service.run_policy(ctx, policy, NOW + timedelta(days=7))
+    halted = usecases.run_policy(ctx, policy, NOW + timedelta(days=7))
     assert halted.halted
-    service.restore(
-        ctx, service.RestoreCommand(policy.name, user="u0@c.com"), NOW + timedelta(days=14)
+    usecases.restore(
+        ctx, usecases.RestoreCommand(policy.name, user="u0@c.com"), NOW + timedelta(days=14)
     )
     return ctx
 
 
 def test_report_figures(tmp_path: Path) -> None:
-    (r,) = service.report(scripted_history(tmp_path))
+    (r,) = usecases.report(scripted_history(tmp_path))
     assert (r.runs_completed, len(r.halted), r.members, r.candidates) == (1, 1, 16, 16)
     assert (r.removed, r.restored, r.seats_not_freed, r.seats_freed) == (4, 1, 1, 2)
     assert (r.monthly_savings, r.yearly_savings) == (50.0, 600.0)
@@ -62,12 +62,12 @@ def test_report_figures(tmp_path: Path) -> None:
 
 def test_since_limits_the_window(tmp_path: Path) -> None:
     ctx = scripted_history(tmp_path)
-    (r,) = service.report(ctx, since=NOW + timedelta(days=10))
+    (r,) = usecases.report(ctx, since=NOW + timedelta(days=10))
     assert (r.removed, r.restored, r.seats_freed, r.monthly_savings) == (0, 1, 0, 0.0)
 
 
 def test_csv_and_json_carry_the_same_figures(tmp_path: Path) -> None:
-    reports = service.report(scripted_history(tmp_path))
+    reports = usecases.report(scripted_history(tmp_path))
     (row,) = list(csv.DictReader(io.StringIO(reporting.as_csv(reports))))
     assert (row["seats_freed"], row["monthly_savings"], row["yearly_savings"]) == (
         "2",
@@ -80,6 +80,6 @@ def test_csv_and_json_carry_the_same_figures(tmp_path: Path) -> None:
 
 
 def test_html_is_one_self_contained_file(tmp_path: Path) -> None:
-    page = reporting.as_html(service.report(scripted_history(tmp_path)), NOW, timedelta(days=90))
+    page = reporting.as_html(usecases.report(scripted_history(tmp_path)), NOW, timedelta(days=90))
     assert '<svg id="savings-chart"' in page and "50.00 USD" in page and "600.00 USD" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page

@@ -1,0 +1,53 @@
+"""Use cases, one module each: run_policy, record_answer, expire_requests, perform_removal,
+restore, report.
+
+Triggers in reclaim/functions/ and the CLI build a command, call one of these, and map the result.
+Each use case takes its outside systems through `Context` and the time as `now`.
+"""
+
+from reclaim.usecases.context import (
+    CLAIM_TIMEOUT,
+    KILL_SWITCH_DELAY,
+    Adapters,
+    Context,
+    InputError,
+)
+from reclaim.usecases.expire_requests import RESEND_AFTER, ExpiryReport, expire_requests
+from reclaim.usecases.perform_removal import (
+    RemovalCommand,
+    RemovalReport,
+    RemovalStatus,
+    perform_removal,
+)
+from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, find_request, record_answer
+from reclaim.usecases.report import PolicyReport, report, user_history
+from reclaim.usecases.restore import RestoreCommand, RestoreReport, restore
+from reclaim.usecases.run_policy import RunOutcome, digest, run_policy
+
+__all__ = [
+    "CLAIM_TIMEOUT",
+    "KILL_SWITCH_DELAY",
+    "RESEND_AFTER",
+    "Adapters",
+    "AnswerCommand",
+    "AnswerStatus",
+    "Context",
+    "ExpiryReport",
+    "InputError",
+    "PolicyReport",
+    "RemovalCommand",
+    "RemovalReport",
+    "RemovalStatus",
+    "RestoreCommand",
+    "RestoreReport",
+    "RunOutcome",
+    "digest",
+    "expire_requests",
+    "find_request",
+    "perform_removal",
+    "record_answer",
+    "report",
+    "restore",
+    "run_policy",
+    "user_history",
+]

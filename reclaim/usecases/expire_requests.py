@@ -1,0 +1,112 @@
+"""expire_requests: the expiry tick (answers pulled, deadlines, lost messages)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from reclaim.domain.lifecycle import QueueReason, RequestState, transition
+from reclaim.domain.policy import Channel, OnNoResponse, Policy
+from reclaim.domain.records import (
+    LedgerOutcome,
+)
+from reclaim.errors import ReclaimError
+from reclaim.usecases.bookkeeping import enqueue_removal, ledger, removal_message
+from reclaim.usecases.context import Context, InputError
+from reclaim.usecases.perform_removal import finish_removal
+from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, record_answer
+
+log = logging.getLogger("reclaim")
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    answers_pulled: int = 0
+    queued: int = 0
+    lapsed: int = 0
+    finished: int = 0
+    resent: int = 0  # QUEUED requests whose message was lost, sent again
+    errors: list[str] = field(default_factory=list)
+
+
+# A QUEUED request this old has lost its message (the send failed after the request was stored);
+# the worker is idempotent by request id, so sending it again is safe.
+RESEND_AFTER = timedelta(hours=1)
+
+
+def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
+    """Pull answers from channels that cannot push, apply on_no_response past the deadline,
+    settle removals handed to an asynchronous executor, and resend lost removal messages."""
+    pulled = queued = lapsed = finished = resent = 0
+    errors: list[str] = []
+    for policy in ctx.policies.values():
+        try:
+            if policy.ask_permission and policy.campaign.channel is Channel.NEXTHINK:
+                since = now - policy.campaign.respond_within - timedelta(days=1)
+                for answer in ctx.adapters.campaign(policy).answers(policy, since):
+                    command = AnswerCommand(
+                        answer.value,
+                        answer.answered_at,
+                        request_id=answer.request_id,
+                        policy=policy.name,
+                        user=answer.user,
+                        source="nexthink",
+                    )
+                    try:
+                        if record_answer(ctx, command, now) is not AnswerStatus.DUPLICATE:
+                            pulled += 1
+                    except InputError as error:
+                        log.info("answer not matched under %s: %s", policy.name, error)
+            for request in ctx.store.requests(policy.name, [RequestState.PENDING]):
+                if request.deadline is None or request.deadline > now:
+                    continue
+                if policy.campaign.on_no_response is OnNoResponse.RECLAIM:
+                    enqueue_removal(ctx, policy, request, QueueReason.NO_RESPONSE, now)
+                    queued += 1
+                else:
+                    lapsed_request = transition(
+                        request, RequestState.LAPSED, now, detail="no answer by the deadline"
+                    )
+                    if ctx.store.update_request(lapsed_request):
+                        ledger(
+                            ctx,
+                            lapsed_request,
+                            LedgerOutcome.CANCELLED,
+                            now,
+                            "no answer; on_no_response: keep",
+                        )
+                        lapsed += 1
+            finished += _settle_requested(ctx, policy, now)
+            resent += _resend_lost(ctx, policy, now)
+        except ReclaimError as error:
+            errors.append(f"{policy.name}: {error}")
+            log.error("expiry of %s failed: %s", policy.name, error)
+    return ExpiryReport(pulled, queued, lapsed, finished, resent, errors)
+
+
+def _resend_lost(ctx: Context, policy: Policy, now: datetime) -> int:
+    if ctx.kill_switch:
+        return 0  # messages wait on purpose, and come back by themselves
+    stale = [
+        r
+        for r in ctx.store.requests(policy.name, [RequestState.QUEUED])
+        if now - r.updated_at >= RESEND_AFTER
+    ]
+    for request in stale:
+        ctx.queue.enqueue(removal_message(request))
+    return len(stale)
+
+
+def _settle_requested(ctx: Context, policy: Policy, now: datetime) -> int:
+    waiting = ctx.store.requests(policy.name, [RequestState.REQUESTED])
+    if not waiting:
+        return 0
+    tracker = ctx.adapters.directory(policy)
+    results = tracker.finished(waiting) if hasattr(tracker, "finished") else {}
+    settled = 0
+    for request in waiting:
+        result = results.get(request.id)
+        if result is not None:
+            settled += finish_removal(ctx, request, result, now)
+    return settled

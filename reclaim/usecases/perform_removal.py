@@ -1,0 +1,150 @@
+"""perform_removal: one removal from one group, once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from reclaim.domain.lifecycle import FINAL_STATES, Request, RequestState, transition
+from reclaim.domain.policy import Policy
+from reclaim.domain.records import (
+    LedgerOutcome,
+    MessageError,
+    RemovalMessage,
+)
+from reclaim.errors import ReclaimError, TransientError, UserNotFound
+from reclaim.ports import (
+    Directory,
+    RemovalOutcome,
+    RemovalResult,
+)
+from reclaim.usecases.bookkeeping import cancel, ledger
+from reclaim.usecases.context import CLAIM_TIMEOUT, KILL_SWITCH_DELAY, Context
+
+# Outcomes stored on the request first, then appended to the ledger.
+_LEDGERED_STATES = frozenset(
+    {
+        RequestState.REMOVED,
+        RequestState.NOT_MEMBER,
+        RequestState.FAILED,
+        RequestState.REQUESTED,
+        RequestState.CANCELLED,
+    }
+)
+
+log = logging.getLogger("reclaim")
+
+
+class RemovalStatus(StrEnum):
+    REMOVED = "removed"
+    NOT_MEMBER = "not-member"
+    REQUESTED = "requested"
+    FAILED = "failed"  # recorded FAILED; the message belongs in the poison queue
+    CANCELLED = "cancelled"
+    DEFERRED = "deferred"  # sent back to the queue to wait (kill switch, throttling)
+    SKIPPED = "skipped"  # already handled: a duplicate message
+
+
+@dataclass(frozen=True)
+class RemovalCommand:
+    message: RemovalMessage
+    final_attempt: bool = False  # the host will not deliver this message again
+
+
+@dataclass(frozen=True)
+class RemovalReport:
+    status: RemovalStatus
+    detail: str = ""
+
+
+def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> RemovalReport:
+    """Remove one user from one group, once: idempotent by request id, re-checked before acting."""
+    message = command.message
+    request = ctx.store.get_request(message.request_id)
+    if request is None:
+        raise MessageError(f"unknown request {message.request_id!r}")
+    if request.state in FINAL_STATES or request.state in (
+        RequestState.REMOVED,
+        RequestState.REQUESTED,
+    ):
+        if request.state in _LEDGERED_STATES:
+            # Delivered again after the outcome was stored but before its ledger entry was
+            # (storage failed in between): write it now; ledger ids make this a no-op otherwise.
+            ledger(
+                ctx, request, LedgerOutcome(request.state.value), request.updated_at, request.detail
+            )
+        return RemovalReport(RemovalStatus.SKIPPED, f"already {request.state.value}")
+    if request.state is RequestState.PENDING:
+        return RemovalReport(RemovalStatus.SKIPPED, "still waiting for an answer")
+    if request.state is RequestState.REMOVING and now - request.updated_at < CLAIM_TIMEOUT:
+        # Another worker holds it; come back after its claim would have expired.
+        ctx.queue.enqueue(message, delay=CLAIM_TIMEOUT)
+        return RemovalReport(RemovalStatus.DEFERRED, "being removed by another worker")
+    policy = ctx.policies.get(request.policy)
+    if policy is None:
+        cancel(ctx, request, f"policy {request.policy!r} is no longer configured", now)
+        return RemovalReport(RemovalStatus.CANCELLED, "policy no longer configured")
+    if ctx.kill_switch:
+        ctx.queue.enqueue(message, delay=KILL_SWITCH_DELAY)
+        return RemovalReport(RemovalStatus.DEFERRED, "kill switch is on")
+    if request.state is RequestState.QUEUED:
+        yes_at = ctx.store.latest_yes(policy.name, request.state_key)
+        if yes_at is not None and now - yes_at < policy.keep_after_yes:
+            cancel(ctx, request, f"answered yes on {yes_at:%Y-%m-%d}", now)
+            return RemovalReport(RemovalStatus.CANCELLED, "answered yes")
+
+    claimed = transition(request, RequestState.REMOVING, now)
+    if not ctx.store.update_request(claimed):
+        return RemovalReport(RemovalStatus.SKIPPED, "claimed by another worker")
+    directory = ctx.adapters.directory(policy)
+    try:
+        result = _remove(directory, policy, claimed)
+    except UserNotFound as error:
+        result = RemovalResult(RemovalOutcome.NOT_MEMBER, f"user not found: {error}")
+    except TransientError as error:
+        if not command.final_attempt:
+            released = transition(claimed, RequestState.QUEUED, now, detail=f"retrying: {error}")
+            ctx.store.update_request(released)
+            delay = timedelta(seconds=30 if error.retry_after is None else error.retry_after)
+            ctx.queue.enqueue(message, delay=delay)
+            return RemovalReport(RemovalStatus.DEFERRED, str(error))
+        return fail(ctx, claimed, f"gave up after retries: {error}", now)
+    except ReclaimError as error:
+        return fail(ctx, claimed, str(error), now)
+    finish_removal(ctx, claimed, result, now)
+    status = {
+        RemovalOutcome.REMOVED: RemovalStatus.REMOVED,
+        RemovalOutcome.NOT_MEMBER: RemovalStatus.NOT_MEMBER,
+        RemovalOutcome.REQUESTED: RemovalStatus.REQUESTED,
+        RemovalOutcome.FAILED: RemovalStatus.FAILED,
+    }[result.outcome]
+    return RemovalReport(status, result.detail)
+
+
+def _remove(directory: Directory, policy: Policy, request: Request) -> RemovalResult:
+    return directory.remove(
+        request.group,
+        request.user,
+        sku_id=policy.licence.sku_id,
+        request_id=request.id,
+        run_id=request.run_id,
+    )
+
+
+def finish_removal(ctx: Context, request: Request, result: RemovalResult, now: datetime) -> int:
+    to = RequestState(result.outcome.value)
+    done = transition(request, to, now, detail=result.detail)
+    if not ctx.store.update_request(done):
+        return 0
+    ledger(ctx, done, LedgerOutcome(to.value), now, result.detail, seat_freed=result.seat_freed)
+    return 1
+
+
+def fail(ctx: Context, request: Request, why: str, now: datetime) -> RemovalReport:
+    failed = transition(request, RequestState.FAILED, now, detail=why)
+    if ctx.store.update_request(failed):
+        ledger(ctx, failed, LedgerOutcome.FAILED, now, why)
+    log.error("removal %s of %s failed: %s", request.id, request.user.label, why)
+    return RemovalReport(RemovalStatus.FAILED, why)

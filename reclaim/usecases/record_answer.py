@@ -1,0 +1,84 @@
+"""record_answer: a yes or a no from a campaign channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
+from reclaim.domain.model import Answer, AnswerValue
+from reclaim.domain.records import (
+    LedgerOutcome,
+)
+from reclaim.usecases.bookkeeping import cancel, enqueue_removal, ledger
+from reclaim.usecases.context import Context, InputError
+
+
+@dataclass(frozen=True)
+class AnswerCommand:
+    """An answer by request id, or by policy and user identifier (UPN, mail, SID, ...)."""
+
+    value: AnswerValue
+    answered_at: datetime
+    request_id: str = ""
+    policy: str = ""
+    user: str = ""
+    source: str = "webhook"
+
+
+class AnswerStatus(StrEnum):
+    KEPT = "kept"  # yes: protected for keep_after_yes
+    QUEUED = "queued"  # no: the removal is on its way
+    CANCELLED = "cancelled"  # yes after the removal was queued: it will not happen
+    DUPLICATE = "duplicate"  # the same answer was recorded before: nothing changed
+    RECORDED = "recorded"  # recorded; the request had already finished
+
+
+def find_request(ctx: Context, command: AnswerCommand) -> Request:
+    """The request an answer is for; InputError names what is unknown (nothing is written)."""
+    if command.request_id:
+        request = ctx.store.get_request(command.request_id)
+        if request is None:
+            raise InputError(f"unknown request {command.request_id!r}")
+        return request
+    if command.policy not in ctx.policies:
+        raise InputError(f"unknown policy {command.policy!r}")
+    if not command.user:
+        raise InputError("give request_id, or policy and user")
+    candidates = [r for r in ctx.store.requests(command.policy) if r.user.matches(command.user)]
+    if not candidates:
+        raise InputError(f"no request for user {command.user!r} under policy {command.policy!r}")
+    open_ones = [r for r in candidates if r.is_open]
+    return (open_ones or candidates)[-1]
+
+
+def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> AnswerStatus:
+    request = find_request(ctx, command)
+    policy = ctx.policies.get(request.policy)
+    if policy is None:
+        raise InputError(
+            f"policy {request.policy!r} of request {request.id} is no longer configured"
+        )
+    answer = Answer(request.id, command.value, command.answered_at, command.source)
+    if not ctx.store.record_answer(policy.name, request.state_key, answer):
+        return AnswerStatus.DUPLICATE
+    yes = command.value is AnswerValue.YES
+    if request.state is RequestState.PENDING:
+        ledger(
+            ctx, request, LedgerOutcome.ANSWERED, now, f"{command.value.value} via {command.source}"
+        )
+        if yes:
+            kept = transition(request, RequestState.KEPT, now, detail="answered yes")
+            if ctx.store.update_request(kept):
+                return AnswerStatus.KEPT
+        else:
+            enqueue_removal(ctx, policy, request, QueueReason.CONSENT, now)
+            return AnswerStatus.QUEUED
+    elif (
+        request.state is RequestState.QUEUED
+        and yes
+        and cancel(ctx, request, "answered yes after the removal was queued", now)
+    ):
+        return AnswerStatus.CANCELLED
+    return AnswerStatus.RECORDED

@@ -1,0 +1,266 @@
+"""run_policy: select, check the guardrails, then ask or enqueue (enforce mode)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from reclaim.domain import guardrails
+from reclaim.domain.guardrails import Halt
+from reclaim.domain.lifecycle import QueueReason, Request, RequestState
+from reclaim.domain.model import Member, normalise_key
+from reclaim.domain.policy import Policy
+from reclaim.domain.records import (
+    DecisionRecord,
+    LedgerOutcome,
+    RunRecord,
+    RunStatus,
+)
+from reclaim.domain.selection import Decision, DecisionKind, count_by_kind, index_usage, select
+from reclaim.errors import ReclaimError
+from reclaim.ports import (
+    Directory,
+)
+from reclaim.usecases.bookkeeping import cancel, enqueue_removal, ledger
+from reclaim.usecases.context import Context
+
+log = logging.getLogger("reclaim")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run: RunRecord
+    decisions: list[Decision]
+    halt: Halt | None = None
+    not_asked: dict[str, str] = field(default_factory=dict)  # user label -> why
+
+    @property
+    def halted(self) -> bool:
+        return self.halt is not None
+
+
+def _read_members(directory: Directory, policy: Policy) -> list[Member]:
+    directory.check_group(policy.directory.group)
+    members = list(directory.members(policy.directory.group))
+    if not policy.exclude.groups:
+        return members
+    # A member's exclusion groups, found by listing each exclusion group once.
+    holders: dict[str, set[str]] = {}
+    for group in policy.exclude.groups:
+        for other in directory.members(group):
+            for value in other.user.identifiers().values():
+                if value:
+                    holders.setdefault(normalise_key(value), set()).add(group)
+    return [
+        replace(
+            m,
+            groups=frozenset().union(
+                *(holders.get(normalise_key(v), set()) for v in m.user.identifiers().values() if v)
+            ),
+        )
+        for m in members
+    ]
+
+
+def run_policy(
+    ctx: Context, policy: Policy, now: datetime, *, read_only: bool = False
+) -> RunOutcome:
+    """Select, check the guardrails, then (enforce mode) ask or enqueue. `read_only` is `plan`:
+    nothing is written. A dry-run policy records the run, its decisions and the snapshot only.
+    A recorded run is followed by the admin digest, when one is configured."""
+    outcome = _run_policy(ctx, policy, now, read_only=read_only)
+    if not read_only and ctx.notifier is not None:
+        try:
+            ctx.notifier.notify(digest(ctx, policy, outcome))
+        except ReclaimError as error:  # the run is done; a lost digest must not undo it
+            log.warning("admin digest for %s not sent: %s", policy.name, error)
+    return outcome
+
+
+def digest(ctx: Context, policy: Policy, outcome: RunOutcome) -> str:
+    """Counts, the halt reason, and removals that failed since the policy's previous run."""
+    run = outcome.run
+    counts = ", ".join(f"{kind} {n}" for kind, n in run.counts.items() if n)
+    lines = [f"reclaim: {policy.name} ({policy.application}, {run.mode}) {run.status.value}"]
+    lines.append(f"{run.members} members: {counts or 'none'}")
+    if outcome.halt is not None:
+        lines.append(f"HALTED by {outcome.halt.check}: {outcome.halt.reason}")
+    if run.asked or run.enqueued:
+        lines.append(f"asked {run.asked}, removals queued {run.enqueued}")
+    earlier = [r.started_at for r in ctx.store.runs(policy=policy.name) if r.id != run.id]
+    since = max(earlier, default=None)
+    failures = [
+        e for e in ctx.store.ledger(since, policy.name) if e.outcome is LedgerOutcome.FAILED
+    ]
+    if failures:
+        lines.append(f"{len(failures)} removal(s) failed since the previous run:")
+        lines += [f"- {e.user.label}: {e.detail}" for e in failures[:10]]
+    return "\n".join(lines)
+
+
+def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool) -> RunOutcome:
+    run_id = ctx.new_id()
+
+    def halted(check: str, reason: str, decisions: list[Decision], snapshot: bool) -> RunOutcome:
+        halt = Halt(check, reason)
+        run = _run_record(run_id, policy, now, RunStatus.HALTED, decisions, halt=halt)
+        if not read_only:
+            ctx.store.record_run(
+                run, _decision_records(run, decisions), _snapshot(decisions) if snapshot else None
+            )
+            log.warning("run of %s halted by %s: %s", policy.name, check, reason)
+        return RunOutcome(run, decisions, halt)
+
+    try:
+        members = _read_members(ctx.adapters.directory(policy), policy)
+    except ReclaimError as error:
+        return halted("directory", f"directory: {error}", [], snapshot=False)
+
+    state = ctx.store.policy_state(policy.name, now)
+    keys = {k for m in members if (k := m.user.key(policy.usage.match_on))}
+    try:
+        export = ctx.adapters.usage_source(policy).usage(policy, now)
+        usage = index_usage(export.rows, keys, export.observed_at)
+    except ReclaimError as error:
+        return halted("usage_source", f"usage source: {error}", [], snapshot=False)
+
+    decisions = select(members, usage, state, policy, now)
+    halt = guardrails.check(
+        decisions, usage, policy, now, kill_switch=ctx.kill_switch and policy.enforcing
+    )
+    if halt is not None:
+        return halted(halt.check, halt.reason, decisions, snapshot=True)
+    if read_only or not policy.enforcing:
+        run = _run_record(run_id, policy, now, RunStatus.PLANNED, decisions)
+        if not read_only:
+            ctx.store.record_run(run, _decision_records(run, decisions), _snapshot(decisions))
+        return RunOutcome(run, decisions)
+
+    _cancel_stale_requests(ctx, policy, decisions, now)
+    chosen = [d for d in decisions if d.kind is DecisionKind.CANDIDATE]
+    requests = [_new_request(ctx, policy, run_id, d, now) for d in chosen]
+    asked, enqueued, not_asked = 0, 0, {}
+    if policy.ask_permission:
+        try:
+            asked, not_asked = _ask(ctx, policy, requests, now)
+        except ReclaimError as error:
+            return halted("campaign", f"campaign: {error}", decisions, snapshot=True)
+    else:
+        for request in requests:
+            enqueue_removal(ctx, policy, request, QueueReason.NO_ASK, now, new=True)
+        enqueued = len(requests)
+    run = _run_record(
+        run_id, policy, now, RunStatus.COMPLETED, decisions, asked=asked, enqueued=enqueued
+    )
+    ctx.store.record_run(run, _decision_records(run, decisions), _snapshot(decisions))
+    return RunOutcome(run, decisions, not_asked=not_asked)
+
+
+def _snapshot(decisions: Sequence[Decision]) -> list[str]:
+    return [d.state_key for d in decisions if d.state_key]
+
+
+def _run_record(
+    run_id: str,
+    policy: Policy,
+    now: datetime,
+    status: RunStatus,
+    decisions: Sequence[Decision],
+    *,
+    halt: Halt | None = None,
+    asked: int = 0,
+    enqueued: int = 0,
+) -> RunRecord:
+    return RunRecord(
+        id=run_id,
+        policy=policy.name,
+        mode=policy.mode.value,
+        started_at=now,
+        status=status,
+        members=len(decisions),
+        counts={k.value: n for k, n in count_by_kind(decisions).items()},
+        asked=asked,
+        enqueued=enqueued,
+        halt_check=halt.check if halt else "",
+        halt_reason=halt.reason if halt else "",
+    )
+
+
+def _decision_records(run: RunRecord, decisions: Sequence[Decision]) -> list[DecisionRecord]:
+    return [
+        DecisionRecord(
+            run.id,
+            run.policy,
+            d.state_key,
+            d.member.user,
+            d.kind.value,
+            d.reason,
+            d.evidence.to_dict(),
+        )
+        for d in decisions
+    ]
+
+
+def _new_request(
+    ctx: Context, policy: Policy, run_id: str, decision: Decision, now: datetime
+) -> Request:
+    return Request(
+        id=ctx.new_id(),
+        policy=policy.name,
+        group=policy.directory.group,
+        user=decision.member.user,
+        state_key=decision.state_key,
+        run_id=run_id,
+        state=RequestState.PENDING,
+        created_at=now,
+        updated_at=now,
+        deadline=now + policy.campaign.respond_within if policy.ask_permission else None,
+        reason=decision.reason,
+    )
+
+
+def _ask(
+    ctx: Context, policy: Policy, requests: list[Request], now: datetime
+) -> tuple[int, dict[str, str]]:
+    if not requests:
+        return 0, {}
+    result = ctx.adapters.campaign(policy).ask(policy, requests)
+    not_asked: dict[str, str] = {}
+    for request in requests:
+        if request.id in result.asked:
+            stored = replace(request, detail=result.asked[request.id])
+            ctx.store.add_request(stored)
+            ledger(
+                ctx,
+                stored,
+                LedgerOutcome.ASKED,
+                now,
+                f"{policy.campaign.channel.value}: {stored.detail}",
+            )
+        else:
+            # Never assume asked: no open request, so the next run selects the user again.
+            why = result.not_asked.get(request.id, "the channel did not confirm the ask")
+            ctx.store.add_request(
+                replace(request, state=RequestState.CANCELLED, detail=f"not asked: {why}")
+            )
+            ledger(ctx, request, LedgerOutcome.NOT_ASKED, now, why)
+            not_asked[request.user.label] = why
+    return len(requests) - len(not_asked), not_asked
+
+
+def _cancel_stale_requests(
+    ctx: Context, policy: Policy, decisions: Sequence[Decision], now: datetime
+) -> None:
+    """Open requests of users who became active, were excluded or left the group are cancelled."""
+    by_key = {d.state_key: d for d in decisions}
+    for request in ctx.store.requests(policy.name, [RequestState.PENDING, RequestState.QUEUED]):
+        decision = by_key.get(request.state_key)
+        if decision is None:
+            why = "left the group"
+        elif decision.kind in (DecisionKind.ACTIVE, DecisionKind.EXCLUDED):
+            why = f"{decision.kind.value.lower()}: {decision.reason}"
+        else:
+            continue
+        cancel(ctx, request, why, now)
