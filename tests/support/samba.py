@@ -42,6 +42,7 @@ from tests.support.components import missing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMBA_HOME = REPO_ROOT / ".samba"
+SESSION_LOCK = Path("/tmp/reclaim-samba.lock")
 SETUP_SCRIPT = Path(__file__).with_name("system_packages.sh")
 
 REALM = "EXAMPLE.TEST"
@@ -57,7 +58,7 @@ TEST_OU = f"OU=reclaim-tests,{BASE_DN}"
 
 START_TIMEOUT = 60.0  # seconds; LDAPS normally answers 1.5-5 s after start
 STOP_TIMEOUT = 15.0
-LOCK_TIMEOUT = 240.0  # another session on this machine may hold the domain controller
+LOCK_TIMEOUT = 1800.0  # other checkouts on this machine may hold it for a whole suite
 MEMBERS_PER_MODIFY = 500  # member values per modify request when filling big groups
 
 
@@ -385,7 +386,8 @@ def _stop_stale(dc: SambaDC) -> None:
 @contextlib.contextmanager
 def _session_lock() -> Iterator[None]:
     SAMBA_HOME.mkdir(parents=True, exist_ok=True)
-    with (SAMBA_HOME / "lock").open("w") as lock:
+    # One lock per machine, not per checkout: every checkout's samba needs the same fixed ports.
+    with SESSION_LOCK.open("w") as lock:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
             try:
@@ -394,7 +396,7 @@ def _session_lock() -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     pytest.fail(
-                        f"another test session has held {SAMBA_HOME / 'lock'} for "
+                        f"another test session has held {SESSION_LOCK} for "
                         f"{LOCK_TIMEOUT:.0f}s (its samba owns ports 389/636)",
                         pytrace=False,
                     )
