@@ -98,6 +98,12 @@ param digestWebhookSecretName string = ''
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 param authorityHost string = 'https://login.microsoftonline.com'
 
+@description('Manage routes: client id and/or App ID URI (comma list) of the API app registration whose app roles (Reclaim.Admin, Reclaim.Reader) admit callers. Empty: the manage routes refuse everyone.')
+param adminAudience string = ''
+
+@description('true only when App Service Authentication is on: its X-MS-CLIENT-PRINCIPAL header is then trusted.')
+param platformAuth bool = false
+
 @description('ldaps://host[:port] of a domain controller; reaching on-premises AD needs VNet integration.')
 param ldapUrl string = ''
 param ldapBaseDn string = ''
@@ -151,6 +157,7 @@ var tableSuffixes = [
   'Ledger'
   'Members'
   'Cursors'
+  'Switches'
 ]
 
 // ---- resources ----
@@ -236,6 +243,9 @@ var appSettings = {
   RECLAIM_GRAPH_CERTIFICATE_NAME: graphCertificateName
   RECLAIM_GRAPH_BASE_URL: graphBaseUrl
   RECLAIM_AUTHORITY_HOST: authorityHost
+  // reclaim: the manage routes (Entra ID app roles)
+  RECLAIM_ADMIN_AUDIENCE: adminAudience
+  RECLAIM_PLATFORM_AUTH: platformAuth ? 'true' : 'false'
   // reclaim: Active Directory
   RECLAIM_LDAP_URL: ldapUrl
   RECLAIM_LDAP_BASE_DN: ldapBaseDn

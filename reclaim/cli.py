@@ -133,7 +133,7 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
         queue,
         wiring,
         policies,
-        settings.kill_switch,
+        forced_kill_switch=settings.kill_switch,
         notifier=build_notifier(settings, wiring),
     )
     return _App(settings, policies, ctx)

@@ -33,3 +33,14 @@ class PermanentError(ReclaimError):
 
 class UserNotFound(PermanentError):
     """The directory has no such user."""
+
+
+class Unauthenticated(ReclaimError):
+    """A manage route's caller has no acceptable token (missing, malformed, expired, forged...).
+
+    `missing` tells "no credentials at all" apart from "credentials refused" (RFC 6750: only the
+    latter carries error="invalid_token")."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from reclaim.domain.access import Caller
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.model import Answer, AnswerValue, Member, PolicyState, UsageRow, User
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import DecisionRecord, LedgerEntry, RemovalMessage, RunRecord
+from reclaim.domain.switches import SwitchChange
 
 # ---- directory ---------------------------------------------------------------------------------
 
@@ -172,6 +174,18 @@ class StateStore(Protocol):
 
     def user_decisions(self, policy: str, state_key: str) -> list[DecisionRecord]: ...
 
+    def record_switch(self, change: SwitchChange) -> None:
+        """Keep one flip of an operator's switch; earlier flips stay as its history."""
+        ...
+
+    def latest_switch(self, name: str) -> SwitchChange | None:
+        """The newest flip of the switch (by its time), None when it was never set."""
+        ...
+
+    def switch_history(self, name: str, limit: int = 20) -> list[SwitchChange]:
+        """The newest `limit` flips of the switch, newest first."""
+        ...
+
 
 class WorkQueue(Protocol):
     def enqueue(self, message: RemovalMessage, delay: timedelta | None = None) -> None: ...
@@ -183,6 +197,17 @@ class Notifier(Protocol):
         ...
 
 
+class AdminIdentities(Protocol):
+    """Who calls a manage route: a verified Entra ID token (or the platform's forwarded principal)."""
+
+    def identify(self, authorization: str, platform_principal: str = "") -> Caller:
+        """The caller behind the Authorization header (or, when the platform's authentication is
+        trusted, the X-MS-CLIENT-PRINCIPAL header). Raises reclaim.errors.Unauthenticated (no or
+        no acceptable token), TransientError (the tenant's keys cannot be fetched now) or
+        ConfigurationError (the audience or tenant is not set)."""
+        ...
+
+
 class Secrets(Protocol):
     def get(self, name: str) -> str:
         """The secret's value; raises ConfigurationError naming the secret (never the value)."""
@@ -191,6 +216,7 @@ class Secrets(Protocol):
 
 __all__ = [
     "AddOutcome",
+    "AdminIdentities",
     "AskResult",
     "Campaign",
     "ChannelAnswer",

@@ -80,6 +80,17 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def _audiences(text: str) -> tuple[str, ...]:
+    """A comma list of the API's client id and/or App ID URI (api://...)."""
+    values = tuple(part.strip() for part in text.split(",") if part.strip())
+    for value in values:
+        if any(c.isspace() for c in value):
+            raise ValueError(
+                f"expected client ids or App ID URIs separated by commas, got {text!r}"
+            )
+    return values
+
+
 def _default_state_db() -> str:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return str(Path(base) / "reclaim" / "state.sqlite3")
@@ -103,6 +114,9 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "graph_certificate_name": ("RECLAIM_GRAPH_CERTIFICATE_NAME", _text, ""),
     "graph_base_url": ("RECLAIM_GRAPH_BASE_URL", _https, "https://graph.microsoft.com/v1.0"),
     "authority_host": ("RECLAIM_AUTHORITY_HOST", _https, "https://login.microsoftonline.com"),
+    # the manage routes: Entra ID tokens with app roles (Reclaim.Admin, Reclaim.Reader)
+    "admin_audience": ("RECLAIM_ADMIN_AUDIENCE", _audiences, ""),
+    "platform_auth": ("RECLAIM_PLATFORM_AUTH", _bool, "false"),
     # Active Directory (LDAP)
     "ldap_url": ("RECLAIM_LDAP_URL", _ldap_url, ""),
     "ldap_base_dn": ("RECLAIM_LDAP_BASE_DN", _text, ""),
@@ -156,6 +170,8 @@ class Settings:
     graph_certificate_name: str
     graph_base_url: str
     authority_host: str
+    admin_audience: tuple[str, ...]
+    platform_auth: bool
     ldap_url: str
     ldap_base_dn: str
     ldap_bind_dn: str
@@ -216,7 +232,16 @@ def variable_names() -> list[str]:
     return [variable for variable, _, _ in SETTINGS.values()]
 
 
-TABLE_SUFFIXES = ("Runs", "Decisions", "Requests", "Answers", "Ledger", "Members", "Cursors")
+TABLE_SUFFIXES = (
+    "Runs",
+    "Decisions",
+    "Requests",
+    "Answers",
+    "Ledger",
+    "Members",
+    "Cursors",
+    "Switches",
+)
 
 
 def table_names(prefix: str) -> list[str]:

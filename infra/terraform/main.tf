@@ -41,6 +41,7 @@ locals {
     "Ledger",
     "Members",
     "Cursors",
+    "Switches",
   ]
   table_names = [for suffix in local.table_suffixes : "${var.table_prefix}${suffix}"]
 
@@ -74,6 +75,9 @@ locals {
     RECLAIM_GRAPH_CERTIFICATE_NAME   = var.graph_certificate_name
     RECLAIM_GRAPH_BASE_URL           = var.graph_base_url
     RECLAIM_AUTHORITY_HOST           = var.authority_host
+    # reclaim: the manage routes (Entra ID app roles)
+    RECLAIM_ADMIN_AUDIENCE = var.admin_audience
+    RECLAIM_PLATFORM_AUTH  = var.platform_auth ? "true" : "false"
     # reclaim: Active Directory
     RECLAIM_LDAP_URL                  = var.ldap_url
     RECLAIM_LDAP_BASE_DN              = var.ldap_base_dn

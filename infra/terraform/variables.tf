@@ -155,6 +155,18 @@ variable "authority_host" {
   default = "https://login.microsoftonline.com"
 }
 
+variable "admin_audience" {
+  description = "Manage routes: client id and/or App ID URI (comma list) of the API app registration whose app roles (Reclaim.Admin, Reclaim.Reader) admit callers. Empty: the manage routes refuse everyone."
+  type        = string
+  default     = ""
+}
+
+variable "platform_auth" {
+  description = "true only when App Service Authentication is on: its X-MS-CLIENT-PRINCIPAL header is then trusted."
+  type        = bool
+  default     = false
+}
+
 variable "ldap_url" {
   description = "ldaps://host[:port] of a domain controller; reaching on-premises AD needs VNet integration."
   type        = string

@@ -18,6 +18,7 @@ from reclaim.adapters.rows import (
     run_from_row,
     user_json,
 )
+from reclaim.adapters.switch_log import SqliteSwitchLog
 from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import (
@@ -26,6 +27,7 @@ from reclaim.domain.records import (
     RemovalMessage,
     RunRecord,
 )
+from reclaim.domain.switches import SwitchChange
 from reclaim.errors import ConfigurationError
 
 _SCHEMA = """
@@ -91,6 +93,7 @@ class SqliteStore:
             raise ConfigurationError(
                 f"state database {self.path}: {error} (RECLAIM_STATE_DB)"
             ) from None
+        self._switches = SqliteSwitchLog(self._db, self._write)
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -375,6 +378,17 @@ class SqliteStore:
             clauses.append("policy = ?")
             args.append(policy)
         return (sql + (" WHERE " + " AND ".join(clauses) if clauses else "")), args
+
+    # ---- operators' switches (reclaim.adapters.switch_log) -------------------------------------
+
+    def record_switch(self, change: SwitchChange) -> None:
+        self._switches.record(change)
+
+    def latest_switch(self, name: str) -> SwitchChange | None:
+        return next(iter(self._switches.history(name, 1)), None)
+
+    def switch_history(self, name: str, limit: int = 20) -> list[SwitchChange]:
+        return self._switches.history(name, limit)
 
 
 class SqliteQueue:

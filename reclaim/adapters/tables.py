@@ -55,6 +55,7 @@ from reclaim.adapters.rows import (
     user_json,
 )
 from reclaim.adapters.storage import StorageAccount, storage_from_env
+from reclaim.adapters.switch_log import TableSwitchLog
 from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import (
@@ -62,6 +63,7 @@ from reclaim.domain.records import (
     LedgerEntry,
     RunRecord,
 )
+from reclaim.domain.switches import SwitchChange
 from reclaim.settings import table_names
 
 if TYPE_CHECKING:
@@ -153,7 +155,9 @@ class TableStore:
             self._ledger,
             self._members,
             self._cursors,
+            switches,
         ) = (service.get_table_client(name) for name in names)
+        self._switches = TableSwitchLog(switches)
         self._etags = _Etags()
         self._sequence = 0
         self._sequence_lock = threading.Lock()
@@ -542,3 +546,14 @@ class TableStore:
             clauses.append(f"{column} ge @since")
             parameters["since"] = since
         return " and ".join(clauses), parameters
+
+    # ---- operators' switches (reclaim.adapters.switch_log) -----------------------------------
+
+    def record_switch(self, change: SwitchChange) -> None:
+        self._switches.record(change)
+
+    def latest_switch(self, name: str) -> SwitchChange | None:
+        return next(iter(self._switches.history(name, 1)), None)
+
+    def switch_history(self, name: str, limit: int = 20) -> list[SwitchChange]:
+        return self._switches.history(name, limit)

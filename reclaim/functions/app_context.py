@@ -23,7 +23,7 @@ from reclaim import usecases
 from reclaim.domain.policy import Policy, PolicyError
 from reclaim.domain.records import RemovalMessage
 from reclaim.errors import ConfigurationError
-from reclaim.ports import Secrets
+from reclaim.ports import AdminIdentities, Secrets
 from reclaim.settings import Settings
 
 APP_ROOT = Path(__file__).resolve().parents[2]  # where function_app.py and host.json live
@@ -91,9 +91,19 @@ class AppContext:
     secrets: Callable[[], Secrets]  # built on first use: only the webhook needs one
     queue_options: QueueOptions = field(default_factory=QueueOptions.from_host_json)
     clock: Callable[[], datetime] = utc_now
+    identities: AdminIdentities | None = None  # built on first use: only the manage routes need it
 
     def now(self) -> datetime:
         return self.clock()
+
+    def admin_identities(self) -> AdminIdentities:
+        """The manage routes' token check; ConfigurationError (kept for the next call to retry)
+        while the tenant or the audience is not set."""
+        if self.identities is None:
+            from reclaim.adapters.entra_tokens import EntraTokenVerifier
+
+            self.identities = EntraTokenVerifier.from_settings(self.settings)
+        return self.identities
 
     def webhook_secret(self) -> str:
         return self.secrets().get(self.settings.webhook_secret_name)
@@ -143,7 +153,7 @@ def build(
     queue = StorageQueue(account, settings.removal_queue)
     wiring = Wiring(settings, path.parent, secrets)
     ctx = usecases.Context(
-        store, queue, adapters or wiring, dict(policies), kill_switch=settings.kill_switch
+        store, queue, adapters or wiring, dict(policies), forced_kill_switch=settings.kill_switch
     )
     return AppContext(settings, ctx, queue, wiring.secrets, clock=clock)
 

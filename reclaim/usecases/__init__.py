@@ -1,5 +1,5 @@
 """Use cases, one module each: run_policy, record_answer, expire_requests, perform_removal,
-restore, report.
+restore, report, set_kill_switch.
 
 Triggers in reclaim/functions/ and the CLI build a command, call one of these, and map the result.
 Each use case takes its outside systems through `Context` and the time as `now`.
@@ -13,6 +13,7 @@ from reclaim.usecases.context import (
     InputError,
 )
 from reclaim.usecases.expire_requests import RESEND_AFTER, ExpiryReport, expire_requests
+from reclaim.usecases.kill_switch import KillSwitchReport, kill_switch_report, set_kill_switch
 from reclaim.usecases.perform_removal import (
     RemovalCommand,
     RemovalReport,
@@ -34,6 +35,7 @@ __all__ = [
     "Context",
     "ExpiryReport",
     "InputError",
+    "KillSwitchReport",
     "PolicyReport",
     "RemovalCommand",
     "RemovalReport",
@@ -44,10 +46,12 @@ __all__ = [
     "digest",
     "expire_requests",
     "find_request",
+    "kill_switch_report",
     "perform_removal",
     "record_answer",
     "report",
     "restore",
     "run_policy",
+    "set_kill_switch",
     "user_history",
 ]

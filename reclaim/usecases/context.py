@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from reclaim.domain.policy import Policy
+from reclaim.domain.switches import KILL_SWITCH, KillSwitch
 from reclaim.errors import ReclaimError
 from reclaim.ports import (
     Campaign,
@@ -41,9 +42,24 @@ class Context:
     queue: WorkQueue
     adapters: Adapters
     policies: Mapping[str, Policy]
-    kill_switch: bool = False
+    forced_kill_switch: bool = False  # RECLAIM_KILL_SWITCH=true: on whatever the store says
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
     notifier: Notifier | None = None  # the admin digest after each recorded run
+
+    def kill_switch_state(self) -> KillSwitch:
+        """Read from the store on every call: the function app keeps its Context for the life of
+        the process, and a switch flipped by an operator must hold from the next message on."""
+        return KillSwitch(self.forced_kill_switch, self.store.latest_switch(KILL_SWITCH))
+
+    @property
+    def kill_switch(self) -> bool:
+        return self.forced_kill_switch or self.kill_switch_state().on
+
+    @kill_switch.setter
+    def kill_switch(self, on: bool) -> None:
+        """Stands for the app setting (tests, a host that changes settings in place); the
+        operator's switch in the store is set by reclaim.usecases.set_kill_switch."""
+        self.forced_kill_switch = on
 
 
 class InputError(ReclaimError):

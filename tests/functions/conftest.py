@@ -20,6 +20,7 @@ from reclaim.errors import ConfigurationError
 from reclaim.functions import app_context
 from reclaim.settings import Settings
 from tests.conftest import NOW, asking_policy
+from tests.fakes.issuer import FakeIssuer
 from tests.support.memory import MemoryAdapters, MemoryCampaign, MemoryDirectory, MemoryUsage
 
 SECRET = "webhook-signing-secret-for-tests"
@@ -59,6 +60,11 @@ class World:
     clock: Clock
     env: dict[str, str]
     ids: Iterator[str]
+    issuer: FakeIssuer  # the tenant whose tokens open the manage routes
+
+    def admin(self, **mint: Any) -> dict[str, str]:
+        """Headers of a manage-route call with a valid token (Reclaim.Admin unless told)."""
+        return self.issuer.bearer(**mint)
 
     @property
     def ctx(self) -> usecases.Context:
@@ -105,10 +111,18 @@ class World:
         )
 
 
+@pytest.fixture(scope="session")
+def issuer() -> Iterator[FakeIssuer]:
+    """One fake Entra ID tenant for the session (its keys and JWKS over HTTPS)."""
+    with FakeIssuer() as fake:
+        yield fake
+
+
 @pytest.fixture
-def world(storage_env: dict[str, str]) -> Iterator[World]:
+def world(storage_env: dict[str, str], issuer: FakeIssuer) -> Iterator[World]:
     env = {
         **storage_env,
+        **issuer.settings(),
         "RECLAIM_SECRETS_SOURCE": "env",
         "RECLAIM_WEBHOOK_SECRET_NAME": SECRET_NAME,
     }
@@ -129,6 +143,6 @@ def world(storage_env: dict[str, str]) -> Iterator[World]:
     app.ctx.new_id = lambda: next(ids)
     app_context.install(app)
     try:
-        yield World(app, directory, adapters, secrets, clock, env, ids)
+        yield World(app, directory, adapters, secrets, clock, env, ids, issuer)
     finally:
         app_context.install(None)

@@ -18,26 +18,28 @@ pytestmark = pytest.mark.azurite
 JSON = {"Content-Type": "application/json"}
 
 
-def run(name: str):
-    return call_http("manage_run_policy", route_params={"name": name})
+def run(world: World, name: str):
+    return call_http("manage_run_policy", route_params={"name": name}, headers=world.admin())
 
 
-def restore(payload: Any, *, raw: bytes | None = None, headers: dict[str, str] = JSON):
+def restore(
+    world: World, payload: Any, *, raw: bytes | None = None, headers: dict[str, str] = JSON
+):
     body = raw if raw is not None else json.dumps(payload).encode()
-    return call_http("manage_restore", body, headers=headers)
+    return call_http("manage_restore", body, headers={**headers, **world.admin()})
 
 
 def removed(world: World) -> str:
     """Enforce without asking, and let the worker remove the idle users; the run id."""
     world.use_policies(make_policy(mode="enforce"))
-    summary = json_body(run("salesforce"))
+    summary = json_body(run(world, "salesforce"))
     pump(world.app).drain()
     assert len(world.directory.removed) == 4
     return summary["run_id"]
 
 
 def test_running_a_policy_now_returns_its_summary(world: World) -> None:
-    response = run("salesforce")
+    response = run(world, "salesforce")
     assert response.status_code == 200
     summary = json_body(response)
     assert (summary["status"], summary["mode"], summary["asked"]) == ("completed", "enforce", 4)
@@ -47,13 +49,13 @@ def test_running_a_policy_now_returns_its_summary(world: World) -> None:
 
 def test_a_dry_run_policy_run_now_only_records_its_plan(world: World) -> None:
     world.use_policies(make_policy())
-    summary = json_body(run("salesforce"))
+    summary = json_body(run(world, "salesforce"))
     assert (summary["status"], summary["enqueued"]) == ("planned", 0)
     assert world.message_count() == 0
 
 
 def test_running_an_unknown_policy_is_404(world: World) -> None:
-    response = run("visio")
+    response = run(world, "visio")
     assert response.status_code == 404
     assert json_body(response)["error"]["code"] == "unknown_policy"
     assert world.ctx.store.runs() == []
@@ -61,7 +63,7 @@ def test_running_an_unknown_policy_is_404(world: World) -> None:
 
 def test_restore_one_user(world: World) -> None:
     removed(world)
-    response = restore({"policy": "salesforce", "user": "U0@c.com"})
+    response = restore(world, {"policy": "salesforce", "user": "U0@c.com"})
     assert response.status_code == 200
     assert json_body(response) == {"restored": ["u0@c.com"], "already_member": [], "failed": {}}
     assert world.directory.holds("SF", "u0@c.com")
@@ -72,7 +74,7 @@ def test_restore_one_user(world: World) -> None:
 def test_restore_a_run_where_some_fail_is_207(world: World) -> None:
     run_id = removed(world)
     world.directory.add_failures["u2@c.com"] = TransientError("503 from the directory")
-    response = restore({"policy": "salesforce", "run_id": run_id})
+    response = restore(world, {"policy": "salesforce", "run_id": run_id})
     assert response.status_code == 207
     body = json_body(response)
     assert sorted(body["restored"]) == ["u0@c.com", "u1@c.com", "u3@c.com"]
@@ -91,7 +93,7 @@ def test_restore_a_run_where_some_fail_is_207(world: World) -> None:
 def test_restore_of_nothing_known_is_422(world: World, payload: Any, where: str) -> None:
     removed(world)
     before = world.ctx.store.ledger()
-    response = restore(payload)
+    response = restore(world, payload)
     assert response.status_code == 422
     assert where in json_body(response)["error"]["message"]
     assert world.ctx.store.ledger() == before
@@ -109,6 +111,6 @@ def test_restore_of_nothing_known_is_422(world: World, payload: Any, where: str)
 def test_restore_rejects_bad_requests(
     world: World, kwargs: dict[str, Any], status: int, code: str
 ) -> None:
-    response = restore(kwargs.pop("payload", None), **kwargs)
+    response = restore(world, kwargs.pop("payload", None), **kwargs)
     assert response.status_code == status
     assert json_body(response)["error"]["code"] == code
