@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import getpass
 import json
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from reclaim.domain.durations import parse_duration
 from reclaim.domain.policy import Policy, PolicyError
 from reclaim.domain.records import MessageError, RemovalMessage
 from reclaim.domain.selection import Decision, DecisionKind
+from reclaim.domain.switches import SwitchError
 from reclaim.errors import ReclaimError
 from reclaim.policy_file import load_policies
 from reclaim.settings import Settings
@@ -85,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     target = restore.add_mutually_exclusive_group(required=True)
     target.add_argument("--user", help="UPN, mail, sAMAccountName, SID or object id")
     target.add_argument("--run", help="restore every removal of this run id")
+    switch = command(
+        "kill-switch",
+        "show the kill switch, or turn it on or off (kept in the state store, with who and when)",
+    )
+    switch.add_argument("state", nargs="?", choices=["on", "off"], help="omit to show the state")
+    switch.add_argument("--reason", default="", help="why, for the record (at most 500 characters)")
     command("expire", "pull answers, apply deadlines, settle remote actions, then work the queue")
     command("work", "perform the removals waiting in the local queue")
     host = command(
@@ -110,7 +119,9 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
     settings = Settings.from_env(env)
     path = args.policies or settings.policies_file
     # The report reads the store alone; it needs no policies file unless one is named.
-    optional = args.command == "report" and args.policies is None and not path.exists()
+    optional = (
+        args.command in ("report", "kill-switch") and args.policies is None and not path.exists()
+    )
     policies = {} if optional else {p.name: p for p in load_policies(path)}
     if (
         args.command == "plan"
@@ -306,6 +317,8 @@ def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> 
         "json": lambda: reporting.as_json(reports),
         "html": lambda: reporting.as_html(reports, now, window),
     }[args.format]()
+    if args.format == "table":
+        text += usecases.kill_switch_report(app.ctx, limit=1).state.describe() + "\n"
     if args.out is None:
         out.write(text)
         return EXIT_OK
@@ -314,6 +327,45 @@ def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> 
     except OSError as error:
         raise UsageError(f"--out: cannot write {args.out}: {error.strerror}") from None
     out.write(f"report written to {args.out}\n")
+    return EXIT_OK
+
+
+def _operator() -> str:
+    """Who runs the CLI: the OS user (the switch log's "who")."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return "unknown OS user"
+
+
+def _kill_switch(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    if args.state is None:
+        if args.reason:
+            raise UsageError("--reason goes with on or off")
+        report = usecases.kill_switch_report(app.ctx)
+    else:
+        try:
+            report = usecases.set_kill_switch(
+                app.ctx,
+                on=args.state == "on",
+                by=_operator(),
+                via=f"cli on {socket.gethostname()}",
+                now=now,
+                reason=args.reason,
+            )
+        except SwitchError as error:
+            raise UsageError(f"--reason: {error}") from None
+    out.write(report.state.describe() + "\n")
+    if args.state == "off" and report.state.on:
+        out.write("it stays on: RECLAIM_KILL_SWITCH=true forces it (change the app setting)\n")
+    if report.history:
+        out.write("recent changes:\n")
+        for change in report.history:
+            reason = f": {change.reason}" if change.reason else ""
+            out.write(
+                f"  {change.at.astimezone(UTC):%Y-%m-%d %H:%M} {'on ' if change.on else 'off'} "
+                f"by {change.by} via {change.via}{reason}\n"
+            )
     return EXIT_OK
 
 
@@ -414,6 +466,8 @@ def main(
                 return _explain(app, args, out)
             case "restore":
                 return _restore(app, args, now, out)
+            case "kill-switch":
+                return _kill_switch(app, args, now, out)
             case "expire":
                 return _expire(app, now, out)
             case "work":

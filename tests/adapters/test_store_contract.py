@@ -22,6 +22,7 @@ from reclaim.domain.records import (
     RunRecord,
     RunStatus,
 )
+from reclaim.domain.switches import KILL_SWITCH, SwitchChange
 from reclaim.ports import StateStore
 from tests.conftest import NOW
 
@@ -315,3 +316,36 @@ def test_a_run_with_many_decisions_and_members_is_stored_whole(store: StateStore
 
     assert len(store.policy_state("salesforce", NOW).first_seen) == 150
     assert [d.run_id for d in store.user_decisions("salesforce", keys[249])] == ["run-1"]
+
+
+def a_flip(on: bool, at=NOW, name: str = KILL_SWITCH, **changes) -> SwitchChange:
+    fields = {"by": "ada@contoso.test (oid 1f0c)", "via": "cli on vm1", "reason": "", **changes}
+    return SwitchChange(name, on, at, fields["by"], fields["via"], fields["reason"])
+
+
+def test_a_switch_never_set_has_no_state(store: StateStore) -> None:
+    assert store.latest_switch(KILL_SWITCH) is None
+    assert store.switch_history(KILL_SWITCH) == []
+
+
+def test_the_newest_flip_decides_and_every_flip_is_kept(stores: StoreFactory) -> None:
+    store, other = stores(), stores()  # another process: the function app and the CLI
+    on = a_flip(True, reason="incident 42: wrong group — ünïcode, 'quotes' and | / \\ # ?")
+    store.record_switch(on)
+    assert other.latest_switch(KILL_SWITCH) == on
+    off = a_flip(False, NOW + timedelta(minutes=5), by="bob", via="POST /api/manage/kill-switch")
+    other.record_switch(off)
+    late_but_older = a_flip(True, NOW + timedelta(minutes=1), by="carol")  # a skewed clock
+    store.record_switch(late_but_older)
+    assert store.latest_switch(KILL_SWITCH) == off
+    assert store.switch_history(KILL_SWITCH) == [off, late_but_older, on]
+    assert store.switch_history(KILL_SWITCH, limit=2) == [off, late_but_older]
+    assert store.latest_switch("another_switch") is None
+
+
+def test_flips_at_the_same_instant_keep_the_order_they_were_written(store: StateStore) -> None:
+    first, second = a_flip(True, by="first"), a_flip(False, by="second")
+    store.record_switch(first)
+    store.record_switch(second)
+    assert store.switch_history(KILL_SWITCH) == [second, first]
+    assert store.switch_history(KILL_SWITCH)[0].at == NOW  # timezone-aware UTC back

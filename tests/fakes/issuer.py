@@ -17,7 +17,6 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import jwt
@@ -41,18 +40,10 @@ class SigningKey:
         return {**jwk, "kid": self.kid, "use": "sig", "kty": "RSA"}
 
 
-@cache
-def _rsa(index: int) -> rsa.RSAPrivateKey:
-    """A few RSA keys per test process: generating 2048-bit keys is the slow part."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-_next_key = iter(range(1_000_000))
-
-
 def new_key() -> SigningKey:
-    index = next(_next_key)
-    return SigningKey(f"fake-kid-{index}-{uuid.uuid4().hex[:6]}", _rsa(index % 4))
+    """A new RSA key (never one handed out before, so a forgery cannot verify by chance)."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return SigningKey(f"fake-kid-{uuid.uuid4().hex[:12]}", private)
 
 
 class FakeIssuer(FakeIdentity):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reclaim.adapters.storage import StorageAccount
+from reclaim.adapters.tables import TableStore
 from reclaim.domain.records import LedgerOutcome
 from reclaim.errors import TransientError
+from reclaim.wiring import Wiring
 from tests.conftest import make_policy
 from tests.functions.conftest import World
 from tests.support.functions import call_http, json_body, pump
@@ -114,3 +120,62 @@ def test_restore_rejects_bad_requests(
     response = restore(world, kwargs.pop("payload", None), **kwargs)
     assert response.status_code == status
     assert json_body(response)["error"]["code"] == code
+
+
+def dead_store(world: World) -> TableStore:
+    """The real Table store against a port where nothing listens: storage is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    connection = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
+        + base64.b64encode(b"k" * 64).decode()
+        + f";TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    account = StorageAccount(connection_string=connection)
+    service = account.table_service(retry_total=0, connection_timeout=2)
+    return TableStore(service, world.app.settings.table_prefix, create=False)
+
+
+def kill_switch(world: World, on: bool) -> Any:
+    body = json.dumps({"on": on, "reason": "incident 42"}).encode()
+    return call_http("manage_kill_switch", body, headers={**JSON, **world.admin()})
+
+
+def assert_503(response: Any) -> dict[str, Any]:
+    assert response.status_code == 503, response.get_body()
+    assert response.headers["Retry-After"]
+    assert response.mimetype == "application/json"
+    return json_body(response)["error"]
+
+
+def test_a_storage_outage_is_503_on_every_manage_route_never_500(world: World) -> None:
+    run_id = removed(world)
+    store, before = world.ctx.store, world.state()
+    world.ctx.store = dead_store(world)
+    assert assert_503(run(world, "salesforce"))["code"] == "unavailable"
+    assert assert_503(restore(world, {"policy": "salesforce", "run_id": run_id}))
+    assert assert_503(kill_switch(world, True))
+    assert assert_503(call_http("manage_kill_switch", method="GET", headers=world.admin()))
+    world.ctx.store = store
+    assert world.state() == before
+
+
+def test_a_directory_failure_on_restore_is_503_never_500(world: World) -> None:
+    run_id = removed(world)
+    before = world.state()
+    for user in ("u0@c.com", "u1@c.com", "u2@c.com", "u3@c.com"):
+        world.directory.add_failures[user] = ConnectionResetError("connection reset by peer")
+    assert assert_503(restore(world, {"policy": "salesforce", "run_id": run_id}))
+    assert world.state() == before
+
+
+def test_a_directory_that_cannot_be_built_is_503_naming_what_to_set(world: World) -> None:
+    run_id = removed(world)
+    before = world.state()
+    entra = make_policy(mode="enforce", directory={"kind": "entra", "group": "SF"})
+    world.use_policies(entra)
+    world.ctx.adapters = Wiring(world.app.settings, Path("."))  # no RECLAIM_CLIENT_ID set
+    error = assert_503(restore(world, {"policy": "salesforce", "run_id": run_id}))
+    assert error["code"] == "not_configured" and "RECLAIM_CLIENT_ID" in error["message"]
+    assert world.state() == before

@@ -32,6 +32,7 @@ def test_function_app_registers_every_blueprint_function() -> None:
         "removal_worker",
         "manage_run_policy",
         "manage_restore",
+        "manage_kill_switch",
     }
     assert {f.get_function_name() for f in new_app().get_functions()} == set(registered())
 
@@ -60,18 +61,23 @@ def test_the_worker_is_triggered_by_the_removal_queue_of_the_host_storage() -> N
 
 
 @pytest.mark.parametrize(
-    ("name", "route"),
+    ("name", "route", "methods", "auth_level"),
     [
-        ("campaign_responses", "campaign/responses"),
-        ("manage_run_policy", "manage/policies/{name}/run"),
-        ("manage_restore", "manage/restore"),
+        # the webhook: its own function key (plus the HMAC signature)
+        ("campaign_responses", "campaign/responses", ["POST"], "FUNCTION"),
+        # manage routes: no key opens them; an Entra ID token with an app role is checked in code
+        ("manage_run_policy", "manage/policies/{name}/run", ["POST"], "ANONYMOUS"),
+        ("manage_restore", "manage/restore", ["POST"], "ANONYMOUS"),
+        ("manage_kill_switch", "manage/kill-switch", ["GET", "POST"], "ANONYMOUS"),
     ],
 )
-def test_http_routes_need_a_function_key_and_avoid_the_host_routes(name: str, route: str) -> None:
+def test_http_routes_and_their_auth_levels_avoid_the_host_routes(
+    name: str, route: str, methods: list[str], auth_level: str
+) -> None:
     binding = trigger(name)
     assert binding["type"] == "httpTrigger"
-    assert binding["route"] == route and binding["methods"] == ["POST"]
-    assert binding["authLevel"] == "FUNCTION"  # set on each route: a Blueprint's is ignored
+    assert binding["route"] == route and binding["methods"] == methods
+    assert binding["authLevel"] == auth_level  # set on each route: a Blueprint's is ignored
     # The host refuses routes (and names) starting with its own "admin" and "runtime".
     assert not route.lower().startswith(("admin", "runtime"))
     assert not name.lower().startswith("admin")
