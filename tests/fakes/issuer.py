@@ -80,20 +80,24 @@ class FakeIssuer(FakeIdentity):
             "RECLAIM_CA_BUNDLE": str(self.ca_file),
         }
 
-    def claims(self, *, roles: tuple[str, ...] = (ADMIN,), version: str = "2.0") -> dict[str, Any]:
+    def claims(self, *, roles: Any = (ADMIN,), version: str = "2.0") -> dict[str, Any]:
+        """Claims as Entra ID puts them in an access token; roles=None leaves the claim out,
+        anything but a tuple or list goes in as it is (a malformed claim)."""
         now = int(time.time())
         common = {
             "tid": self.tenant_id,
             "oid": "0d6f1b7e-5c2a-4b8e-9f00-00000000a11a",
             "sub": "ada-subject",
             "name": "Ada Admin",
-            "roles": list(roles),
+            "roles": list(roles) if isinstance(roles, tuple | list) else roles,
             "iat": now,
             "nbf": now,
             "exp": now + 3600,
             "uti": uuid.uuid4().hex,
             "ver": version,
         }
+        if roles is None:
+            del common["roles"]
         if version == "1.0":
             return {
                 **common,
@@ -114,7 +118,7 @@ class FakeIssuer(FakeIdentity):
     def mint(
         self,
         *,
-        roles: tuple[str, ...] = (ADMIN,),
+        roles: Any = (ADMIN,),
         version: str = "2.0",
         key: SigningKey | None = None,
         headers: dict[str, Any] | None = None,
