@@ -37,7 +37,8 @@ def check(
     if kill_switch:
         return Halt(
             "kill_switch",
-            "the kill switch is on (RECLAIM_KILL_SWITCH): nothing is asked or removed until it is off",
+            "the kill switch is on: nothing is asked or removed until it is off "
+            "(`python -m reclaim kill-switch` shows who set it and why)",
         )
     age = now - usage.observed_at
     if age > policy.usage.max_age:
