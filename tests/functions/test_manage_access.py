@@ -67,7 +67,6 @@ def everything(world: World) -> tuple[Any, ...]:
 def hostile(issuer: FakeIssuer) -> dict[str, str]:
     """Authorization headers that must all be refused with 401."""
     now = int(time.time())
-    stranger = FakeIssuer(OTHER_TENANT)  # never started: only its claims are borrowed
     return {
         "missing": "",
         "not bearer": "Basic YWRhOnNlY3JldA==",
@@ -83,7 +82,7 @@ def hostile(issuer: FakeIssuer) -> dict[str, str]:
         "wrong issuer": "Bearer "
         + issuer.mint(iss="https://evil.example/" + issuer.tenant_id + "/v2.0"),
         "v1 issuer of another tenant": "Bearer "
-        + issuer.mint(version="1.0", iss=stranger.v1_issuer),
+        + issuer.mint(version="1.0", iss=f"https://sts.windows.net/{OTHER_TENANT}/"),
         "unknown kid": "Bearer " + issuer.mint(key=new_key()),
         "forged": "Bearer " + issuer.mint(headers={"kid": issuer.key.kid}, key=new_key()),
         "alg none": "Bearer " + FakeIssuer.unsigned(issuer.claims()),
@@ -92,6 +91,7 @@ def hostile(issuer: FakeIssuer) -> dict[str, str]:
 
 
 def _hs256_confusion(issuer: FakeIssuer) -> str:
+    """HS256 keyed with (part of) the published public key: the classic algorithm confusion."""
     import jwt
     from cryptography.hazmat.primitives import serialization
 
