@@ -117,7 +117,8 @@ class Campaign(Protocol):
 
 
 class StateStore(Protocol):
-    """Requests, answers, first-seen dates, runs and the ledger. Every write is idempotent."""
+    """Requests, answers, first-seen dates, runs, the ledger and the operators' switches.
+    Every write is idempotent."""
 
     def policy_state(self, policy: str, now: datetime) -> PolicyState: ...
 
