@@ -118,7 +118,8 @@ class Campaign(Protocol):
 
 class StateStore(Protocol):
     """Requests, answers, first-seen dates, runs, the ledger and the operators' switches.
-    Every write is idempotent."""
+    Every write is idempotent, except that a switch flip is appended each time (repeating one
+    leaves the switch in the same state and shows in its history)."""
 
     def policy_state(self, policy: str, now: datetime) -> PolicyState: ...
 
