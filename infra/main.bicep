@@ -12,12 +12,13 @@
 // switched off (Y1 needs a key-based Azure Files share); it supports VNet integration for the
 // LDAP path to on-premises AD and for private endpoints; and Linux Consumption is being retired.
 //
-// Public network access: the function app, the storage account and the vault accept traffic from
-// the internet (every call still needs Entra ID auth, a function key or the webhook signature). To
-// lock down: set allowedCallerCidrs (only those addresses reach the app, e.g. the Nexthink egress
-// range that posts campaign answers: the webhook must stay reachable by whoever posts answers),
-// or put the app behind a VNet (Flex VNet integration) and give storage and Key Vault private
-// endpoints with publicNetworkAccess 'Disabled'. See README "Deploy".
+// Public network access: by default the function app, the storage account and the vault accept
+// traffic from the internet (every call still needs Entra ID auth, a function key or the webhook
+// signature). To lock down: set allowedCallerCidrs (only those addresses reach the app, e.g. the
+// Nexthink egress range that posts campaign answers: the webhook must stay reachable by whoever
+// posts answers), and set privateNetworking: the app joins a VNet (Flex VNet integration), storage
+// and Key Vault get private endpoints and their public network access is Disabled. See README
+// "Private networking, redeploys and Easy Auth".
 targetScope = 'resourceGroup'
 
 @minLength(1)
@@ -67,6 +68,41 @@ param allowedCallerCidrs array = []
 @maxValue(730)
 param logRetentionInDays int = 90
 
+@allowed([
+  'default'
+  'recover'
+])
+@description('default: create or update the vault. recover: bring back the soft-deleted vault of the same name (set it once after a teardown: purge protection keeps the name taken for 90 days), then set it back to default.')
+param keyVaultCreateMode string = 'default'
+
+// ---- private networking (the LDAP path to a domain controller, storage and Key Vault closed) ----
+
+@description('true: a VNet with a subnet delegated to Flex Consumption, private endpoints and privatelink DNS zones for storage (blob, queue, table) and Key Vault, whose public network access is then Disabled.')
+param privateNetworking bool = false
+
+@description('Address space of the VNet (privateNetworking); must not overlap the network of the domain controllers.')
+param vnetAddressPrefix string = '10.60.0.0/16'
+
+@description('Subnet the function app joins (delegated to Microsoft.App/environments); /26 or larger for scale-out.')
+param appSubnetPrefix string = '10.60.0.0/24'
+
+@description('Subnet of the private endpoints.')
+param privateEndpointSubnetPrefix string = '10.60.1.0/24'
+
+@description('Resource id of a VNet to peer with (e.g. a hub with the VPN or ExpressRoute gateway to on-premises AD). Empty: no peering. The hub needs the peering back (README).')
+param peerVnetId string = ''
+
+@description('Route to on-premises through the peered VNet\'s gateway (the hub\'s side must allow gateway transit).')
+param peerUseRemoteGateways bool = false
+
+// ---- App Service Authentication (Easy Auth) in front of the app ----
+
+@description('true: App Service Authentication with Microsoft Entra ID is on, letting unauthenticated requests through (the webhook authenticates by HMAC, the admin routes check bearer tokens themselves); RECLAIM_PLATFORM_AUTH tells the app to trust the principal it forwards.')
+param platformAuth bool = false
+
+@description('Application (client) id of the Entra app registration that Easy Auth signs users in with (needed when platformAuth is true).')
+param platformAuthClientId string = ''
+
 // ---- reclaim settings (names and defaults as in reclaim/settings.py) ----
 
 @description('Policies file, relative to the app root; it is deployed with the app code.')
@@ -79,6 +115,9 @@ param secretCacheTtl string = '5m'
 
 @description('Extra CA bundle path inside the app (empty: the system store).')
 param caBundle string = ''
+
+@description('Audience (application id URI or client id) that admin bearer tokens must carry.')
+param adminAudience string = ''
 
 @description('Entra tenant of the reclaim app registration that calls Microsoft Graph.')
 param tenantId string = ''
@@ -181,6 +220,7 @@ module storage 'modules/storage.bicep' = {
     queueNames: queueNames
     tableNames: [for suffix in tableSuffixes: '${tablePrefix}${suffix}']
     workspaceId: monitoring.outputs.workspaceId
+    privateNetworking: privateNetworking
   }
 }
 
@@ -191,6 +231,24 @@ module vault 'modules/keyvault.bicep' = {
     tags: allTags
     name: 'kv-reclaim-${resourceToken}'
     workspaceId: monitoring.outputs.workspaceId
+    createMode: keyVaultCreateMode
+    privateNetworking: privateNetworking
+  }
+}
+
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'reclaim-network'
+  params: {
+    location: location
+    tags: allTags
+    resourceToken: resourceToken
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+    storageAccountId: storage.outputs.id
+    keyVaultId: vault.outputs.id
+    peerVnetId: peerVnetId
+    peerUseRemoteGateways: peerUseRemoteGateways
   }
 }
 
@@ -229,6 +287,9 @@ var appSettings = {
   RECLAIM_KEY_VAULT_URL: vault.outputs.uri
   RECLAIM_SECRET_CACHE_TTL: secretCacheTtl
   RECLAIM_CA_BUNDLE: caBundle
+  // reclaim: admin access (bearer tokens checked in code; Easy Auth's principal trusted only when on)
+  RECLAIM_ADMIN_AUDIENCE: adminAudience
+  RECLAIM_PLATFORM_AUTH: platformAuth ? 'true' : 'false'
   // reclaim: Microsoft Graph
   RECLAIM_TENANT_ID: tenantId
   RECLAIM_CLIENT_ID: clientId
@@ -279,6 +340,13 @@ module app 'modules/functionapp.bicep' = {
     publicNetworkAccess: publicNetworkAccess
     allowedCallerCidrs: allowedCallerCidrs
     workspaceId: monitoring.outputs.workspaceId
+    virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
+    platformAuth: platformAuth
+    platformAuthClientId: platformAuthClientId
+    platformAuthIssuer: '${authorityHost}/${empty(tenantId) ? subscription().tenantId : tenantId}/v2.0'
+    platformAuthAudiences: empty(adminAudience) ? [] : [
+      adminAudience
+    ]
   }
   // the host must be able to reach storage and the vault when it first starts
   dependsOn: [

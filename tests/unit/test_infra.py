@@ -28,6 +28,7 @@ from tests.support.infra_templates import (
     bicep_module,
     parse_bicep,
     parse_terraform_file,
+    terraform_blocks,
     terraform_files,
     terraform_locals,
     terraform_resources,
@@ -93,21 +94,48 @@ def test_terraform_is_formatted() -> None:
 
 # ---- checkov over both ----
 
+_SKIP = re.compile(r"checkov:skip=(CKV2?_AZURE_\d+):(.*)$")
+_BICEP_RESOURCE = re.compile(r"^resource (\w+) '([^'@]+)@")
+_TERRAFORM_RESOURCE = re.compile(r'^resource "(\w+)" "(\w+)"')
+
 
 @pytest.fixture(scope="module")
-def checkov_report() -> dict[str, dict[str, Any]]:
-    """checkov's JSON report per framework ("bicep", "terraform")."""
+def checkov() -> str:
+    """Path of the checkov binary in its own venv."""
     setup = subprocess.run(
         ["sh", str(CHECKOV_SETUP)], capture_output=True, text=True, timeout=280, check=False
     )
     lines = setup.stdout.strip().splitlines()
     if setup.returncode != 0 or not lines:
         missing(f"checkov could not be installed:\n{setup.stderr[-3000:]}")
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def checkov_report(checkov: str) -> dict[str, dict[str, Any]]:
+    """checkov's JSON report per framework ("bicep", "terraform")."""
+    return _run_checkov(checkov, INFRA)
+
+
+@pytest.fixture(scope="module")
+def checkov_report_without_skips(
+    checkov: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """The same scan of a copy of infra/ with every checkov:skip line removed."""
+    copy = tmp_path_factory.mktemp("infra") / "infra"
+    shutil.copytree(INFRA, copy, ignore=shutil.ignore_patterns(".terraform*"))
+    for path in [*copy.rglob("*.bicep"), *copy.rglob("*.tf")]:
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(line for line in lines if "checkov:skip=" not in line))
+    return _run_checkov(checkov, copy)
+
+
+def _run_checkov(checkov: str, directory: Path) -> dict[str, dict[str, Any]]:
     result = subprocess.run(
         [
-            lines[-1],
+            checkov,
             "--directory",
-            str(INFRA),
+            str(directory),
             "--framework",
             "bicep",
             "terraform",
@@ -161,6 +189,61 @@ def test_every_skipped_check_has_a_written_reason(
         if len((check["check_result"].get("suppress_comment") or "").split()) < 6
     ]
     assert not vague, "skips need a reason:\n" + "\n".join(vague)
+
+
+def _declared_skips() -> set[tuple[str, str, str]]:
+    """(file as checkov names it, resource as checkov names it, check id) of every inline skip."""
+    declared = set()
+    for path in [*bicep_files(), *terraform_files()]:
+        resource = None
+        for line in path.read_text().splitlines():
+            if match := _BICEP_RESOURCE.match(line):
+                resource = f"{match[2]}.{match[1]}"
+            elif match := _TERRAFORM_RESOURCE.match(line):
+                resource = f"{match[1]}.{match[2]}"
+            if match := _SKIP.search(line):
+                assert resource, f"{path.name}: a skip outside a resource: {line.strip()}"
+                declared.add((f"/{path.relative_to(INFRA)}", resource, match[1]))
+    return declared
+
+
+def test_checkov_sees_every_skip_where_it_is_written(
+    checkov_report: dict[str, dict[str, Any]],
+) -> None:
+    skipped = {
+        (check["file_path"], check["resource"], check["check_id"])
+        for entry in checkov_report.values()
+        for check in entry["results"].get("skipped_checks", [])
+    }
+    assert skipped == _declared_skips()
+
+
+def test_every_skip_is_still_needed(
+    checkov_report_without_skips: dict[str, dict[str, Any]],
+) -> None:
+    # A skip whose check passes (or does not apply) without it hides nothing: remove it.
+    for framework, entry in checkov_report_without_skips.items():
+        assert entry["summary"]["parsing_errors"] == 0, f"{framework}: {entry['summary']}"
+    failed = {
+        (check["file_path"], check["resource"], check["check_id"])
+        for entry in checkov_report_without_skips.values()
+        for check in entry["results"].get("failed_checks", [])
+    }
+    unneeded = sorted(_declared_skips() - failed)
+    assert not unneeded, "checkov passes these without their skip:\n" + "\n".join(
+        " ".join(skip) for skip in unneeded
+    )
+
+
+def test_the_zone_redundancy_skip_says_why_the_storage_is_not_zone_redundant() -> None:
+    assert _bicep_resource("storage", "account")["config"]["sku"] == {"name": "Standard_GRS"}
+    assert (
+        terraform_resources()[("azurerm_storage_account", "host")]["account_replication_type"]
+        == "GRS"
+    )
+    for path in (INFRA / "modules" / "functionapp.bicep", TERRAFORM / "functionapp.tf"):
+        reasons = [match[2] for match in map(_SKIP.search, path.read_text().splitlines()) if match]
+        assert any("GRS" in reason and "not zone-redundant" in reason for reason in reasons), path
 
 
 # ---- the same secure deployment in both ----
@@ -243,6 +326,27 @@ def test_key_vault_uses_rbac_soft_delete_and_purge_protection() -> None:
     assert tf_vault["purge_protection_enabled"] is True
     assert tf_vault["soft_delete_retention_days"] >= 7
     assert "access_policy" not in tf_vault
+
+
+def test_bicep_recovers_a_soft_deleted_vault_when_asked() -> None:
+    # purge protection keeps a deleted vault's name: after a teardown, creating it again fails
+    parameter = parse_bicep(MAIN_BICEP)["parameters"]["keyVaultCreateMode"]
+    assert (parameter["type"], parameter["default"]) == ("string", "default")
+    allowed = next(d["argument"] for d in parameter["decorators"] if d["type"] == "allowed")
+    assert allowed == ["default", "recover"]
+    vault_call = parse_bicep(MAIN_BICEP)["modules"]["vault"]["config"]["params"]
+    assert vault_call["createMode"] == "keyVaultCreateMode"
+    assert _bicep_resource("vault", "vault")["config"]["properties"]["createMode"] == "createMode"
+    # azd users switch it with an environment value, not by editing the parameters file
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["keyVaultCreateMode"] == {"value": "${AZURE_KEY_VAULT_CREATE_MODE=default}"}
+
+
+def test_terraform_recovers_a_soft_deleted_vault_and_never_purges_it() -> None:
+    (azurerm,) = [block["azurerm"] for block in terraform_blocks("provider") if "azurerm" in block]
+    (key_vault,) = azurerm["features"][0]["key_vault"]
+    assert key_vault["recover_soft_deleted_key_vaults"] is True
+    assert key_vault["purge_soft_delete_on_destroy"] is False
 
 
 def test_no_secret_value_is_in_a_template() -> None:
