@@ -97,9 +97,6 @@ param peerUseRemoteGateways bool = false
 
 // ---- App Service Authentication (Easy Auth) in front of the app ----
 
-@description('true: App Service Authentication with Microsoft Entra ID is on, letting unauthenticated requests through (the webhook authenticates by HMAC, the admin routes check bearer tokens themselves); RECLAIM_PLATFORM_AUTH tells the app to trust the principal it forwards.')
-param platformAuth bool = false
-
 @description('Application (client) id of the Entra app registration that Easy Auth signs users in with (needed when platformAuth is true).')
 param platformAuthClientId string = ''
 
@@ -115,9 +112,6 @@ param secretCacheTtl string = '5m'
 
 @description('Extra CA bundle path inside the app (empty: the system store).')
 param caBundle string = ''
-
-@description('Audience (application id URI or client id) that admin bearer tokens must carry.')
-param adminAudience string = ''
 
 @description('Entra tenant of the reclaim app registration that calls Microsoft Graph.')
 param tenantId string = ''
@@ -136,6 +130,12 @@ param digestWebhookSecretName string = ''
 
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 param authorityHost string = 'https://login.microsoftonline.com'
+
+@description('Manage routes: client id and/or App ID URI (comma list) of the API app registration whose app roles (Reclaim.Admin, Reclaim.Reader) admit callers. Empty: the manage routes refuse everyone.')
+param adminAudience string = ''
+
+@description('true: App Service Authentication (Easy Auth) with Microsoft Entra ID is on, letting unauthenticated requests through (the webhook authenticates by HMAC, the manage routes check bearer tokens themselves), and the app trusts the X-MS-CLIENT-PRINCIPAL header it forwards.')
+param platformAuth bool = false
 
 @description('ldaps://host[:port] of a domain controller; reaching on-premises AD needs VNet integration.')
 param ldapUrl string = ''
@@ -287,9 +287,6 @@ var appSettings = {
   RECLAIM_KEY_VAULT_URL: vault.outputs.uri
   RECLAIM_SECRET_CACHE_TTL: secretCacheTtl
   RECLAIM_CA_BUNDLE: caBundle
-  // reclaim: admin access (bearer tokens checked in code; Easy Auth's principal trusted only when on)
-  RECLAIM_ADMIN_AUDIENCE: adminAudience
-  RECLAIM_PLATFORM_AUTH: platformAuth ? 'true' : 'false'
   // reclaim: Microsoft Graph
   RECLAIM_TENANT_ID: tenantId
   RECLAIM_CLIENT_ID: clientId
@@ -297,6 +294,9 @@ var appSettings = {
   RECLAIM_GRAPH_CERTIFICATE_NAME: graphCertificateName
   RECLAIM_GRAPH_BASE_URL: graphBaseUrl
   RECLAIM_AUTHORITY_HOST: authorityHost
+  // reclaim: the manage routes (Entra ID app roles)
+  RECLAIM_ADMIN_AUDIENCE: adminAudience
+  RECLAIM_PLATFORM_AUTH: platformAuth ? 'true' : 'false'
   // reclaim: Active Directory
   RECLAIM_LDAP_URL: ldapUrl
   RECLAIM_LDAP_BASE_DN: ldapBaseDn
@@ -325,6 +325,9 @@ var appSettings = {
   RECLAIM_DIGEST_WEBHOOK_SECRET_NAME: digestWebhookSecretName
 }
 
+// RECLAIM_ADMIN_AUDIENCE is a comma list; Easy Auth takes the same audiences as a list
+var adminAudiences = [for audience in split(adminAudience, ','): trim(audience)]
+
 module app 'modules/functionapp.bicep' = {
   name: 'reclaim-functionapp'
   params: {
@@ -344,9 +347,7 @@ module app 'modules/functionapp.bicep' = {
     platformAuth: platformAuth
     platformAuthClientId: platformAuthClientId
     platformAuthIssuer: '${authorityHost}/${empty(tenantId) ? subscription().tenantId : tenantId}/v2.0'
-    platformAuthAudiences: empty(adminAudience) ? [] : [
-      adminAudience
-    ]
+    platformAuthAudiences: empty(adminAudience) ? [] : adminAudiences
   }
   // the host must be able to reach storage and the vault when it first starts
   dependsOn: [

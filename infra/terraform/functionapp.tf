@@ -124,7 +124,8 @@ resource "azapi_update_resource" "auth_settings" {
             openIdIssuer = "${var.authority_host}/${var.tenant_id != "" ? var.tenant_id : data.azurerm_client_config.current.tenant_id}/v2.0"
           }
           validation = {
-            allowedAudiences = var.admin_audience == "" ? [] : [var.admin_audience]
+            # RECLAIM_ADMIN_AUDIENCE is a comma list
+            allowedAudiences = [for audience in split(",", var.admin_audience) : trimspace(audience) if trimspace(audience) != ""]
           }
         }
       }

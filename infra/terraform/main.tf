@@ -68,9 +68,6 @@ locals {
     RECLAIM_KEY_VAULT_URL    = azurerm_key_vault.main.vault_uri
     RECLAIM_SECRET_CACHE_TTL = var.secret_cache_ttl
     RECLAIM_CA_BUNDLE        = var.ca_bundle
-    # reclaim: admin access (bearer tokens checked in code; Easy Auth's principal trusted only when on)
-    RECLAIM_ADMIN_AUDIENCE = var.admin_audience
-    RECLAIM_PLATFORM_AUTH  = var.platform_auth ? "true" : "false"
     # reclaim: Microsoft Graph
     RECLAIM_TENANT_ID                = var.tenant_id
     RECLAIM_CLIENT_ID                = var.client_id
@@ -78,6 +75,9 @@ locals {
     RECLAIM_GRAPH_CERTIFICATE_NAME   = var.graph_certificate_name
     RECLAIM_GRAPH_BASE_URL           = var.graph_base_url
     RECLAIM_AUTHORITY_HOST           = var.authority_host
+    # reclaim: the manage routes (Entra ID app roles)
+    RECLAIM_ADMIN_AUDIENCE = var.admin_audience
+    RECLAIM_PLATFORM_AUTH  = var.platform_auth ? "true" : "false"
     # reclaim: Active Directory
     RECLAIM_LDAP_URL                  = var.ldap_url
     RECLAIM_LDAP_BASE_DN              = var.ldap_base_dn

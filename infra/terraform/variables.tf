@@ -111,12 +111,6 @@ variable "peer_use_remote_gateways" {
 
 # ---- App Service Authentication (Easy Auth) in front of the app ----
 
-variable "platform_auth" {
-  description = "true: App Service Authentication with Microsoft Entra ID is on, letting unauthenticated requests through (the webhook authenticates by HMAC, the admin routes check bearer tokens themselves); RECLAIM_PLATFORM_AUTH tells the app to trust the principal it forwards."
-  type        = bool
-  default     = false
-}
-
 variable "platform_auth_client_id" {
   description = "Application (client) id of the Entra app registration that Easy Auth signs users in with (needed when platform_auth is true)."
   type        = string
@@ -149,12 +143,6 @@ variable "secret_cache_ttl" {
 
 variable "ca_bundle" {
   description = "Extra CA bundle path inside the app (empty: the system store)."
-  type        = string
-  default     = ""
-}
-
-variable "admin_audience" {
-  description = "Audience (application id URI or client id) that admin bearer tokens must carry."
   type        = string
   default     = ""
 }
@@ -216,6 +204,18 @@ variable "graph_base_url" {
 variable "authority_host" {
   type    = string
   default = "https://login.microsoftonline.com"
+}
+
+variable "admin_audience" {
+  description = "Manage routes: client id and/or App ID URI (comma list) of the API app registration whose app roles (Reclaim.Admin, Reclaim.Reader) admit callers. Empty: the manage routes refuse everyone."
+  type        = string
+  default     = ""
+}
+
+variable "platform_auth" {
+  description = "true: App Service Authentication (Easy Auth) with Microsoft Entra ID is on, letting unauthenticated requests through (the webhook authenticates by HMAC, the manage routes check bearer tokens themselves), and the app trusts the X-MS-CLIENT-PRINCIPAL header it forwards."
+  type        = bool
+  default     = false
 }
 
 variable "ldap_url" {

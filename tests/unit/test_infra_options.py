@@ -367,12 +367,20 @@ def test_the_admin_audience_is_a_setting_and_easy_auth_accepts_it() -> None:
         assert deployment.app_settings["RECLAIM_ADMIN_AUDIENCE"] == ""
         assert deployment.app_settings["RECLAIM_PLATFORM_AUTH"] == "false"
     call = parse_bicep(MAIN_BICEP)["modules"]["app"]["config"]["params"]
+    # RECLAIM_ADMIN_AUDIENCE is a comma list: Easy Auth gets its items
     audiences = call["platformAuthAudiences"]["operator"]["operands"]
-    assert (audiences["true_value"], audiences["false_value"]) == ([], ["adminAudience"])
+    assert (audiences["true_value"], audiences["false_value"]) == ([], "adminAudiences")
+    loop = parse_bicep(MAIN_BICEP)["variables"]["adminAudiences"]["value"]
+    assert loop["loop_type"]["detail"]["array_name"]["function"] == {
+        "type": "split",
+        "parameters": {"input_string": "adminAudience", "delimiter": ","},
+    }
+    assert loop["config"]["function"]["type"] == "trim"
     tf_config = terraform_resources()[("azapi_update_resource", "auth_settings")]
     validation = tf_config["body"]["properties"]["identityProviders"]["azureActiveDirectory"][
         "validation"
     ]
     assert validation["allowedAudiences"] == (
-        '${var.admin_audience == "" ? [] : [var.admin_audience]}'
+        '${[for audience in split(",", var.admin_audience) : trimspace(audience)'
+        ' if trimspace(audience) != ""]}'
     )
