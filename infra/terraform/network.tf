@@ -25,7 +25,7 @@ locals {
       target = azurerm_key_vault.main.id
     }
   }
-  private_network_links = { for group, link in local.private_links : group => link if var.private_networking }
+  private_network_links = var.private_networking ? local.private_links : {}
 }
 
 # No rules of its own: the default rules allow traffic inside the VNet (and peered VNets) and

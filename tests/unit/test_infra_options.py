@@ -113,9 +113,7 @@ def test_every_private_network_resource_exists_only_with_private_networking() ->
     network_resources = {key for key in resources if key[0] in {k[0] for k in TERRAFORM_NETWORK}}
     assert network_resources == set(TERRAFORM_NETWORK)
     links = terraform_locals()["private_network_links"]
-    assert links == (
-        "${{for group, link in local.private_links : group => link if var.private_networking}}"
-    )
+    assert links == "${var.private_networking ? local.private_links : {}}"
     for key in TERRAFORM_NETWORK:
         body = resources[key]
         switch = body.get("count") or body.get("for_each")
