@@ -1,7 +1,8 @@
 """The deployment templates parse, are formatted, and describe the same secure deployment.
 
 Bicep parses with pycep-parser (the Bicep CLI cannot be installed here), Terraform with python-hcl2
-and `terraform fmt`; checkov (in its own venv, tests/support/checkov.sh) scans both. The security
+and `terraform fmt`; checkov (in its own venv, tests/support/checkov.sh) scans both, and scans a
+copy without the inline skips to show that every skip still hides a failing check. The security
 properties checkov cannot see (the Terraform function app is an azapi_resource) are asserted here.
 """
 
@@ -18,6 +19,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.checkov_scan import (
+    SKIP,
+    checkov_binary,
+    copy_without_skips,
+    declared_skips,
+    findings,
+    run_checkov,
+)
 from tests.support.components import missing
 from tests.support.infra_templates import (
     INFRA,
@@ -34,8 +43,6 @@ from tests.support.infra_templates import (
     terraform_resources,
     terraform_variables,
 )
-
-CHECKOV_SETUP = REPO / "tests" / "support" / "checkov.sh"
 
 # Built-in role definition id -> name. The app's identity holds exactly these.
 APP_ROLES = {
@@ -94,27 +101,16 @@ def test_terraform_is_formatted() -> None:
 
 # ---- checkov over both ----
 
-_SKIP = re.compile(r"checkov:skip=(CKV2?_AZURE_\d+):(.*)$")
-_BICEP_RESOURCE = re.compile(r"^resource (\w+) '([^'@]+)@")
-_TERRAFORM_RESOURCE = re.compile(r'^resource "(\w+)" "(\w+)"')
-
 
 @pytest.fixture(scope="module")
 def checkov() -> str:
-    """Path of the checkov binary in its own venv."""
-    setup = subprocess.run(
-        ["sh", str(CHECKOV_SETUP)], capture_output=True, text=True, timeout=280, check=False
-    )
-    lines = setup.stdout.strip().splitlines()
-    if setup.returncode != 0 or not lines:
-        missing(f"checkov could not be installed:\n{setup.stderr[-3000:]}")
-    return lines[-1]
+    return checkov_binary()
 
 
 @pytest.fixture(scope="module")
 def checkov_report(checkov: str) -> dict[str, dict[str, Any]]:
     """checkov's JSON report per framework ("bicep", "terraform")."""
-    return _run_checkov(checkov, INFRA)
+    return run_checkov(checkov, INFRA)
 
 
 @pytest.fixture(scope="module")
@@ -122,38 +118,7 @@ def checkov_report_without_skips(
     checkov: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, dict[str, Any]]:
     """The same scan of a copy of infra/ with every checkov:skip line removed."""
-    copy = tmp_path_factory.mktemp("infra") / "infra"
-    shutil.copytree(INFRA, copy, ignore=shutil.ignore_patterns(".terraform*"))
-    for path in [*copy.rglob("*.bicep"), *copy.rglob("*.tf")]:
-        lines = path.read_text().splitlines(keepends=True)
-        path.write_text("".join(line for line in lines if "checkov:skip=" not in line))
-    return _run_checkov(checkov, copy)
-
-
-def _run_checkov(checkov: str, directory: Path) -> dict[str, dict[str, Any]]:
-    result = subprocess.run(
-        [
-            checkov,
-            "--directory",
-            str(directory),
-            "--framework",
-            "bicep",
-            "terraform",
-            "--skip-download",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=REPO,
-        check=False,
-    )
-    # exit code 1 means failed checks: the report lists them and the tests below name them
-    assert result.returncode in (0, 1), f"checkov failed to run:\n{result.stderr[-3000:]}"
-    report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
-    return {entry["check_type"]: entry for entry in reports}
+    return run_checkov(checkov, copy_without_skips(tmp_path_factory.mktemp("infra") / "infra"))
 
 
 def test_checkov_scanned_both_templates(checkov_report: dict[str, dict[str, Any]]) -> None:
@@ -191,31 +156,10 @@ def test_every_skipped_check_has_a_written_reason(
     assert not vague, "skips need a reason:\n" + "\n".join(vague)
 
 
-def _declared_skips() -> set[tuple[str, str, str]]:
-    """(file as checkov names it, resource as checkov names it, check id) of every inline skip."""
-    declared = set()
-    for path in [*bicep_files(), *terraform_files()]:
-        resource = None
-        for line in path.read_text().splitlines():
-            if match := _BICEP_RESOURCE.match(line):
-                resource = f"{match[2]}.{match[1]}"
-            elif match := _TERRAFORM_RESOURCE.match(line):
-                resource = f"{match[1]}.{match[2]}"
-            if match := _SKIP.search(line):
-                assert resource, f"{path.name}: a skip outside a resource: {line.strip()}"
-                declared.add((f"/{path.relative_to(INFRA)}", resource, match[1]))
-    return declared
-
-
 def test_checkov_sees_every_skip_where_it_is_written(
     checkov_report: dict[str, dict[str, Any]],
 ) -> None:
-    skipped = {
-        (check["file_path"], check["resource"], check["check_id"])
-        for entry in checkov_report.values()
-        for check in entry["results"].get("skipped_checks", [])
-    }
-    assert skipped == _declared_skips()
+    assert findings(checkov_report, "skipped_checks") == declared_skips()
 
 
 def test_every_skip_is_still_needed(
@@ -224,12 +168,7 @@ def test_every_skip_is_still_needed(
     # A skip whose check passes (or does not apply) without it hides nothing: remove it.
     for framework, entry in checkov_report_without_skips.items():
         assert entry["summary"]["parsing_errors"] == 0, f"{framework}: {entry['summary']}"
-    failed = {
-        (check["file_path"], check["resource"], check["check_id"])
-        for entry in checkov_report_without_skips.values()
-        for check in entry["results"].get("failed_checks", [])
-    }
-    unneeded = sorted(_declared_skips() - failed)
+    unneeded = sorted(declared_skips() - findings(checkov_report_without_skips, "failed_checks"))
     assert not unneeded, "checkov passes these without their skip:\n" + "\n".join(
         " ".join(skip) for skip in unneeded
     )
@@ -242,7 +181,7 @@ def test_the_zone_redundancy_skip_says_why_the_storage_is_not_zone_redundant() -
         == "GRS"
     )
     for path in (INFRA / "modules" / "functionapp.bicep", TERRAFORM / "functionapp.tf"):
-        reasons = [match[2] for match in map(_SKIP.search, path.read_text().splitlines()) if match]
+        reasons = [match[2] for match in map(SKIP.search, path.read_text().splitlines()) if match]
         assert any("GRS" in reason and "not zone-redundant" in reason for reason in reasons), path
 
 
