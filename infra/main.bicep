@@ -362,3 +362,5 @@ output AZURE_KEY_VAULT_NAME string = vault.outputs.name
 output AZURE_KEY_VAULT_URL string = vault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output RECLAIM_MANAGED_IDENTITY_CLIENT_ID string = identity.properties.clientId
+// the hub's side of a peering (privateNetworking) needs it
+output AZURE_VNET_ID string = privateNetworking ? network.outputs.vnetId : ''

@@ -162,3 +162,4 @@ resource endpointZones 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@
 }]
 
 output appSubnetId string = '${vnet.id}/subnets/app'
+output vnetId string = vnet.id

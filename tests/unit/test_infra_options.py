@@ -20,6 +20,7 @@ from tests.support.infra_templates import (
     parse_bicep,
     resolve_bicep,
     resolve_terraform,
+    terraform_blocks,
     terraform_deployment,
     terraform_locals,
     terraform_resources,
@@ -154,6 +155,17 @@ def test_the_app_subnet_is_delegated_to_flex_consumption_in_both() -> None:
     assert subnets["private-endpoints"]["addressPrefix"] == "privateEndpointSubnetPrefix"
     assert subnets["private-endpoints"]["privateEndpointNetworkPolicies"] == "Disabled"
     assert bicep_module("network")["outputs"]["appSubnetId"]["value"] == "${vnet.id}/subnets/app"
+    vnet_output = parse_bicep(MAIN_BICEP)["outputs"]["AZURE_VNET_ID"]["value"]["operator"][
+        "operands"
+    ]
+    assert vnet_output["condition"] == "privateNetworking"
+    assert _accessor(vnet_output["true_value"]) == "network.outputs.vnetId"
+    tf_outputs = {
+        name: body for block in terraform_blocks("output") for name, body in block.items()
+    }
+    assert tf_outputs["vnet_id"]["value"] == (
+        '${var.private_networking ? azurerm_virtual_network.main[0].id : ""}'
+    )
 
     resources = terraform_resources()
     app = resources[("azurerm_subnet", "app")]
