@@ -12,12 +12,13 @@
 // switched off (Y1 needs a key-based Azure Files share); it supports VNet integration for the
 // LDAP path to on-premises AD and for private endpoints; and Linux Consumption is being retired.
 //
-// Public network access: the function app, the storage account and the vault accept traffic from
-// the internet (every call still needs Entra ID auth, a function key or the webhook signature). To
-// lock down: set allowedCallerCidrs (only those addresses reach the app, e.g. the Nexthink egress
-// range that posts campaign answers: the webhook must stay reachable by whoever posts answers),
-// or put the app behind a VNet (Flex VNet integration) and give storage and Key Vault private
-// endpoints with publicNetworkAccess 'Disabled'. See README "Deploy".
+// Public network access: by default the function app, the storage account and the vault accept
+// traffic from the internet (every call still needs Entra ID auth, a function key or the webhook
+// signature). To lock down: set allowedCallerCidrs (only those addresses reach the app, e.g. the
+// Nexthink egress range that posts campaign answers: the webhook must stay reachable by whoever
+// posts answers), and set privateNetworking: the app joins a VNet (Flex VNet integration), storage
+// and Key Vault get private endpoints and their public network access is Disabled. See README
+// "Private networking, redeploys and Easy Auth".
 targetScope = 'resourceGroup'
 
 @minLength(1)
@@ -67,6 +68,38 @@ param allowedCallerCidrs array = []
 @maxValue(730)
 param logRetentionInDays int = 90
 
+@allowed([
+  'default'
+  'recover'
+])
+@description('default: create or update the vault. recover: bring back the soft-deleted vault of the same name (set it once after a teardown: purge protection keeps the name taken for 90 days), then set it back to default.')
+param keyVaultCreateMode string = 'default'
+
+// ---- private networking (the LDAP path to a domain controller, storage and Key Vault closed) ----
+
+@description('true: a VNet with a subnet delegated to Flex Consumption, private endpoints and privatelink DNS zones for storage (blob, queue, table) and Key Vault, whose public network access is then Disabled.')
+param privateNetworking bool = false
+
+@description('Address space of the VNet (privateNetworking); must not overlap the network of the domain controllers.')
+param vnetAddressPrefix string = '10.60.0.0/16'
+
+@description('Subnet the function app joins (delegated to Microsoft.App/environments); /26 or larger for scale-out.')
+param appSubnetPrefix string = '10.60.0.0/24'
+
+@description('Subnet of the private endpoints.')
+param privateEndpointSubnetPrefix string = '10.60.1.0/24'
+
+@description('Resource id of a VNet to peer with (e.g. a hub with the VPN or ExpressRoute gateway to on-premises AD). Empty: no peering. The hub needs the peering back (README).')
+param peerVnetId string = ''
+
+@description('Route to on-premises through the peered VNet\'s gateway (the hub\'s side must allow gateway transit).')
+param peerUseRemoteGateways bool = false
+
+// ---- App Service Authentication (Easy Auth) in front of the app ----
+
+@description('Application (client) id of the Entra app registration that Easy Auth signs users in with (needed when platformAuth is true).')
+param platformAuthClientId string = ''
+
 // ---- reclaim settings (names and defaults as in reclaim/settings.py) ----
 
 @description('Policies file, relative to the app root; it is deployed with the app code.')
@@ -101,7 +134,7 @@ param authorityHost string = 'https://login.microsoftonline.com'
 @description('Manage routes: client id and/or App ID URI (comma list) of the API app registration whose app roles (Reclaim.Admin, Reclaim.Reader) admit callers. Empty: the manage routes refuse everyone.')
 param adminAudience string = ''
 
-@description('true only when App Service Authentication is on: its X-MS-CLIENT-PRINCIPAL header is then trusted.')
+@description('true: App Service Authentication (Easy Auth) with Microsoft Entra ID is on, letting unauthenticated requests through (the webhook authenticates by HMAC, the manage routes check bearer tokens themselves), and the app trusts the X-MS-CLIENT-PRINCIPAL header it forwards.')
 param platformAuth bool = false
 
 @description('ldaps://host[:port] of a domain controller; reaching on-premises AD needs VNet integration.')
@@ -188,6 +221,7 @@ module storage 'modules/storage.bicep' = {
     queueNames: queueNames
     tableNames: [for suffix in tableSuffixes: '${tablePrefix}${suffix}']
     workspaceId: monitoring.outputs.workspaceId
+    privateNetworking: privateNetworking
   }
 }
 
@@ -198,6 +232,24 @@ module vault 'modules/keyvault.bicep' = {
     tags: allTags
     name: 'kv-reclaim-${resourceToken}'
     workspaceId: monitoring.outputs.workspaceId
+    createMode: keyVaultCreateMode
+    privateNetworking: privateNetworking
+  }
+}
+
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'reclaim-network'
+  params: {
+    location: location
+    tags: allTags
+    resourceToken: resourceToken
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: appSubnetPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+    storageAccountId: storage.outputs.id
+    keyVaultId: vault.outputs.id
+    peerVnetId: peerVnetId
+    peerUseRemoteGateways: peerUseRemoteGateways
   }
 }
 
@@ -274,6 +326,9 @@ var appSettings = {
   RECLAIM_DIGEST_WEBHOOK_SECRET_NAME: digestWebhookSecretName
 }
 
+// RECLAIM_ADMIN_AUDIENCE is a comma list; Easy Auth takes the same audiences as a list
+var adminAudiences = [for audience in split(adminAudience, ','): trim(audience)]
+
 module app 'modules/functionapp.bicep' = {
   name: 'reclaim-functionapp'
   params: {
@@ -289,6 +344,11 @@ module app 'modules/functionapp.bicep' = {
     publicNetworkAccess: publicNetworkAccess
     allowedCallerCidrs: allowedCallerCidrs
     workspaceId: monitoring.outputs.workspaceId
+    virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
+    platformAuth: platformAuth
+    platformAuthClientId: platformAuthClientId
+    platformAuthIssuer: '${authorityHost}/${empty(tenantId) ? subscription().tenantId : tenantId}/v2.0'
+    platformAuthAudiences: empty(adminAudience) ? [] : adminAudiences
   }
   // the host must be able to reach storage and the vault when it first starts
   dependsOn: [
@@ -303,3 +363,5 @@ output AZURE_KEY_VAULT_NAME string = vault.outputs.name
 output AZURE_KEY_VAULT_URL string = vault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output RECLAIM_MANAGED_IDENTITY_CLIENT_ID string = identity.properties.clientId
+// the hub's side of a peering (privateNetworking) needs it
+output AZURE_VNET_ID string = privateNetworking ? network.outputs.vnetId : ''

@@ -15,8 +15,17 @@ param publicNetworkAccess string
 param allowedCallerCidrs array
 param workspaceId string
 
+@description('Subnet (delegated to Microsoft.App/environments) the app joins for outbound traffic; empty: none.')
+param virtualNetworkSubnetId string
+
+@description('App Service Authentication (Easy Auth) with Microsoft Entra ID: on or off.')
+param platformAuth bool
+param platformAuthClientId string
+param platformAuthIssuer string
+param platformAuthAudiences array
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  //checkov:skip=CKV_AZURE_225:Zone redundancy for Flex Consumption exists only in some regions; where it does, add zoneRedundant true to the plan properties.
+  //checkov:skip=CKV_AZURE_225:The plan is not zone-redundant because its storage account is GRS (geo-redundant, not zone-redundant), and a zone-redundant Flex plan also keeps at least two always-ready instances billed around the clock.
   name: planName
   location: location
   tags: tags
@@ -56,12 +65,13 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     //checkov:skip=CKV_AZURE_222:The campaign webhook must be reachable by whoever posts answers (e.g. Nexthink); restrict callers with allowedCallerCidrs or set publicNetworkAccess Disabled behind a private endpoint.
     //checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero on demand; timers and the queue trigger need no always-ready instance for failover.
     //checkov:skip=CKV_AZURE_213:The app has no health route; Flex Consumption replaces unhealthy instances itself and scales to zero.
-    //checkov:skip=CKV_AZURE_13:App Service Authentication would turn away the campaign webhook callers (Nexthink and other answer posters); the webhook verifies an HMAC signature and the other routes use function keys.
     //checkov:skip=CKV_AZURE_17:Callers are not asked for client certificates: answer posters such as Nexthink authenticate with an HMAC signature over the body and cannot present a client certificate.
     serverFarmId: plan.id
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: publicNetworkAccess
+    // outbound through the VNet (privateNetworking): private endpoints and the domain controllers
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
@@ -116,6 +126,53 @@ resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   name: 'scm'
   properties: {
     allow: false
+  }
+}
+
+// App Service Authentication (Easy Auth). Always written, so that switching platformAuth off on a
+// redeploy switches it off (a missing resource would leave the last configuration in place). It
+// lets unauthenticated requests through: the campaign webhook authenticates by HMAC signature and
+// the admin routes check bearer tokens themselves; a browser can still sign in at
+// /.auth/login/aad, and the app trusts the principal Easy Auth forwards only when
+// RECLAIM_PLATFORM_AUTH is true (the platform strips that header from callers when it is on).
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  //checkov:skip=CKV_AZURE_13:Easy Auth is optional (platformAuth, off by default) because the admin routes check Entra ID bearer tokens in code; checkov also reads the v1 authsettings enabled flag, not authsettingsV2 platform.enabled.
+  //checkov:skip=CKV_AZURE_63:checkov applies the web config checks to every Microsoft.Web/sites/config; authsettingsV2 has no HTTP logging setting. Function logs go to Log Analytics (appDiagnostics).
+  //checkov:skip=CKV_AZURE_65:checkov applies the web config checks to every Microsoft.Web/sites/config; authsettingsV2 has no detailed error messages setting.
+  //checkov:skip=CKV_AZURE_66:checkov applies the web config checks to every Microsoft.Web/sites/config; authsettingsV2 has no failed request tracing setting.
+  //checkov:skip=CKV_AZURE_80:checkov applies the web config checks to every Microsoft.Web/sites/config; authsettingsV2 has no .NET version, and the app is Python.
+  //checkov:skip=CKV_AZURE_88:checkov applies the web config checks to every Microsoft.Web/sites/config; authsettingsV2 has no storage mounts, and Flex Consumption reads its package from blob storage.
+  //checkov:skip=CKV_AZURE_222:checkov applies the web config checks to every Microsoft.Web/sites/config; authsettingsV2 has no publicNetworkAccess (the site's own is explained on the app above).
+  parent: app
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: platformAuth
+    }
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: platformAuth
+        registration: {
+          clientId: platformAuthClientId
+          openIdIssuer: platformAuthIssuer
+        }
+        validation: {
+          allowedAudiences: platformAuthAudiences
+        }
+      }
+    }
   }
 }
 

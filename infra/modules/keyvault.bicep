@@ -8,13 +8,25 @@ param tags object
 param name string
 param workspaceId string
 
+@allowed([
+  'default'
+  'recover'
+])
+@description('recover: bring back the soft-deleted vault of this name (after a teardown); default otherwise.')
+param createMode string
+
+@description('true: reached only through the private endpoint of modules/network.bicep; public network access is Disabled.')
+param privateNetworking bool
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  //checkov:skip=CKV_AZURE_109:Flex Consumption without VNet integration reads secrets over the internet; each read needs an Entra ID token and the Key Vault Secrets User role. Lock down with a private endpoint and defaultAction Deny.
-  //checkov:skip=CKV_AZURE_189:Same reason: public network access is needed until the app is VNet-integrated and the vault has a private endpoint.
+  //checkov:skip=CKV_AZURE_109:Open by default (privateNetworking false): Flex Consumption without VNet integration reads secrets over the internet, each read with an Entra ID token and the Key Vault Secrets User role. privateNetworking true sets defaultAction Deny.
   name: name
   location: location
   tags: tags
   properties: {
+    // purge protection keeps a deleted vault's name for softDeleteRetentionInDays: a deployment
+    // after a teardown must recover it (createMode 'recover') instead of creating it again
+    createMode: createMode
     tenantId: subscription().tenantId
     sku: {
       family: 'A'
@@ -27,13 +39,13 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false
-    // Lock-down: 'Disabled' plus a private endpoint and VNet integration of the function app.
-    // Open by default because Flex without VNet reads secrets over the internet; every request
-    // still needs an Entra ID token and an RBAC role on this vault.
-    publicNetworkAccess: 'Enabled'
+    // Open unless privateNetworking (Flex without VNet integration reads secrets over the
+    // internet, always with an Entra ID token and an RBAC role); with it, only the private
+    // endpoint reaches it. checkov cannot evaluate the condition (its CKV_AZURE_189 check errors out).
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: privateNetworking ? 'Deny' : 'Allow'
     }
   }
 }
@@ -54,4 +66,5 @@ resource vaultDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-prev
 }
 
 output name string = vault.name
+output id string = vault.id
 output uri string = vault.properties.vaultUri

@@ -3,9 +3,8 @@
 # storage with the identity.
 
 resource "azurerm_service_plan" "main" {
-  #checkov:skip=CKV_AZURE_225:Zone redundancy for Flex Consumption exists only in some regions; where it does, set zone_balancing_enabled.
+  #checkov:skip=CKV_AZURE_225:The plan is not zone-redundant because its storage account is GRS (geo-redundant, not zone-redundant), and a zone-redundant Flex plan also keeps at least two always-ready instances billed around the clock.
   #checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero on demand; timers and the queue trigger need no always-ready instance for failover.
-  #checkov:skip=CKV_AZURE_211:FC1 is the Flex Consumption plan, a production plan billed per execution; checkov only knows dedicated SKUs.
   name                = "plan-reclaim-${local.resource_token}"
   location            = local.location
   resource_group_name = data.azurerm_resource_group.main.name
@@ -34,6 +33,8 @@ resource "azapi_resource" "function_app" {
       httpsOnly           = true
       clientCertEnabled   = false
       publicNetworkAccess = var.public_network_access
+      # outbound through the VNet (private_networking): private endpoints and the domain controllers
+      virtualNetworkSubnetId = var.private_networking ? azurerm_subnet.app[0].id : null
       siteConfig = {
         minTlsVersion          = "1.2"
         scmMinTlsVersion       = "1.2"
@@ -79,7 +80,57 @@ resource "azapi_resource" "function_app" {
   response_export_values = ["properties.defaultHostName"]
 
   # the host must be able to reach storage and the vault when it first starts
-  depends_on = [azurerm_role_assignment.app]
+  depends_on = [
+    azurerm_role_assignment.app,
+    azurerm_private_endpoint.main,
+    azurerm_private_dns_zone_virtual_network_link.main,
+  ]
+}
+
+# App Service Authentication (Easy Auth), the authsettingsV2 body of infra/modules/functionapp.bicep.
+# Every site has this configuration, so it is updated rather than created, and always written: a
+# redeploy with platform_auth false switches it off. It lets unauthenticated requests through: the
+# campaign webhook authenticates by HMAC signature and the admin routes check bearer tokens
+# themselves; a browser can still sign in at /.auth/login/aad, and the app trusts the principal
+# Easy Auth forwards only when RECLAIM_PLATFORM_AUTH is true (the platform strips that header from
+# callers when it is on).
+resource "azapi_update_resource" "auth_settings" {
+  type      = "Microsoft.Web/sites/config@2024-04-01"
+  name      = "authsettingsV2"
+  parent_id = azapi_resource.function_app.id
+
+  body = {
+    properties = {
+      platform = {
+        enabled = var.platform_auth
+      }
+      globalValidation = {
+        requireAuthentication       = false
+        unauthenticatedClientAction = "AllowAnonymous"
+      }
+      httpSettings = {
+        requireHttps = true
+      }
+      login = {
+        tokenStore = {
+          enabled = false
+        }
+      }
+      identityProviders = {
+        azureActiveDirectory = {
+          enabled = var.platform_auth
+          registration = {
+            clientId     = var.platform_auth_client_id
+            openIdIssuer = "${var.authority_host}/${var.tenant_id != "" ? var.tenant_id : data.azurerm_client_config.current.tenant_id}/v2.0"
+          }
+          validation = {
+            # RECLAIM_ADMIN_AUDIENCE is a comma list
+            allowedAudiences = [for audience in split(",", var.admin_audience) : trimspace(audience) if trimspace(audience) != ""]
+          }
+        }
+      }
+    }
+  }
 }
 
 # Publishing with user name and password (FTP, and basic auth on the scm site) is off; azd and

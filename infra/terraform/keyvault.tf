@@ -4,9 +4,9 @@
 # state); an administrator sets them after deployment (az keyvault secret set).
 
 resource "azurerm_key_vault" "main" {
-  #checkov:skip=CKV_AZURE_109:Flex Consumption without VNet integration reads secrets over the internet; each read needs an Entra ID token and the Key Vault Secrets User role. Lock down with a private endpoint and default_action Deny.
-  #checkov:skip=CKV_AZURE_189:Same reason: public network access is needed until the app is VNet-integrated and the vault has a private endpoint.
-  #checkov:skip=CKV2_AZURE_32:Private endpoints need a VNet this template does not own; they are the documented lock-down step (README Deploy).
+  #checkov:skip=CKV_AZURE_109:Open by default (private_networking false): Flex Consumption without VNet integration reads secrets over the internet, each read with an Entra ID token and the Key Vault Secrets User role. private_networking true sets default_action Deny.
+  #checkov:skip=CKV_AZURE_189:Same reason: public network access is enabled only while private_networking is false; true disables it and adds a private endpoint.
+  #checkov:skip=CKV2_AZURE_32:The private endpoint (network.tf) exists only when private_networking is true, and it defaults to false.
   name                            = "kv-reclaim-${local.resource_token}"
   location                        = local.location
   resource_group_name             = data.azurerm_resource_group.main.name
@@ -18,12 +18,15 @@ resource "azurerm_key_vault" "main" {
   enabled_for_deployment          = false
   enabled_for_disk_encryption     = false
   enabled_for_template_deployment = false
-  # Lock-down: false plus a private endpoint and VNet integration of the function app.
-  public_network_access_enabled = true
+  # Open unless private_networking: Flex without VNet integration reads secrets over the internet
+  # (every request still needs an Entra ID token and an RBAC role on this vault). With it, only the
+  # private endpoint reaches the vault. A destroyed vault is recovered by the next apply (provider
+  # feature recover_soft_deleted_key_vaults in versions.tf).
+  public_network_access_enabled = !var.private_networking
   tags                          = local.tags
 
   network_acls {
-    default_action = "Allow"
+    default_action = var.private_networking ? "Deny" : "Allow"
     bypass         = "AzureServices"
   }
 }

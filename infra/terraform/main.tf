@@ -5,12 +5,13 @@
 # switched off (Y1 needs a key-based Azure Files share); it supports VNet integration for the LDAP
 # path to on-premises AD and for private endpoints; and Linux Consumption is being retired.
 #
-# Public network access: the function app, the storage account and the vault accept traffic from
-# the internet (every call still needs Entra ID auth, a function key or the webhook signature). To
-# lock down: set allowed_caller_cidrs (only those addresses reach the app, e.g. the Nexthink egress
-# range that posts campaign answers: the webhook must stay reachable by whoever posts answers), or
-# put the app behind a VNet (Flex VNet integration) and give storage and Key Vault private
-# endpoints with public network access disabled. See README "Deploy".
+# Public network access: by default the function app, the storage account and the vault accept
+# traffic from the internet (every call still needs Entra ID auth, a function key or the webhook
+# signature). To lock down: set allowed_caller_cidrs (only those addresses reach the app, e.g. the
+# Nexthink egress range that posts campaign answers: the webhook must stay reachable by whoever
+# posts answers), and set private_networking: the app joins a VNet (Flex VNet integration),
+# storage and Key Vault get private endpoints and their public network access is disabled. See
+# README "Private networking, redeploys and Easy Auth".
 
 data "azurerm_client_config" "current" {}
 

@@ -21,3 +21,8 @@ output "storage_account_name" {
 output "managed_identity_client_id" {
   value = azurerm_user_assigned_identity.app.client_id
 }
+
+# the hub's side of a peering (private_networking) needs it
+output "vnet_id" {
+  value = var.private_networking ? azurerm_virtual_network.main[0].id : ""
+}

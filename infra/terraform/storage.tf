@@ -3,9 +3,9 @@
 # access is off (Flex Consumption needs no key), so no connection string exists to leak.
 
 resource "azurerm_storage_account" "host" {
-  #checkov:skip=CKV_AZURE_35:Flex Consumption without VNet integration reaches its storage over the internet; requests need an Entra ID token (shared keys are off). Lock down with VNet integration, private endpoints and default_action Deny.
-  #checkov:skip=CKV_AZURE_59:Same reason: public network access is needed until the app is VNet-integrated and the account has private endpoints; anonymous blob access and shared keys are off.
-  #checkov:skip=CKV2_AZURE_33:Private endpoints need a VNet this template does not own; they are the documented lock-down step (README Deploy).
+  #checkov:skip=CKV_AZURE_35:Open by default (private_networking false): Flex Consumption without VNet integration reaches its storage over the internet, each request with an Entra ID token (shared keys are off). private_networking true sets default_action Deny.
+  #checkov:skip=CKV_AZURE_59:Same reason: public network access is enabled only while private_networking is false; true disables it and adds private endpoints. Anonymous blob access and shared keys are off.
+  #checkov:skip=CKV2_AZURE_33:The private endpoints (network.tf) exist only when private_networking is true, and it defaults to false.
   #checkov:skip=CKV2_AZURE_1:Data is encrypted with Microsoft-managed keys plus infrastructure encryption; customer-managed keys add a key lifecycle this small state store does not need.
   #checkov:skip=CKV_AZURE_33:Classic Storage Analytics queue logging needs shared-key access, which is off; queue reads and writes are logged by the diagnostic setting to Log Analytics.
   name                = "streclaim${local.resource_token}"
@@ -26,12 +26,14 @@ resource "azurerm_storage_account" "host" {
   min_tls_version                   = "TLS1_2"
   https_traffic_only_enabled        = true
   infrastructure_encryption_enabled = true
-  # Lock-down: false plus private endpoints (blob, queue, table) and VNet integration of the app.
-  public_network_access_enabled = true
+  # Open unless private_networking: Flex without VNet integration reaches storage over the
+  # internet (every request still needs an Entra ID token). With it, only the private endpoints
+  # (blob, queue, table) reach the account.
+  public_network_access_enabled = !var.private_networking
   tags                          = local.tags
 
   network_rules {
-    default_action = "Allow"
+    default_action = var.private_networking ? "Deny" : "Allow"
     bypass         = ["AzureServices"]
   }
 

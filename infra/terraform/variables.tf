@@ -71,6 +71,57 @@ variable "log_retention_in_days" {
   default = 90
 }
 
+# ---- private networking (the LDAP path to a domain controller, storage and Key Vault closed) ----
+
+variable "private_networking" {
+  description = "true: a VNet with a subnet delegated to Flex Consumption, private endpoints and privatelink DNS zones for storage (blob, queue, table) and Key Vault, whose public network access is then disabled."
+  type        = bool
+  default     = false
+}
+
+variable "vnet_address_prefix" {
+  description = "Address space of the VNet (private_networking); must not overlap the network of the domain controllers."
+  type        = string
+  default     = "10.60.0.0/16"
+}
+
+variable "app_subnet_prefix" {
+  description = "Subnet the function app joins (delegated to Microsoft.App/environments); /26 or larger for scale-out."
+  type        = string
+  default     = "10.60.0.0/24"
+}
+
+variable "private_endpoint_subnet_prefix" {
+  description = "Subnet of the private endpoints."
+  type        = string
+  default     = "10.60.1.0/24"
+}
+
+variable "peer_vnet_id" {
+  description = "Resource id of a VNet to peer with (e.g. a hub with the VPN or ExpressRoute gateway to on-premises AD). Empty: no peering. The hub needs the peering back (README)."
+  type        = string
+  default     = ""
+}
+
+variable "peer_use_remote_gateways" {
+  description = "Route to on-premises through the peered VNet's gateway (the hub's side must allow gateway transit)."
+  type        = bool
+  default     = false
+}
+
+# ---- App Service Authentication (Easy Auth) in front of the app ----
+
+variable "platform_auth_client_id" {
+  description = "Application (client) id of the Entra app registration that Easy Auth signs users in with (needed when platform_auth is true)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = !var.platform_auth || var.platform_auth_client_id != ""
+    error_message = "platform_auth needs platform_auth_client_id (the Entra app registration's client id)."
+  }
+}
+
 # ---- reclaim settings (names and defaults as in reclaim/settings.py) ----
 
 variable "policies_file" {
@@ -162,7 +213,7 @@ variable "admin_audience" {
 }
 
 variable "platform_auth" {
-  description = "true only when App Service Authentication is on: its X-MS-CLIENT-PRINCIPAL header is then trusted."
+  description = "true: App Service Authentication (Easy Auth) with Microsoft Entra ID is on, letting unauthenticated requests through (the webhook authenticates by HMAC, the manage routes check bearer tokens themselves), and the app trusts the X-MS-CLIENT-PRINCIPAL header it forwards."
   type        = bool
   default     = false
 }

@@ -1,7 +1,8 @@
 """The deployment templates parse, are formatted, and describe the same secure deployment.
 
 Bicep parses with pycep-parser (the Bicep CLI cannot be installed here), Terraform with python-hcl2
-and `terraform fmt`; checkov (in its own venv, tests/support/checkov.sh) scans both. The security
+and `terraform fmt`; checkov (in its own venv, tests/support/checkov.sh) scans both, and scans a
+copy without the inline skips to show that every skip still hides a failing check. The security
 properties checkov cannot see (the Terraform function app is an azapi_resource) are asserted here.
 """
 
@@ -18,6 +19,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.checkov_scan import (
+    SKIP,
+    checkov_binary,
+    copy_without_skips,
+    declared_skips,
+    findings,
+    run_checkov,
+)
 from tests.support.components import missing
 from tests.support.infra_templates import (
     INFRA,
@@ -28,13 +37,12 @@ from tests.support.infra_templates import (
     bicep_module,
     parse_bicep,
     parse_terraform_file,
+    terraform_blocks,
     terraform_files,
     terraform_locals,
     terraform_resources,
     terraform_variables,
 )
-
-CHECKOV_SETUP = REPO / "tests" / "support" / "checkov.sh"
 
 # Built-in role definition id -> name. The app's identity holds exactly these.
 APP_ROLES = {
@@ -95,37 +103,22 @@ def test_terraform_is_formatted() -> None:
 
 
 @pytest.fixture(scope="module")
-def checkov_report() -> dict[str, dict[str, Any]]:
+def checkov() -> str:
+    return checkov_binary()
+
+
+@pytest.fixture(scope="module")
+def checkov_report(checkov: str) -> dict[str, dict[str, Any]]:
     """checkov's JSON report per framework ("bicep", "terraform")."""
-    setup = subprocess.run(
-        ["sh", str(CHECKOV_SETUP)], capture_output=True, text=True, timeout=280, check=False
-    )
-    lines = setup.stdout.strip().splitlines()
-    if setup.returncode != 0 or not lines:
-        missing(f"checkov could not be installed:\n{setup.stderr[-3000:]}")
-    result = subprocess.run(
-        [
-            lines[-1],
-            "--directory",
-            str(INFRA),
-            "--framework",
-            "bicep",
-            "terraform",
-            "--skip-download",
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=REPO,
-        check=False,
-    )
-    # exit code 1 means failed checks: the report lists them and the tests below name them
-    assert result.returncode in (0, 1), f"checkov failed to run:\n{result.stderr[-3000:]}"
-    report = json.loads(result.stdout)
-    reports = report if isinstance(report, list) else [report]
-    return {entry["check_type"]: entry for entry in reports}
+    return run_checkov(checkov, INFRA)
+
+
+@pytest.fixture(scope="module")
+def checkov_report_without_skips(
+    checkov: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, Any]]:
+    """The same scan of a copy of infra/ with every checkov:skip line removed."""
+    return run_checkov(checkov, copy_without_skips(tmp_path_factory.mktemp("infra") / "infra"))
 
 
 def test_checkov_scanned_both_templates(checkov_report: dict[str, dict[str, Any]]) -> None:
@@ -161,6 +154,35 @@ def test_every_skipped_check_has_a_written_reason(
         if len((check["check_result"].get("suppress_comment") or "").split()) < 6
     ]
     assert not vague, "skips need a reason:\n" + "\n".join(vague)
+
+
+def test_checkov_sees_every_skip_where_it_is_written(
+    checkov_report: dict[str, dict[str, Any]],
+) -> None:
+    assert findings(checkov_report, "skipped_checks") == declared_skips()
+
+
+def test_every_skip_is_still_needed(
+    checkov_report_without_skips: dict[str, dict[str, Any]],
+) -> None:
+    # A skip whose check passes (or does not apply) without it hides nothing: remove it.
+    for framework, entry in checkov_report_without_skips.items():
+        assert entry["summary"]["parsing_errors"] == 0, f"{framework}: {entry['summary']}"
+    unneeded = sorted(declared_skips() - findings(checkov_report_without_skips, "failed_checks"))
+    assert not unneeded, "checkov passes these without their skip:\n" + "\n".join(
+        " ".join(skip) for skip in unneeded
+    )
+
+
+def test_the_zone_redundancy_skip_says_why_the_storage_is_not_zone_redundant() -> None:
+    assert _bicep_resource("storage", "account")["config"]["sku"] == {"name": "Standard_GRS"}
+    assert (
+        terraform_resources()[("azurerm_storage_account", "host")]["account_replication_type"]
+        == "GRS"
+    )
+    for path in (INFRA / "modules" / "functionapp.bicep", TERRAFORM / "functionapp.tf"):
+        reasons = [match[2] for match in map(SKIP.search, path.read_text().splitlines()) if match]
+        assert any("GRS" in reason and "not zone-redundant" in reason for reason in reasons), path
 
 
 # ---- the same secure deployment in both ----
@@ -243,6 +265,27 @@ def test_key_vault_uses_rbac_soft_delete_and_purge_protection() -> None:
     assert tf_vault["purge_protection_enabled"] is True
     assert tf_vault["soft_delete_retention_days"] >= 7
     assert "access_policy" not in tf_vault
+
+
+def test_bicep_recovers_a_soft_deleted_vault_when_asked() -> None:
+    # purge protection keeps a deleted vault's name: after a teardown, creating it again fails
+    parameter = parse_bicep(MAIN_BICEP)["parameters"]["keyVaultCreateMode"]
+    assert (parameter["type"], parameter["default"]) == ("string", "default")
+    allowed = next(d["argument"] for d in parameter["decorators"] if d["type"] == "allowed")
+    assert allowed == ["default", "recover"]
+    vault_call = parse_bicep(MAIN_BICEP)["modules"]["vault"]["config"]["params"]
+    assert vault_call["createMode"] == "keyVaultCreateMode"
+    assert _bicep_resource("vault", "vault")["config"]["properties"]["createMode"] == "createMode"
+    # azd users switch it with an environment value, not by editing the parameters file
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["keyVaultCreateMode"] == {"value": "${AZURE_KEY_VAULT_CREATE_MODE=default}"}
+
+
+def test_terraform_recovers_a_soft_deleted_vault_and_never_purges_it() -> None:
+    (azurerm,) = [block["azurerm"] for block in terraform_blocks("provider") if "azurerm" in block]
+    (key_vault,) = azurerm["features"][0]["key_vault"]
+    assert key_vault["recover_soft_deleted_key_vaults"] is True
+    assert key_vault["purge_soft_delete_on_destroy"] is False
 
 
 def test_no_secret_value_is_in_a_template() -> None:
