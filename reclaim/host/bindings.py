@@ -68,9 +68,10 @@ class RegisteredFunction:
 def registered_functions(env: Mapping[str, str] | None = None) -> list[RegisteredFunction]:
     """Every function of the app with its trigger resolved; every unset app setting a binding
     names is reported in one ConfigurationError (the host would not load those functions)."""
-    functions, missing = [], {}
+    functions: list[RegisteredFunction] = []
+    missing: dict[str, list[str]] = {}
     for function in new_app().get_functions():
-        name = function.get_function_name()
+        name = function.get_function_name() or ""
         trigger = _trigger(name, json.loads(function.get_function_json())["bindings"])
         resolved: dict[str, Any] = {}
         for key, value in trigger.items():

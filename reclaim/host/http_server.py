@@ -110,7 +110,8 @@ def handler_class(
         def setup(self) -> None:
             super().setup()
             self.reader = _DeadlineReader(self.connection)
-            self.rfile = io.BufferedReader(self.reader)
+            self.buffered = io.BufferedReader(self.reader)
+            self.rfile = self.buffered
 
         def handle(self) -> None:
             first, keep_open = True, True
@@ -135,7 +136,7 @@ def handler_class(
             connection is closed without an answer after the keep-alive timeout."""
             self.reader.expect(limits.keep_alive_timeout)
             try:
-                return bool(self.rfile.peek(1))
+                return bool(self.buffered.peek(1))
             except TimeoutError:
                 return False
 
