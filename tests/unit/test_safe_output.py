@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -149,6 +150,15 @@ def test_plan_csv_neutralises_formulas_and_escapes_controls(
     assert all(not cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
     plain = next(r for r in rows if r["user"] == "plain@northwind.example")
     assert (plain["used"], plain["threshold"]) == ("1741.6", "5")  # numbers stay readable
+
+
+def test_plan_json_keeps_the_names_exact_and_escaped(tenant: tuple[Path, dict[str, str]]) -> None:
+    policies, env = tenant
+    result = reclaim(env, "plan", "--policies", str(policies), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    _no_raw_controls(result.stdout)  # JSON escapes them itself (\u001b), so they survive exactly
+    (run,) = json.loads(result.stdout)
+    assert {d["user"] for d in run["decisions"]} == {*HOSTILE, "plain@northwind.example"}
 
 
 def test_explain_and_report_through_the_cli(tenant: tuple[Path, dict[str, str]]) -> None:
