@@ -40,6 +40,7 @@ log = logging.getLogger("reclaim.host")
 Dispatch = Callable[[str, str, Mapping[str, str], bytes], tuple[int, dict[str, str], bytes]]
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_VISIBLE_ASCII = re.compile(rb"^[\t\x20-\x7e]*$")
 _CHUNK_SIZE = re.compile(rb"^([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?$")
 
 
@@ -96,6 +97,15 @@ def join_headers(fields: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {name: ",".join(v for v in vs if v) for name, vs in values.items()}
 
 
+def _ascii(line: bytes) -> str:
+    """A request or header line without its CRLF; Kestrel accepts only visible ASCII, space and
+    tab there (no Latin-1, no control characters): anything else is a 400."""
+    text = line.rstrip(b"\r\n")
+    if not _VISIBLE_ASCII.match(text):
+        raise RequestRejected(HTTPStatus.BAD_REQUEST, "a header or request line is not ASCII")
+    return text.decode("ascii")
+
+
 class _Request:
     def __init__(self, method: str, target: str, version: str, fields: list[tuple[str, str]]):
         self.method, self.target, self.version = method, target, version
@@ -144,8 +154,10 @@ def handler_class(
             line = self.rfile.readline(limits.max_request_line_bytes + 1)
             if not line:
                 return False  # the client closed the connection
-            if len(line) > limits.max_request_line_bytes or not line.endswith(b"\n"):
+            if len(line) > limits.max_request_line_bytes:
                 raise RequestRejected(HTTPStatus.REQUEST_URI_TOO_LONG, "request line too long")
+            if not line.endswith(b"\n"):
+                return False  # closed in the middle of the request line
             request = self._parse(line, self._header_fields())
             body = self._body(request)
             status, headers, payload = dispatch(
@@ -177,26 +189,18 @@ def handler_class(
                     raise RequestRejected(
                         HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "too many request headers"
                     )
-                text = line.decode("latin-1").rstrip("\r\n")
-                name, colon, value = text.partition(":")
+                name, colon, value = _ascii(line).partition(":")
                 if not colon or not _TOKEN.match(name):  # also obs-fold and "name :" forms
                     raise RequestRejected(HTTPStatus.BAD_REQUEST, "malformed header line")
                 fields.append((name, value.strip(" \t")))
 
         @staticmethod
         def _parse(line: bytes, fields: list[tuple[str, str]]) -> _Request:
-            parts = line.decode("latin-1").rstrip("\r\n").split(" ")
-            if (
-                len(parts) != 3
-                or not _TOKEN.match(parts[0])
-                or parts[2]
-                not in (
-                    "HTTP/1.1",
-                    "HTTP/1.0",
-                )
-            ):
+            parts = _ascii(line).split(" ")
+            versions = ("HTTP/1.1", "HTTP/1.0")
+            if len(parts) != 3 or not _TOKEN.match(parts[0]) or parts[2] not in versions:
                 raise RequestRejected(HTTPStatus.BAD_REQUEST, "malformed request line")
-            if len(parts[1].encode("latin-1")) > limits.max_url_bytes:
+            if len(parts[1]) > limits.max_url_bytes:
                 raise RequestRejected(HTTPStatus.REQUEST_URI_TOO_LONG, "URL too long")
             return _Request(parts[0], parts[1], parts[2], fields)
 

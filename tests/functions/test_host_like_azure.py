@@ -154,6 +154,10 @@ def test_bodies_that_smuggle_or_break_framing_are_refused(world: World, local: L
     assert exchange(local, lengths + b"abc")[0] == 400
     bad_chunk = head("POST", path, {"Transfer-Encoding": "chunked"})
     assert exchange(local, bad_chunk + b"zz\r\nab\r\n0\r\n\r\n")[0] == 400
+    for value in (b"caf\xc3\xa9", b"a\x00b", b"a\x1b[31m"):  # Kestrel: visible ASCII only
+        assert (
+            exchange(local, b"GET /api/nothing HTTP/1.1\r\nX-A: " + value + b"\r\n\r\n")[0] == 400
+        )
     huge_chunk = head("POST", path, {"Transfer-Encoding": "chunked"})
     assert exchange(local, huge_chunk + b"6400001\r\n")[0] == 413  # 100 MB + 1
 
