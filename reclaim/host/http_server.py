@@ -17,7 +17,8 @@ Each rule follows a documented behaviour of the Functions host or of Kestrel, it
   string per header, `pair.Value.ToString()` under the lower-cased name (azure-functions-host,
   GrpcMessageConversionExtensions.ToRpcHttp), which is StringValues.ToString (learn.microsoft.com/
   dotnet/api/microsoft.extensions.primitives.stringvalues.tostring): the values joined with ","
-  (no space), empty values skipped. Every header reaches the function.
+  (no space), empty values skipped. Every header reaches the function; a header or request line
+  that is not visible ASCII is a 400 (see _ascii).
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ def join_headers(fields: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def _ascii(line: bytes) -> str:
-    """A request or header line without its CRLF; Kestrel accepts only visible ASCII, space and
-    tab there (no Latin-1, no control characters): anything else is a 400."""
+    """A request or header line without its CRLF. Kestrel answers 400 to a non-ASCII header byte
+    unless RequestHeaderEncodingSelector is set (dotnet/aspnetcore#61189: the default rejects
+    even UTF-8, whatever its page says) and always to ASCII control characters (#17399)."""
     text = line.rstrip(b"\r\n")
     if not _VISIBLE_ASCII.match(text):
         raise RequestRejected(HTTPStatus.BAD_REQUEST, "a header or request line is not ASCII")
