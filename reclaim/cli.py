@@ -6,7 +6,6 @@ Exit codes: 0 success, 1 a run was halted by a guardrail (or some removals faile
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
 import json
 import logging
@@ -16,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from reclaim import usecases
 from reclaim.domain.durations import parse_duration
@@ -26,6 +25,7 @@ from reclaim.domain.selection import Decision, DecisionKind
 from reclaim.domain.switches import SwitchError
 from reclaim.errors import ReclaimError
 from reclaim.policy_file import load_policies
+from reclaim.safe_output import SafeCsvWriter, TerminalStream, one_line
 from reclaim.settings import Settings
 
 EXIT_OK, EXIT_HALTED, EXIT_BAD_INPUT = 0, 1, 2
@@ -190,13 +190,12 @@ def _outcome_json(policy: Policy, outcome: usecases.RunOutcome) -> dict[str, Any
     }
 
 
-def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+def _table(cells: Sequence[Sequence[str]], out: TextIO) -> None:
+    rows = [[one_line(cell) for cell in row] for row in cells]  # a name cannot forge a row
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     widths[-1] = 0  # the last column (the reason) is not padded
     for index, row in enumerate(rows):
-        out.write(
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
-        )
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
         if index == 0:
             out.write("  ".join("-" * max(w, len(row[-1])) for w in widths) + "\n")
 
@@ -218,11 +217,18 @@ def _print_outcome_table(policy: Policy, outcome: usecases.RunOutcome, out: Text
     if run.asked or run.enqueued:
         out.write(f"asked {run.asked}, removals queued {run.enqueued}\n")
     for user, why in outcome.not_asked.items():
-        out.write(f"not asked: {user}: {why}\n")
+        out.write(f"not asked: {one_line(user)}: {one_line(why)}\n")
+
+
+def _figure(value: float | None) -> float | int | None:
+    """A computed amount as a number cell: 3 rather than 3.0, six significant digits."""
+    if value is None:
+        return None
+    return int(value) if value.is_integer() else float(f"{value:.6g}")
 
 
 def _print_outcome_csv(outcomes: list[tuple[Policy, usecases.RunOutcome]], out: TextIO) -> None:
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeCsvWriter(out)
     writer.writerow(
         ["policy", "status", "user", "decision", "reason", "used", "threshold", "unit", "window"]
     )
@@ -236,8 +242,8 @@ def _print_outcome_csv(outcomes: list[tuple[Policy, usecases.RunOutcome]], out: 
                     d.member.user.label,
                     d.kind.value,
                     d.reason,
-                    "" if e.used is None else f"{e.used:g}",
-                    "" if e.threshold is None else f"{e.threshold:g}",
+                    _figure(e.used),
+                    _figure(e.threshold),
                     e.unit,
                     e.window,
                 ]
@@ -285,7 +291,8 @@ def _work(app: _App, now: datetime, out: TextIO) -> int:
             failed += 1
             continue
         out.write(
-            f"{message.user.label}: {result.status.value}{': ' + result.detail if result.detail else ''}\n"
+            f"{one_line(message.user.label)}: {result.status.value}"
+            f"{': ' + one_line(result.detail) if result.detail else ''}\n"
         )
         failed += result.status is usecases.RemovalStatus.FAILED
     if waiting := queue.waiting():
@@ -386,15 +393,16 @@ def _explain(app: _App, args: argparse.Namespace, out: TextIO) -> int:
                 (
                     run.started_at,
                     f"run {d.run_id[:8]} ({run.mode}, {run.status.value}): "
-                    f"{d.decision}: {d.reason}\n{'':18}evidence: "
-                    + " ".join(f"{k}={v}" for k, v in d.evidence.items()),
+                    f"{d.decision}: {one_line(d.reason)}\n{'':18}evidence: "
+                    + " ".join(f"{k}={one_line(str(v))}" for k, v in d.evidence.items()),
                 )
             )
     for e in ledger:
         events.append(
             (
                 e.at,
-                f"{e.outcome.value}{': ' + e.detail if e.detail else ''} (request {e.request_id[:8]})",
+                f"{e.outcome.value}{': ' + one_line(e.detail) if e.detail else ''} "
+                f"(request {e.request_id[:8]})",
             )
         )
     out.write(
@@ -410,11 +418,11 @@ def _restore(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) ->
         app.ctx, usecases.RestoreCommand(args.policy, args.user or "", args.run or ""), now
     )
     for user in result.restored:
-        out.write(f"restored {user}\n")
+        out.write(f"restored {one_line(user)}\n")
     for user in result.already_member:
-        out.write(f"{user} was already a member: recorded as restored\n")
+        out.write(f"{one_line(user)} was already a member: recorded as restored\n")
     for user, why in result.failed.items():
-        out.write(f"could not restore {user}: {why}\n")
+        out.write(f"could not restore {one_line(user)}: {one_line(why)}\n")
     return EXIT_HALTED if result.failed else EXIT_OK
 
 
@@ -438,7 +446,9 @@ def main(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    out, err = out or sys.stdout, err or sys.stderr
+    # Everything printed may carry directory-supplied text: control characters are escaped.
+    out = cast(TextIO, TerminalStream(out or sys.stdout))
+    err = cast(TextIO, TerminalStream(err or sys.stderr))
     args = _parser().parse_args(argv)
     now = now or datetime.now(UTC)
     logging.basicConfig(

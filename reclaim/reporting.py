@@ -6,13 +6,13 @@ be mailed to finance and opened offline.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from reclaim.safe_output import SafeCsvWriter, one_line
 from reclaim.usecases import PolicyReport
 
 COLUMNS = [
@@ -68,9 +68,13 @@ def as_table(reports: list[PolicyReport]) -> str:
         return "no runs recorded yet: `python -m reclaim run --policy NAME` records one\n"
     lines = [[title for _, title in COLUMNS[:-1]]]
     for row, r in zip(rows(reports), reports, strict=True):
-        cells = [str(row[key]) for key, _ in COLUMNS[:-3]]
+        cells = [one_line(str(row[key])) for key, _ in COLUMNS[:-3]]
         lines.append(
-            [*cells, money(r.monthly_savings, r.currency), money(r.yearly_savings, r.currency)]
+            [
+                *cells,
+                one_line(money(r.monthly_savings, r.currency)),
+                one_line(money(r.yearly_savings, r.currency)),
+            ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = io.StringIO()
@@ -78,15 +82,16 @@ def as_table(reports: list[PolicyReport]) -> str:
         out.write("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n")
     for r in reports:
         for at, why in r.halted:
-            out.write(f"halted {r.policy} at {at:%Y-%m-%d %H:%M}: {why}\n")
+            out.write(f"halted {one_line(r.policy)} at {at:%Y-%m-%d %H:%M}: {one_line(why)}\n")
     return out.getvalue()
 
 
 def as_csv(reports: list[PolicyReport]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, [key for key, _ in COLUMNS], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows(reports))
+    writer = SafeCsvWriter(out)
+    writer.writerow(key for key, _ in COLUMNS)
+    for row in rows(reports):
+        writer.writerow(row[key] for key, _ in COLUMNS)
     return out.getvalue()
 
 

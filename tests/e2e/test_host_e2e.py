@@ -30,6 +30,7 @@ from reclaim.host import LocalHost
 from reclaim.settings import Settings
 from tests.fakes.graph import FakeGraph
 from tests.fakes.https import HttpsServer
+from tests.support.functions import binding_settings
 
 if TYPE_CHECKING:  # imported by pytest as plugins, so that their asserts are rewritten
     from tests.support.samba import SambaDC
@@ -188,6 +189,7 @@ def test_policies_ask_answers_arrive_deadlines_pass_and_the_ledger_matches_the_d
     )  # fmt: skip
 
     env = {
+        **binding_settings(),
         **storage_env,
         **graph.settings_env(),
         **samba_dc.settings_env(),

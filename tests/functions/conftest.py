@@ -21,6 +21,7 @@ from reclaim.functions import app_context
 from reclaim.settings import Settings
 from tests.conftest import NOW, asking_policy
 from tests.fakes.issuer import FakeIssuer
+from tests.support.functions import binding_settings
 from tests.support.memory import MemoryAdapters, MemoryCampaign, MemoryDirectory, MemoryUsage
 
 SECRET = "webhook-signing-secret-for-tests"
@@ -121,6 +122,7 @@ def issuer() -> Iterator[FakeIssuer]:
 @pytest.fixture
 def world(storage_env: dict[str, str], issuer: FakeIssuer) -> Iterator[World]:
     env = {
+        **binding_settings(),
         **storage_env,
         **issuer.settings(),
         "RECLAIM_SECRETS_SOURCE": "env",

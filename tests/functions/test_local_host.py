@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from reclaim.domain.lifecycle import RequestState
-from reclaim.host import LocalHost, _route_pattern, resolve, serve
+from reclaim.host import LocalHost, resolve, route_pattern, serve
 from reclaim.settings import Settings
 from tests.conftest import NOW
 from tests.functions.conftest import SECRET, World
-from tests.support.functions import signed
+from tests.support.functions import binding_settings, signed
 
 
 def request(
@@ -47,17 +47,17 @@ def local(world: World) -> Iterator[LocalHost]:
 
 
 def test_route_templates_become_patterns() -> None:
-    pattern = _route_pattern("manage/policies/{name}/run")
+    pattern = route_pattern("manage/policies/{name}/run")
     assert pattern.match("manage/policies/visio/run").groupdict() == {"name": "visio"}
     assert pattern.match("manage/policies/a/b/run") is None
-    assert _route_pattern("files/{*path}").match("files/a/b").group("path") == "a/b"
-    assert _route_pattern("items/{id:int?}").match("items/")
+    assert route_pattern("files/{*path}").match("files/a/b").group("path") == "a/b"
+    assert route_pattern("items/{id:int?}").match("items/")
 
 
-def test_binding_expressions_resolve_through_the_settings() -> None:
-    settings = Settings.from_env({"RECLAIM_REMOVAL_QUEUE": "removals-x"})
-    assert resolve("%RECLAIM_REMOVAL_QUEUE%", settings, {}) == "removals-x"
-    assert resolve("%OTHER%-%RECLAIM_REMOVAL_QUEUE%", settings, {"OTHER": "o"}) == "o-removals-x"
+def test_binding_expressions_resolve_through_the_app_settings() -> None:
+    env = {"RECLAIM_REMOVAL_QUEUE": "removals-x", "OTHER": "o"}
+    assert resolve("%RECLAIM_REMOVAL_QUEUE%", env) == "removals-x"
+    assert resolve("%OTHER%-%RECLAIM_REMOVAL_QUEUE%", env) == "o-removals-x"
 
 
 @pytest.mark.azurite
@@ -143,7 +143,7 @@ def test_serve_runs_until_stopped(
         "    directory: {kind: csv, group: VISIO, file: members.csv}\n"
         "    usage: {source: csv, file: usage.csv, match_on: upn}\n"
     )
-    for name, value in storage_env.items():
+    for name, value in {**binding_settings(), **storage_env}.items():
         monkeypatch.setenv(name, value)
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()

@@ -3,7 +3,8 @@ installed here; ENVIRONMENT.md).
 
 - `registered()`: function_app.app's functions by name. A FunctionApp lists its functions only
   once (a second get_functions() raises), so the list is taken once per session.
-- `bindings()` / `trigger()`: the function.json the host would read.
+- `bindings()` / `trigger()`: the function.json the host would read; `binding_settings()` the
+  app settings its %NAME% expressions need (the host loads no function whose setting is unset).
 - `call_http`, `call_timer`, `call_queue`: real func.HttpRequest / TimerRequest / QueueMessage
   objects handed to the user function under its binding name.
 - The host's queue behaviour (base64, dequeue count, visibilityTimeout, poison queue after
@@ -14,9 +15,11 @@ installed here; ENVIRONMENT.md).
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -33,6 +36,15 @@ def registered() -> dict[str, Any]:
     import function_app
 
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+@cache
+def binding_settings() -> dict[str, str]:
+    """Every app setting a binding names (%NAME%), with local.settings.sample.json's value."""
+    text = "".join(f.get_function_json() for f in registered().values())
+    sample = Path(__file__).resolve().parents[2] / "local.settings.sample.json"
+    values = json.loads(sample.read_text(encoding="utf-8"))["Values"]
+    return {name: values[name] for name in sorted(set(re.findall(r"%(\w+)%", text)))}
 
 
 def bindings(name: str) -> list[dict[str, Any]]:
