@@ -241,6 +241,7 @@ TABLE_SUFFIXES = (
     "Members",
     "Cursors",
     "Switches",
+    "Quarantine",  # rows that did not read back (reclaim.adapters.quarantine)
 )
 
 
