@@ -395,6 +395,15 @@ class FakeGraph(FakeService):
             for user_id in user_ids:
                 self.groups[group_id].members[user_id] = None
 
+    def sync_removal(self, group_id: str, *user_ids: str) -> None:
+        """What directory sync does after an on-premises AD removal: the synced group loses the
+        members (Graph itself refuses to change a synced group)."""
+        with self._lock:
+            group = self.groups[group_id]
+            for user_id in user_ids:
+                if group.members.pop(user_id, "absent") is None and self.licence_lag:
+                    self._releasing.add((user_id, group_id))
+
     def process_licences(self) -> None:
         """Group-based licensing catches up: removed members lose the groups' assignments."""
         with self._lock:
