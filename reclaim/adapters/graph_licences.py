@@ -72,32 +72,30 @@ def _result(seat: SeatQuery, reply: GraphReply) -> SeatResult | None:
 
 
 def seat_state(seat: SeatQuery, user: Mapping[str, Any]) -> SeatResult:
-    """What a user's licence data says about `seat.sku_id` after leaving `seat.group`."""
+    """What a user's licence data says about `seat.sku_id` after leaving `seat.group`.
+
+    Another source that holds the SKU settles it at once (the removal frees nothing, however
+    long processing takes); this group's assignment still present means processing is pending.
+    From AD the synced group's Entra id is unknown, so any group's assignment may be it."""
     sku = seat.sku_id.lower()
+    group = seat.group.lower()
     states = [s for s in _items(user.get("licenseAssignmentStates")) if _sku(s) == sku]
-    if seat.group:
-        ours = [s for s in states if _by(s) == seat.group.lower()]
-        if ours:
-            return SeatResult(
-                SeatState.PENDING,
-                f"licence processing has not yet removed the assignment from group {seat.group} "
-                f"(state {ours[0].get('state')})",
-            )
     holding = [s for s in states if s.get("state") in HOLDING]
-    if not seat.group:
-        # The Entra id of a group synced from AD is not known here: an assignment by any group
-        # may still be the synced group's, waiting for sync and licence processing.
-        by_group = [s for s in holding if _by(s)]
-        if by_group:
-            return SeatResult(
-                SeatState.PENDING, f"still assigned by group {by_group[0].get('assignedByGroup')}"
-            )
-    if holding:
-        source = _by(holding[0])
+    direct = [s for s in holding if not _by(s)]
+    if direct:
+        return SeatResult(SeatState.STILL_LICENSED, f"{seat.sku_id} is also assigned directly")
+    others = [s for s in holding if group and _by(s) != group]
+    if others:
         return SeatResult(
             SeatState.STILL_LICENSED,
-            f"{seat.sku_id} is still assigned "
-            + (f"by group {holding[0].get('assignedByGroup')}" if source else "directly"),
+            f"{seat.sku_id} is also assigned by group {others[0].get('assignedByGroup')}",
+        )
+    waiting = [s for s in states if _by(s) == group] if group else [s for s in holding if _by(s)]
+    if waiting:
+        return SeatResult(
+            SeatState.PENDING,
+            f"still assigned by group {waiting[0].get('assignedByGroup')} "
+            f"(state {waiting[0].get('state')}): licence processing has not caught up",
         )
     assigned = {_sku(a) for a in _items(user.get("assignedLicenses"))}
     if sku in assigned:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from reclaim.domain.durations import format_duration
 from reclaim.domain.lifecycle import Request, RequestState
@@ -28,6 +28,10 @@ from reclaim.usecases.bookkeeping import ledger
 from reclaim.usecases.context import Context
 
 log = logging.getLogger("reclaim")
+
+# After seat_check_within, the first tick records a still-unsettled seat as unverified; a tick that
+# comes this much later finds nothing to do (the removal stays unverified in the report anyway).
+FINAL_CHECK_GRACE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ def verify_seats(ctx: Context, policy: Policy, now: datetime) -> SeatReport:
     if not sku:
         return SeatReport()
     after, within = policy.licence.seat_check_after, policy.licence.seat_check_within
-    since = now - within - after  # a removal older than this had its final check already
+    since = now - within - FINAL_CHECK_GRACE  # older removals had their final check already
     checked = {
         e.request_id
         for e in ctx.store.ledger(since, policy=policy.name)
