@@ -94,6 +94,11 @@ def test_since_limits_the_window(tmp_path: Path) -> None:
 def test_csv_and_json_carry_the_same_figures(tmp_path: Path) -> None:
     reports = usecases.report(scripted_history(tmp_path))
     (row,) = list(csv.DictReader(io.StringIO(reporting.as_csv(reports))))
+    assert (row["unverified"], row["unverified_monthly"], row["potential_monthly"]) == (
+        "0",
+        "0.0",
+        "400.0",
+    )
     assert (row["seats_freed"], row["monthly_savings"], row["yearly_savings"]) == (
         "2",
         "50.0",
