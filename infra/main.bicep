@@ -191,6 +191,7 @@ var tableSuffixes = [
   'Members'
   'Cursors'
   'Switches'
+  'Quarantine'
 ]
 
 // ---- resources ----

@@ -19,11 +19,11 @@ from typing import Any, TextIO, cast
 
 from reclaim import usecases
 from reclaim.domain.durations import parse_duration
-from reclaim.domain.policy import Policy, PolicyError
+from reclaim.domain.policy import DirectoryKind, Policy, PolicyError
 from reclaim.domain.records import MessageError, RemovalMessage
 from reclaim.domain.selection import Decision, DecisionKind
 from reclaim.domain.switches import SwitchError
-from reclaim.errors import ReclaimError
+from reclaim.errors import ConfigurationError, ReclaimError
 from reclaim.policy_file import load_policies
 from reclaim.safe_output import SafeCsvWriter, TerminalStream, one_line
 from reclaim.settings import Settings
@@ -103,6 +103,20 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, default=7071, help="HTTP port on 127.0.0.1 (default 7071)"
     )
     return parser
+
+
+def _check_graph_settings(settings: Settings, policies: Sequence[Policy]) -> None:
+    """An AD or remote-action policy naming licence.entra_sku_id has its seats verified in Entra
+    ID: the Graph settings are then required; name each missing one."""
+    needing = [
+        p.name for p in policies if p.directory.kind is not DirectoryKind.ENTRA and p.seat_sku
+    ]
+    missing = settings.graph_missing() if needing else []
+    if missing:
+        raise ConfigurationError(
+            f"policy(ies) {', '.join(needing)} verify seats in Entra ID (licence.entra_sku_id): "
+            f"set {', '.join(missing)}"
+        )
 
 
 @dataclass
@@ -430,7 +444,7 @@ def _expire(app: _App, now: datetime, out: TextIO) -> int:
     result = usecases.expire_requests(app.ctx, now)
     out.write(
         f"answers pulled {result.answers_pulled}, queued {result.queued}, lapsed {result.lapsed}, "
-        f"remote actions settled {result.finished}\n"
+        f"remote actions settled {result.finished}, seats checked {result.seats_checked}\n"
     )
     for error in result.errors:
         out.write(f"error: {error}\n")
@@ -458,6 +472,7 @@ def main(
         if args.command == "validate":
             settings = Settings.from_env(env)
             policies = load_policies(args.policies or settings.policies_file)
+            _check_graph_settings(settings, policies)
             out.write(f"{len(policies)} policy(ies) valid: {', '.join(p.name for p in policies)}\n")
             return EXIT_OK
         if args.command == "host":

@@ -36,7 +36,6 @@ class RemovalOutcome(StrEnum):
 class RemovalResult:
     outcome: RemovalOutcome
     detail: str = ""  # e.g. the Nexthink request id
-    seat_freed: bool | None = None  # False when the same licence still comes from elsewhere
 
 
 class AddOutcome(StrEnum):
@@ -56,10 +55,10 @@ class Directory(Protocol):
     def members(self, group: str) -> Iterator[Member]: ...
 
     def remove(
-        self, group: str, user: User, *, sku_id: str = "", request_id: str = "", run_id: str = ""
+        self, group: str, user: User, *, request_id: str = "", run_id: str = ""
     ) -> RemovalResult:
-        """Remove one user. sku_id (Entra) asks whether a seat is really freed; request_id and
-        run_id travel with asynchronous executors (Nexthink remote actions) for traceability."""
+        """Remove one user. request_id and run_id travel with asynchronous executors (Nexthink
+        remote actions) for traceability. Whether a seat was freed is checked later (Licences)."""
         ...
 
     def add(self, group: str, user: User) -> AddOutcome: ...
@@ -69,6 +68,38 @@ class RemovalTracker(Protocol):
     """A directory whose removals finish later (REQUESTED): reports the ones that have finished."""
 
     def finished(self, requests: Sequence[Request]) -> dict[str, RemovalResult]: ...
+
+
+# ---- licences ----------------------------------------------------------------------------------
+
+
+class SeatState(StrEnum):
+    FREED = "freed"  # the SKU is no longer assigned to the user: the seat is free
+    STILL_LICENSED = "still-licensed"  # still assigned, directly or by another group
+    PENDING = "pending"  # licence processing (or sync) has not caught up yet: ask again later
+    UNKNOWN = "unknown"  # the user cannot be found: nothing can be said
+
+
+@dataclass(frozen=True)
+class SeatQuery:
+    key: str  # the removal's request id
+    user_id: str  # the Entra object id, or the UPN of a user synced from AD
+    sku_id: str
+    group: str = ""  # the Entra group the licence came from; "" when not known (AD paths)
+
+
+@dataclass(frozen=True)
+class SeatResult:
+    state: SeatState
+    detail: str = ""
+
+
+class Licences(Protocol):
+    """Where licence seats are counted (Entra ID, also for users synced from AD)."""
+
+    def seats(self, queries: Sequence[SeatQuery]) -> dict[str, SeatResult]:
+        """The state of each query's seat by key; absent when it could not be read this time."""
+        ...
 
 
 # ---- usage -------------------------------------------------------------------------------------

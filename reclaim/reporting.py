@@ -27,12 +27,17 @@ COLUMNS = [
     ("not_member", "NOT MEMBER"),
     ("failed", "FAILED"),
     ("restored", "RESTORED"),
-    ("seats_freed", "SEATS FREED"),
-    ("seats_not_freed", "SEATS NOT FREED"),
-    ("monthly_savings", "SAVINGS/MONTH"),
-    ("yearly_savings", "SAVINGS/YEAR"),
+    # Three kinds of money, never added together (README, "Savings finance can trust"):
+    ("seats_freed", "SEATS FREED (VERIFIED)"),
+    ("monthly_savings", "VERIFIED SAVINGS/MONTH"),
+    ("yearly_savings", "VERIFIED SAVINGS/YEAR"),
+    ("seats_not_freed", "STILL LICENSED"),
+    ("unverified", "UNVERIFIED REMOVALS"),
+    ("unverified_monthly", "UNVERIFIED/MONTH"),
+    ("potential_monthly", "POTENTIAL/MONTH"),
     ("currency", "CURRENCY"),
 ]
+MONEY = frozenset({"monthly_savings", "yearly_savings", "unverified_monthly", "potential_monthly"})
 
 
 def rows(reports: list[PolicyReport]) -> list[dict[str, Any]]:
@@ -50,9 +55,12 @@ def rows(reports: list[PolicyReport]) -> list[dict[str, Any]]:
             "failed": r.failed,
             "restored": r.restored,
             "seats_freed": r.seats_freed,
-            "seats_not_freed": r.seats_not_freed,
             "monthly_savings": round(r.monthly_savings, 2),
             "yearly_savings": round(r.yearly_savings, 2),
+            "seats_not_freed": r.seats_not_freed,
+            "unverified": r.unverified,
+            "unverified_monthly": round(r.unverified_monthly, 2),
+            "potential_monthly": round(r.potential_monthly, 2),
             "currency": r.currency,
         }
         for r in reports
@@ -63,19 +71,20 @@ def money(value: float, currency: str) -> str:
     return f"{value:,.2f} {currency}".strip()
 
 
+def _cells(row: dict[str, Any]) -> list[str]:
+    """A row as people read it: money with its currency (so no currency column)."""
+    return [
+        one_line(money(row[key], row["currency"]) if key in MONEY else str(row[key]))
+        for key, _ in COLUMNS
+        if key != "currency"
+    ]
+
+
 def as_table(reports: list[PolicyReport]) -> str:
     if not reports:
         return "no runs recorded yet: `python -m reclaim run --policy NAME` records one\n"
-    lines = [[title for _, title in COLUMNS[:-1]]]
-    for row, r in zip(rows(reports), reports, strict=True):
-        cells = [one_line(str(row[key])) for key, _ in COLUMNS[:-3]]
-        lines.append(
-            [
-                *cells,
-                one_line(money(r.monthly_savings, r.currency)),
-                one_line(money(r.yearly_savings, r.currency)),
-            ]
-        )
+    lines = [[title for key, title in COLUMNS if key != "currency"]]
+    lines += [_cells(row) for row in rows(reports)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = io.StringIO()
     for line in lines:
@@ -175,6 +184,7 @@ table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}th,td{border-botto
 padding:.35rem .6rem;text-align:right}th:first-child,td:first-child{text-align:left}
 svg text{font-size:12px;fill:#57606a}.axis{stroke:#8c959f}.seats{fill:#54aeff}
 .savings{fill:none;stroke:#1a7f37;stroke-width:2.5}.halted{color:#cf222e}
+.apart div{border-style:dashed;color:#57606a}.apart span{display:block;font-size:.8rem}
 """
 
 
@@ -183,15 +193,16 @@ def as_html(reports: list[PolicyReport], now: datetime, since: timedelta | None)
     seats = sum(r.seats_freed for r in reports)
     monthly = sum(r.monthly_savings for r in reports)
     period = f"the last {since.days} days" if since else "all recorded history"
-    head = "".join(f"<th>{html.escape(title.title())}</th>" for _, title in COLUMNS[:-1])
-    body = ""
-    for row, r in zip(rows(reports), reports, strict=True):
-        cells = [html.escape(str(row[key])) for key, _ in COLUMNS[:-3]]
-        cells += [
-            html.escape(money(r.monthly_savings, r.currency)),
-            html.escape(money(r.yearly_savings, r.currency)),
-        ]
-        body += "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    head = "".join(
+        f"<th>{html.escape(title.title())}</th>" for key, title in COLUMNS if key != "currency"
+    )
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(row)) + "</tr>"
+        for row in rows(reports)
+    )
+    unverified = sum(r.unverified for r in reports)
+    unverified_monthly = sum(r.unverified_monthly for r in reports)
+    potential = sum(r.potential_monthly for r in reports)
     halted = "".join(
         f'<li class="halted">{html.escape(r.policy)} at {at:%Y-%m-%d %H:%M}: {html.escape(why)}</li>'
         for r in reports
@@ -201,12 +212,19 @@ def as_html(reports: list[PolicyReport], now: datetime, since: timedelta | None)
 <html lang="en"><head><meta charset="utf-8"><title>reclaim: licences reclaimed</title>
 <style>{_STYLE}</style></head><body>
 <h1>Licences reclaimed</h1>
-<p class="sub">{html.escape(period)}, as of {now:%Y-%m-%d %H:%M} UTC. Savings count only seats really
-freed (a licence still assigned another way frees nothing), net of restores.</p>
+<p class="sub">{html.escape(period)}, as of {now:%Y-%m-%d %H:%M} UTC. Verified savings count only seats
+Entra ID confirmed freed after the removal, net of restores. Unverified removals and the potential of
+the latest runs' candidates are shown apart and never added to them.</p>
 <div class="totals">
 <div id="total-seats">Seats freed<b>{seats}</b></div>
-<div id="total-monthly">Savings per month<b>{html.escape(money(monthly, currency))}</b></div>
-<div id="total-yearly">Savings per year<b>{html.escape(money(monthly * 12, currency))}</b></div>
+<div id="total-monthly">Verified savings per month<b>{html.escape(money(monthly, currency))}</b></div>
+<div id="total-yearly">Verified savings per year<b>{html.escape(money(monthly * 12, currency))}</b></div>
+</div>
+<div class="totals apart">
+<div id="total-unverified">Unverified removals<b>{unverified}</b>
+<span>would save {html.escape(money(unverified_monthly, currency))} per month if confirmed</span></div>
+<div id="total-potential">Potential per month<b>{html.escape(money(potential, currency))}</b>
+<span>the latest runs' candidates</span></div>
 </div>
 {_chart(_cumulative(reports), currency)}
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>

@@ -226,6 +226,20 @@ class Settings:
             raise SettingsError(problems)
         return cls(**values)
 
+    def graph_missing(self) -> list[str]:
+        """The variables the Entra ID (Graph) path needs that are not set."""
+        missing = [
+            variable
+            for variable, value in (
+                ("RECLAIM_TENANT_ID", self.tenant_id),
+                ("RECLAIM_CLIENT_ID", self.client_id),
+            )
+            if not value
+        ]
+        if not (self.graph_certificate_name or self.graph_client_secret_name):
+            missing.append("RECLAIM_GRAPH_CERTIFICATE_NAME or RECLAIM_GRAPH_CLIENT_SECRET_NAME")
+        return missing
+
 
 def variable_names() -> list[str]:
     """Every environment variable reclaim reads (kept in step with the sample and the templates)."""
@@ -241,6 +255,7 @@ TABLE_SUFFIXES = (
     "Members",
     "Cursors",
     "Switches",
+    "Quarantine",  # rows that did not read back (reclaim.adapters.quarantine)
 )
 
 

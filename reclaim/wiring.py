@@ -9,7 +9,15 @@ from typing import Any, TypeVar
 
 from reclaim.domain.policy import Channel, DirectoryKind, Policy, UsageSourceKind
 from reclaim.errors import ConfigurationError
-from reclaim.ports import Campaign, Directory, Notifier, Secrets, StateStore, UsageSource
+from reclaim.ports import (
+    Campaign,
+    Directory,
+    Licences,
+    Notifier,
+    Secrets,
+    StateStore,
+    UsageSource,
+)
 from reclaim.settings import Settings
 
 T = TypeVar("T")
@@ -111,6 +119,15 @@ class Wiring:
                     lambda: EntraSignInsUsage.from_settings(self.settings, self.secrets()),
                 )
         raise ConfigurationError(f"policy {policy.name}: unknown usage source {spec.source}")
+
+    def licences(self, policy: Policy) -> Licences:
+        """Entra ID, for every policy that names an Entra SKU (Policy.seat_sku)."""
+        from reclaim.adapters.graph import shared_client
+        from reclaim.adapters.graph_licences import GraphLicences
+
+        return self._once(
+            ("licences",), lambda: GraphLicences(shared_client(self.settings, self.secrets()))
+        )
 
     def campaign(self, policy: Policy) -> Campaign:
         match policy.campaign.channel:

@@ -43,6 +43,7 @@ locals {
     "Members",
     "Cursors",
     "Switches",
+    "Quarantine",
   ]
   table_names = [for suffix in local.table_suffixes : "${var.table_prefix}${suffix}"]
 

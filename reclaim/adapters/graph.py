@@ -9,22 +9,21 @@ queue retries later. Errors are classified by HTTP status and Graph error code, 
 wording of a message (one documented exception: "already a member" on add).
 
 Application permissions (admin consent): GroupMember.ReadWrite.All (read groups and members,
-remove and add members), User.Read.All (resolve users by UPN or mail, licence states for the seat
-check), AuditLog.Read.All (+ Entra ID P1/P2) for the entra-signins usage source.
+remove and add members), User.Read.All (resolve users by UPN or mail; licence states for the seat
+check of reclaim.adapters.graph_licences), AuditLog.Read.All (+ Entra ID P1/P2) for the entra-signins usage source.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import logging
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
@@ -435,16 +434,7 @@ class GraphClient:
     def from_settings(
         cls, settings: Settings, secrets: Secrets, retry: RetryPolicy | None = None
     ) -> GraphClient:
-        missing = [
-            variable
-            for variable, value in (
-                ("RECLAIM_TENANT_ID", settings.tenant_id),
-                ("RECLAIM_CLIENT_ID", settings.client_id),
-            )
-            if not value
-        ]
-        if not (settings.graph_certificate_name or settings.graph_client_secret_name):
-            missing.append("RECLAIM_GRAPH_CERTIFICATE_NAME or RECLAIM_GRAPH_CLIENT_SECRET_NAME")
+        missing = settings.graph_missing()
         if missing:
             raise ConfigurationError(f"the Entra ID (Graph) path needs {', '.join(missing)}")
 
@@ -728,22 +718,17 @@ class GraphDirectory:
 
     # -- one user
 
-    def remove(self, group: str, user: User, *, sku_id: str = "", **_: str) -> RemovalResult:
-        """DELETE the membership reference. With `sku_id` the seat check runs first (one GET of
-        the user's licenceAssignmentStates before the DELETE) and fills seat_freed."""
+    def remove(self, group: str, user: User, **_: str) -> RemovalResult:
+        """DELETE the membership reference: one request. Whether a seat was freed is checked
+        minutes later, after licence processing (reclaim.adapters.graph_licences)."""
         object_id = self._object_id(user)
-        seat_freed: bool | None = None
-        if sku_id:
-            # A user that is gone frees no seat here: the DELETE below answers NOT_MEMBER.
-            with contextlib.suppress(UserNotFound):
-                seat_freed = self.seat_freed(replace(user, object_id=object_id), group, sku_id)
         reply = self._client.call(
             "DELETE",
             member_ref_path(group, object_id),
             permission=WRITE_MEMBERS,
             what=f"remove {user.label} from group {group}",
         )
-        return _removal_result(reply, group, user, seat_freed)
+        return _removal_result(reply, group, user)
 
     def add(self, group: str, user: User) -> AddOutcome:
         object_id = self._object_id(user)
@@ -755,33 +740,6 @@ class GraphDirectory:
             what=f"add {user.label} to group {group}",
         )
         return _add_outcome(reply, group, user)
-
-    def seat_freed(self, user: User, group: str, sku_id: str) -> bool:
-        """Whether taking `user` out of `group` frees a seat of `sku_id`: only when the group
-        gives it and no direct assignment or other group gives the same SKU as well."""
-        object_id = self._object_id(user)
-        reply = self._client.call(
-            "GET",
-            f"/users/{segment(object_id)}?{query(select='licenseAssignmentStates')}",
-            permission=READ_USERS,
-            what=f"read the licences of {user.label}",
-        )
-        if reply.status == 404:
-            raise UserNotFound(f"Entra ID has no user {user.label} ({object_id})")
-        states = self._expect_object(reply, f"read the licences of {user.label}").get(
-            "licenseAssignmentStates"
-        )
-        from_group = from_elsewhere = False
-        for state in states or []:
-            if str(state.get("skuId") or "").lower() != sku_id.lower():
-                continue
-            if state.get("state") not in (None, "Active", "ActiveWithError"):
-                continue  # an assignment in error holds no seat
-            if str(state.get("assignedByGroup") or "").lower() == group.lower():
-                from_group = True
-            else:  # assignedByGroup null: direct; or another group
-                from_elsewhere = True
-        return from_group and not from_elsewhere
 
     # -- many users
 
@@ -805,7 +763,7 @@ class GraphDirectory:
         """Remove several users through $batch; one outcome per user, in order."""
 
         def classify(reply: GraphReply, user: User) -> RemovalResult:
-            return _removal_result(reply, group, user, None)
+            return _removal_result(reply, group, user)
 
         return self._bulk(
             group,
@@ -911,12 +869,10 @@ class GraphDirectory:
         return reply.body
 
 
-def _removal_result(
-    reply: GraphReply, group: str, user: User, seat_freed: bool | None
-) -> RemovalResult:
+def _removal_result(reply: GraphReply, group: str, user: User) -> RemovalResult:
     what = f"remove {user.label} from group {group}"
     if reply.status == 204:
-        return RemovalResult(RemovalOutcome.REMOVED, seat_freed=seat_freed)
+        return RemovalResult(RemovalOutcome.REMOVED)
     if reply.status == 404 and reply.error_code == "Request_ResourceNotFound":
         # Graph answers the same for a missing group; the run's pre-flight check catches that.
         return RemovalResult(RemovalOutcome.NOT_MEMBER, detail=reply.error_code)

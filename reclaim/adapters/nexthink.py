@@ -694,10 +694,9 @@ class NexthinkRemoteActionDirectory:
         return self.inner.add(group, user)
 
     def remove(
-        self, group: str, user: User, *, sku_id: str = "", request_id: str = "", run_id: str = ""
+        self, group: str, user: User, *, request_id: str = "", run_id: str = ""
     ) -> RemovalResult:
-        """Trigger the remote action; the outcome is known later through finished(). sku_id is
-        not used: whether a seat is freed is not known on the AD path."""
+        """Trigger the remote action; the outcome is known later through finished()."""
         sam = user.sam_account_name.strip()
         if not sam:
             raise PermanentError(

@@ -7,15 +7,33 @@ in SQLite, Edm.DateTime in Table storage). Optional text may be absent from a Ta
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState
 from reclaim.domain.model import User
 from reclaim.domain.records import DecisionRecord, LedgerEntry, LedgerOutcome, RunRecord, RunStatus
 
 ReadTime = Callable[[Any], datetime | None]
+T = TypeVar("T")
+
+# What a reader raises on a row it cannot parse: a missing field, a bad enum or number, bad JSON.
+ROW_ERRORS = (KeyError, ValueError, TypeError, OverflowError, AttributeError)
+
+
+def stored_rows(
+    rows: Iterable[Any], parse: Callable[[Any], T], on_bad: Callable[[Any, str], None]
+) -> list[T]:
+    """`parse` of every row; `on_bad(row, reason)` for one that does not parse, which is left
+    out: one bad row never stops the read (each store records it in its quarantine table)."""
+    records = []
+    for row in rows:
+        try:
+            records.append(parse(row))
+        except ROW_ERRORS as error:
+            on_bad(row, f"{type(error).__name__}: {error}")
+    return records
 
 
 def user_json(user: User) -> str:

@@ -4,18 +4,21 @@ transactions), so the CLI works with no cloud at all."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from reclaim.adapters.rows import (
     decision_from_row,
     ledger_from_row,
     request_from_row,
     run_from_row,
+    stored_rows,
     user_json,
 )
 from reclaim.adapters.switch_log import SqliteSwitchLog
@@ -61,7 +64,14 @@ CREATE TABLE IF NOT EXISTS ledger (
     detail TEXT NOT NULL, seat_freed INTEGER, monthly_cost REAL NOT NULL, currency TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (at);
 CREATE TABLE IF NOT EXISTS cursors (policy TEXT PRIMARY KEY, due TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    tbl TEXT NOT NULL, row_key TEXT NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL,
+    at TEXT NOT NULL, PRIMARY KEY (tbl, row_key));
 """
+
+
+log = logging.getLogger("reclaim.adapters.sqlite")
+T = TypeVar("T")
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -116,6 +126,24 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    def _parsed(
+        self, table: str, rows: Iterable[sqlite3.Row], parse: Callable[[sqlite3.Row], T]
+    ) -> list[T]:
+        """`parse` of every row; one that does not parse is skipped and recorded in the
+        quarantine table (left in place: a newer reclaim may have written it)."""
+        return stored_rows(rows, parse, lambda row, why: self._quarantine(table, row, why))
+
+    def _quarantine(self, table: str, row: sqlite3.Row, reason: str) -> None:
+        data = dict(row)
+        row_key = str(data.get("id") or json.dumps(data, default=str, sort_keys=True)[:200])
+        log.error("stored row %s %r skipped (recorded in the quarantine table): %s", table,
+                  row_key, reason)  # fmt: skip
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO quarantine VALUES (?,?,?,?,?)",
+                (table, row_key, reason, json.dumps(data, default=str), _ts(datetime.now(UTC))),
+            )
 
     # ---- policy state --------------------------------------------------------------------------
 
@@ -258,7 +286,8 @@ class SqliteStore:
 
     def get_request(self, request_id: str) -> Request | None:
         row = self._db().execute("SELECT * FROM requests WHERE id=?", (request_id,)).fetchone()
-        return self._request(row) if row else None
+        found = self._parsed("requests", [row] if row else [], self._request)
+        return found[0] if found else None
 
     def requests(
         self, policy: str | None = None, states: Iterable[RequestState] | None = None
@@ -271,8 +300,8 @@ class SqliteStore:
             wanted = [s.value for s in states]
             sql += f" AND state IN ({','.join('?' * len(wanted))})"
             args.extend(wanted)
-        rows = self._db().execute(sql + " ORDER BY created_at, id", args)
-        return [self._request(r) for r in rows]
+        rows = self._db().execute(sql + " ORDER BY created_at, id", args).fetchall()
+        return self._parsed("requests", rows, self._request)
 
     # ---- answers -------------------------------------------------------------------------------
 
@@ -346,25 +375,25 @@ class SqliteStore:
 
     def ledger(self, since: datetime | None = None, policy: str | None = None) -> list[LedgerEntry]:
         sql, args = self._filter("SELECT * FROM ledger", "at", since, policy)
-        return [
-            ledger_from_row(_renamed(r), _dt)
-            for r in self._db().execute(sql + " ORDER BY at, rowid", args)
-        ]
+        rows = self._db().execute(sql + " ORDER BY at, rowid", args).fetchall()
+        return self._parsed("ledger", rows, lambda r: ledger_from_row(_renamed(r), _dt))
 
     def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]:
         sql, args = self._filter("SELECT * FROM runs", "started_at", since, policy)
-        return [
-            run_from_row(dict(r), _dt)
-            for r in self._db().execute(sql + " ORDER BY started_at, id", args)
-        ]
+        rows = self._db().execute(sql + " ORDER BY started_at, id", args).fetchall()
+        return self._parsed("runs", rows, lambda r: run_from_row(dict(r), _dt))
 
     def user_decisions(self, policy: str, state_key: str) -> list[DecisionRecord]:
-        rows = self._db().execute(
-            "SELECT d.* FROM decisions d JOIN runs r ON r.id = d.run_id "
-            "WHERE d.policy=? AND d.state_key=? ORDER BY r.started_at",
-            (policy, state_key),
+        rows = (
+            self._db()
+            .execute(
+                "SELECT d.* FROM decisions d JOIN runs r ON r.id = d.run_id "
+                "WHERE d.policy=? AND d.state_key=? ORDER BY r.started_at",
+                (policy, state_key),
+            )
+            .fetchall()
         )
-        return [decision_from_row(dict(r)) for r in rows]
+        return self._parsed("decisions", rows, lambda r: decision_from_row(dict(r)))
 
     @staticmethod
     def _filter(

@@ -16,6 +16,8 @@ use cases make:
 | Members   | policy       | state key ("!baseline": when    | policy_state (first-seen dates)   |
 |           |              | the first snapshot was taken)   |                                   |
 | Cursors   | policy       | "schedule"                      | the scheduler's compare-and-set   |
+| Quarantine| source table | source keys                     | people: rows that did not read    |
+|           |              |                                 | back (reclaim.adapters.quarantine)|
 
 Keys are percent-encoded (`key()`), so characters Table keys forbid ('/', '\\', '#', '?',
 control characters) and the '|' separator never appear raw. Compare-and-set uses the entity's
@@ -32,10 +34,10 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from azure.core import MatchConditions
@@ -47,6 +49,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
+from reclaim.adapters.quarantine import TableQuarantine
 from reclaim.adapters.rows import (
     decision_from_row,
     ledger_from_row,
@@ -70,6 +73,8 @@ if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
     from reclaim.settings import Settings
+
+T = TypeVar("T")
 
 TRANSACTION_LIMIT = 100  # operations per entity-group transaction
 TRANSACTION_WORKERS = 4
@@ -156,8 +161,10 @@ class TableStore:
             self._members,
             self._cursors,
             switches,
+            quarantine,
         ) = (service.get_table_client(name) for name in names)
         self._switches = TableSwitchLog(switches)
+        self._quarantine = TableQuarantine(quarantine)
         self._etags = _Etags()
         self._sequence = 0
         self._sequence_lock = threading.Lock()
@@ -209,20 +216,24 @@ class TableStore:
                 return None
             raise
 
-    @staticmethod
-    def _get(table: TableClient, partition: str, row: str) -> Any | None:
+    def _get(self, table: TableClient, partition: str, row: str) -> Any | None:
         try:
             return table.get_entity(partition, row)
         except ResourceNotFoundError:
             return None
+        except (ValueError, OverflowError) as error:  # stored in a form the SDK cannot decode
+            self._quarantine.move(table, partition, row, f"the storage SDK cannot read it: {error}")
+            return None
 
-    @staticmethod
     def _query(
-        table: TableClient, query_filter: str, parameters: dict[str, Any] | None = None
+        self, table: TableClient, query_filter: str, parameters: dict[str, Any] | None = None
     ) -> Iterator[Any]:
-        if not query_filter:
-            return iter(table.list_entities())
-        return iter(table.query_entities(query_filter, parameters=parameters or {}))
+        return iter(self._quarantine.entities(table, query_filter, parameters or {}))
+
+    def _parsed(
+        self, table: TableClient, entities: Iterable[Any], parse: Callable[[Any], T]
+    ) -> list[T]:
+        return self._quarantine.parsed(table, entities, parse)
 
     @staticmethod
     def _transact(table: TableClient, operations: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
@@ -418,7 +429,10 @@ class TableStore:
         stored = self._get(self._requests, key(request_id), REQUEST_ROW)
         if stored is None:
             return None
-        request = self._request(stored)
+        parsed = self._parsed(self._requests, [stored], self._request)
+        if not parsed:
+            return None
+        request = parsed[0]
         self._etags.put(request.id, request.version, stored.metadata.get("etag"))
         return request
 
@@ -438,10 +452,11 @@ class TableStore:
             # spaces around the parentheses: the SDK finds @names by splitting on spaces
             clauses.append("( " + " or ".join(f"state eq @{n}" for n in names) + " )")
             parameters.update(zip(names, wanted, strict=True))
-        found = [
-            self._request(e)
-            for e in self._query(self._requests, self._filter(*clauses), parameters)
-        ]
+        found = self._parsed(
+            self._requests,
+            self._query(self._requests, self._filter(*clauses), parameters),
+            self._request,
+        )
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
     # ---- answers -----------------------------------------------------------------------------
@@ -511,18 +526,20 @@ class TableStore:
 
     def ledger(self, since: datetime | None = None, policy: str | None = None) -> list[LedgerEntry]:
         query_filter, parameters = self._time_filter("at", since, policy)
-        entries = [
-            (
-                e["sequence"],
-                ledger_from_row(e, _dt),
-            )
-            for e in self._query(self._ledger, query_filter, parameters)
-        ]
+        entries = self._parsed(
+            self._ledger,
+            self._query(self._ledger, query_filter, parameters),
+            lambda e: (e["sequence"], ledger_from_row(e, _dt)),
+        )
         return [entry for _, entry in sorted(entries, key=lambda item: (item[1].at, item[0]))]
 
     def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]:
         query_filter, parameters = self._time_filter("started_at", since, policy)
-        found = [run_from_row(e, _dt) for e in self._query(self._runs, query_filter, parameters)]
+        found = self._parsed(
+            self._runs,
+            self._query(self._runs, query_filter, parameters),
+            lambda e: run_from_row(e, _dt),
+        )
         return sorted(found, key=lambda r: (r.started_at, r.id))
 
     def user_decisions(self, policy: str, state_key: str) -> list[DecisionRecord]:
@@ -532,7 +549,7 @@ class TableStore:
             {"p": key(policy), "lo": key(state_key) + "|", "hi": _after(key(state_key))},
         )
         ordered = sorted(found, key=lambda e: (_dt(e["run_started_at"]), e["run_id"]))
-        return [decision_from_row(e) for e in ordered]
+        return self._parsed(self._decisions, ordered, decision_from_row)
 
     @staticmethod
     def _time_filter(

@@ -135,7 +135,10 @@ class Limits:
 class Licence:
     monthly_cost: float = 0.0
     currency: str = "USD"
-    sku_id: str = ""  # Entra: the SKU the group assigns, to tell whether a seat is really freed
+    sku_id: str = ""  # Entra group: the SKU it assigns; each removal's seat is verified in Entra
+    entra_sku_id: str = ""  # AD / remote action: the Entra SKU the synced users hold, verified too
+    seat_check_after: timedelta = timedelta(minutes=15)  # licence processing takes minutes
+    seat_check_within: timedelta = timedelta(hours=48)  # then the seat stays unverified
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,13 @@ class Policy:
     @property
     def enforcing(self) -> bool:
         return self.mode is Mode.ENFORCE
+
+    @property
+    def seat_sku(self) -> str:
+        """The Entra SKU whose release is verified after each removal ("" = unverified)."""
+        if self.directory.kind is DirectoryKind.ENTRA:
+            return self.licence.sku_id
+        return self.licence.entra_sku_id
 
 
 # ---- validation -------------------------------------------------------------------------------
@@ -411,7 +421,16 @@ def _read_policy(r: _Reader) -> Policy:
         monthly_cost=lic.get("monthly_cost", _money, 0.0),
         currency=lic.get("currency", _text, "USD").upper(),
         sku_id=lic.get("sku_id", _text, ""),
+        entra_sku_id=lic.get("entra_sku_id", _text, ""),
+        seat_check_after=lic.get("seat_check_after", _duration, Licence.seat_check_after),
+        seat_check_within=lic.get(
+            "seat_check_within", _positive_duration, Licence.seat_check_within
+        ),
     )
+    if licence.entra_sku_id and directory.kind is DirectoryKind.ENTRA:
+        lic.problem(
+            "entra_sku_id", "is for AD and remote-action policies: an Entra group uses sku_id"
+        )
     lic.finish()
     r.finish()
     return Policy(

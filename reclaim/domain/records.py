@@ -55,6 +55,9 @@ class LedgerOutcome(StrEnum):
     CANCELLED = "CANCELLED"
     RESTORED = "RESTORED"
     ALREADY_MEMBER = "ALREADY_MEMBER"  # a restore found the user already back
+    # After a REMOVED, what Entra ID says about the seat: seat_freed True (freed), False (still
+    # licensed another way) or None (unverified: processing did not settle, user not found).
+    SEAT_CHECKED = "SEAT_CHECKED"
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ class LedgerEntry:
     user: User
     outcome: LedgerOutcome
     detail: str = ""
-    seat_freed: bool | None = None  # None: not known (no SKU configured, or not an Entra group)
+    # SEAT_CHECKED: True freed, False still licensed, None unverified. On REMOVED entries written
+    # before seats were verified after the fact it is a prediction made before the DELETE.
+    seat_freed: bool | None = None
     monthly_cost: float = 0.0
     currency: str = ""
 

@@ -7,7 +7,9 @@ RECLAIM_WEBHOOK_TOLERANCE rejected, so a captured request cannot be replayed lat
 Body: one answer or a list of them, each
   {"request_id": "...", "answer": "yes"|"no", "answered_at": "2026-11-28T10:00:00Z"}   or
   {"policy": "...", "user": "upn, mail or SID", "answer": "yes"|"no", "answered_at": ...}
-("answer" in any case; "answered_at" optional, default now; other keys are ignored).
+("answer" in any case; "answered_at" optional, default now; other keys are ignored). Ids are at
+most 256 characters without control characters or lone surrogates; "answered_at" is not before
+2000-01-01 nor after now (reclaim.domain.limits): what would not read back is never stored.
 
 Every answer of a list is checked (schema, then that its request exists) before any is recorded:
 a rejected request changes nothing. Answers are idempotent (the same answer twice: "duplicate").
@@ -28,6 +30,7 @@ from typing import Any
 import azure.functions as func
 
 from reclaim import signing, usecases
+from reclaim.domain import limits
 from reclaim.domain.model import AnswerValue
 from reclaim.errors import ConfigurationError
 from reclaim.functions import app_context
@@ -110,7 +113,7 @@ def _accepted_commands(
 def _body_within_limit(req: func.HttpRequest, limit: int) -> bytes:
     declared = (req.headers.get("content-length") or "").strip()
     if declared:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):  # "²".isdigit() is True
             raise Rejected(400, "invalid_request", "Content-Length is not a number")
         if int(declared) > limit:
             raise Rejected(413, "payload_too_large", f"the body is limited to {limit} bytes")
@@ -148,6 +151,8 @@ def _text(item: dict[str, Any], name: str, at: _Field) -> str:
         return ""
     if not isinstance(value, str) or not value.strip():
         raise Rejected(400, "invalid_schema", f"{at.where(name)}: expected a non-empty string")
+    if problem := limits.id_problem(value.strip()):
+        raise Rejected(400, "invalid_schema", f"{at.where(name)}: {problem}")
     return value.strip()
 
 
@@ -175,6 +180,8 @@ def _command(item: Any, at: _Field, now: datetime, tolerance: timedelta) -> usec
                 f"{at.where('answered_at')}: expected an ISO 8601 time with a zone, like "
                 "2026-11-28T10:00:00Z",
             )
+        if problem := limits.time_problem(answered_at, now):  # e.g. year 1, or a "yes" of 1970
+            raise Rejected(400, "invalid_schema", f"{at.where('answered_at')}: {problem}")
         if answered_at > now + tolerance:  # a future "yes" would protect the user for longer
             raise Rejected(400, "invalid_schema", f"{at.where('answered_at')}: is in the future")
     return usecases.AnswerCommand(

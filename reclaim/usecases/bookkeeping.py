@@ -25,7 +25,11 @@ def ledger(
     seat_freed: bool | None = None,
 ) -> None:
     policy = ctx.policies.get(request.policy)
-    counts_money = outcome in (LedgerOutcome.REMOVED, LedgerOutcome.RESTORED)
+    counts_money = outcome in (
+        LedgerOutcome.REMOVED,
+        LedgerOutcome.RESTORED,
+        LedgerOutcome.SEAT_CHECKED,
+    )
     ctx.store.append_ledger(
         LedgerEntry(
             id=f"{request.id}:{outcome.value}",

@@ -14,6 +14,7 @@ from reclaim.errors import ReclaimError
 from reclaim.ports import (
     Campaign,
     Directory,
+    Licences,
     Notifier,
     StateStore,
     UsageSource,
@@ -34,6 +35,8 @@ class Adapters(Protocol):
     def usage_source(self, policy: Policy) -> UsageSource: ...
 
     def campaign(self, policy: Policy) -> Campaign: ...
+
+    def licences(self, policy: Policy) -> Licences: ...
 
 
 @dataclass

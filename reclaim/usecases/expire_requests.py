@@ -16,6 +16,7 @@ from reclaim.usecases.bookkeeping import enqueue_removal, ledger, removal_messag
 from reclaim.usecases.context import Context, InputError
 from reclaim.usecases.perform_removal import finish_removal
 from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, record_answer
+from reclaim.usecases.verify_seats import verify_seats
 
 log = logging.getLogger("reclaim")
 
@@ -28,6 +29,7 @@ class ExpiryReport:
     finished: int = 0
     resent: int = 0  # QUEUED requests whose message was lost, sent again
     errors: list[str] = field(default_factory=list)
+    seats_checked: int = 0  # removals whose seat Entra ID confirmed freed, still licensed or not
 
 
 # A QUEUED request this old has lost its message (the send failed after the request was stored);
@@ -37,8 +39,9 @@ RESEND_AFTER = timedelta(hours=1)
 
 def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
     """Pull answers from channels that cannot push, apply on_no_response past the deadline,
-    settle removals handed to an asynchronous executor, and resend lost removal messages."""
-    pulled = queued = lapsed = finished = resent = 0
+    settle removals handed to an asynchronous executor, resend lost removal messages, and
+    verify in Entra ID that removals freed their seats (verify_seats)."""
+    pulled = queued = lapsed = finished = resent = seats_checked = 0
     errors: list[str] = []
     for policy in ctx.policies.values():
         try:
@@ -79,10 +82,11 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
                         lapsed += 1
             finished += _settle_requested(ctx, policy, now)
             resent += _resend_lost(ctx, policy, now)
+            seats_checked += verify_seats(ctx, policy, now).settled
         except ReclaimError as error:
             errors.append(f"{policy.name}: {error}")
             log.error("expiry of %s failed: %s", policy.name, error)
-    return ExpiryReport(pulled, queued, lapsed, finished, resent, errors)
+    return ExpiryReport(pulled, queued, lapsed, finished, resent, errors, seats_checked)
 
 
 def _resend_lost(ctx: Context, policy: Policy, now: datetime) -> int:

@@ -127,7 +127,6 @@ def _remove(directory: Directory, policy: Policy, request: Request) -> RemovalRe
     return directory.remove(
         request.group,
         request.user,
-        sku_id=policy.licence.sku_id,
         request_id=request.id,
         run_id=request.run_id,
     )
@@ -138,7 +137,7 @@ def finish_removal(ctx: Context, request: Request, result: RemovalResult, now: d
     done = transition(request, to, now, detail=result.detail)
     if not ctx.store.update_request(done):
         return 0
-    ledger(ctx, done, LedgerOutcome(to.value), now, result.detail, seat_freed=result.seat_freed)
+    ledger(ctx, done, LedgerOutcome(to.value), now, result.detail)
     return 1
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
+from reclaim.domain.limits import id_problem, time_problem
 from reclaim.domain.model import Answer, AnswerValue
 from reclaim.domain.records import (
     LedgerOutcome,
@@ -53,7 +54,17 @@ def find_request(ctx: Context, command: AnswerCommand) -> Request:
     return (open_ones or candidates)[-1]
 
 
+def check_answer(command: AnswerCommand, now: datetime) -> None:
+    """InputError unless every value of `command` can be stored and read back (any channel)."""
+    for name in ("request_id", "policy", "user"):
+        if problem := id_problem(getattr(command, name)):
+            raise InputError(f"{name}: {problem}")
+    if problem := time_problem(command.answered_at, now):
+        raise InputError(f"answered_at {command.answered_at.isoformat()}: {problem}")
+
+
 def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> AnswerStatus:
+    check_answer(command, now)
     request = find_request(ctx, command)
     policy = ctx.policies.get(request.policy)
     if policy is None:

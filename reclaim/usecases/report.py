@@ -32,10 +32,13 @@ class PolicyReport:
     not_member: int = 0
     failed: int = 0
     restored: int = 0
-    seats_freed: int = 0
-    seats_not_freed: int = 0  # removed, but the licence still comes from elsewhere
-    monthly_savings: float = 0.0
-    # Day by day: seats freed net of restores, and the monthly savings they add (or take back).
+    seats_freed: int = 0  # verified: Entra ID no longer assigns the SKU (net of restores)
+    seats_not_freed: int = 0  # verified: removed, but the licence still comes from elsewhere
+    monthly_savings: float = 0.0  # of the verified seats only
+    unverified: int = 0  # removals nobody confirmed freed a seat (not restored)
+    unverified_monthly: float = 0.0  # what they would save if they did; never in monthly_savings
+    potential_monthly: float = 0.0  # the latest run's candidates x the licence's monthly cost
+    # Day by day: verified seats freed net of restores, and the monthly savings they add.
     timeline: dict[date, tuple[int, float]] = field(default_factory=dict)
 
     def _freed(self, day: date, seats: int, money: float) -> None:
@@ -50,8 +53,9 @@ class PolicyReport:
 
 
 def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
-    """Per policy: runs, the latest run's members and candidates, outcomes, and savings that count
-    only seats really freed (a licence still assigned another way frees nothing), net of restores."""
+    """Per policy: runs, the latest run's members and candidates, outcomes, and three kinds of
+    money kept apart: verified savings (seats Entra ID confirmed freed, net of restores), what
+    unverified removals would save, and the potential of the latest run's candidates."""
     reports: dict[str, PolicyReport] = {}
 
     def of(name: str) -> PolicyReport:
@@ -64,13 +68,17 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
         entry = of(run.policy)
         entry.members = run.members  # runs come oldest first: the latest run's figures stay
         entry.candidates = run.counts.get(DecisionKind.CANDIDATE.value, 0)
+        policy = ctx.policies.get(run.policy)
+        entry.potential_monthly = entry.candidates * (policy.licence.monthly_cost if policy else 0)
         if run.status is RunStatus.HALTED:
             entry.halted.append((run.started_at, run.halt_reason))
         elif run.status is RunStatus.COMPLETED:
             entry.runs_completed += 1
         else:
             entry.runs_planned += 1
-    freed_by_request: dict[str, float] = {}
+    removals: dict[str, LedgerEntry] = {}
+    checks: dict[str, LedgerEntry] = {}
+    restores: dict[str, LedgerEntry] = {}
     for item in ctx.store.ledger(since):
         entry = of(item.policy)
         entry.currency = entry.currency or item.currency
@@ -81,20 +89,46 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
                 entry.kept += 1
             case LedgerOutcome.REMOVED:
                 entry.removed += 1
-                if item.seat_freed is False:
-                    entry.seats_not_freed += 1
-                else:
-                    entry._freed(item.at.date(), 1, item.monthly_cost)
-                    freed_by_request[item.request_id] = item.monthly_cost
+                removals[item.request_id] = item
+            case LedgerOutcome.SEAT_CHECKED:
+                checks[item.request_id] = item
             case LedgerOutcome.NOT_MEMBER:
                 entry.not_member += 1
             case LedgerOutcome.FAILED:
                 entry.failed += 1
             case LedgerOutcome.RESTORED | LedgerOutcome.ALREADY_MEMBER:
                 entry.restored += 1
-                if item.request_id in freed_by_request:
-                    entry._freed(item.at.date(), -1, -freed_by_request.pop(item.request_id))
+                restores[item.request_id] = item
+    for request_id, removal in removals.items():
+        _count_seat(of(removal.policy), removal, checks.get(request_id), restores.get(request_id))
     return sorted(reports.values(), key=lambda r: r.policy)
+
+
+def seat_freed(removal: LedgerEntry, check: LedgerEntry | None) -> bool | None:
+    """True freed, False still licensed, None unverified. A removal recorded before seats were
+    verified after the fact carries the check made before its DELETE: "another source holds the
+    SKU" (False) still stands, "freed" (True) was never confirmed and counts as unverified."""
+    if check is not None:
+        return check.seat_freed
+    return False if removal.seat_freed is False else None
+
+
+def _count_seat(
+    entry: PolicyReport,
+    removal: LedgerEntry,
+    check: LedgerEntry | None,
+    restore: LedgerEntry | None,
+) -> None:
+    freed = seat_freed(removal, check)
+    if freed is True:
+        entry._freed(removal.at.date(), 1, removal.monthly_cost)
+        if restore is not None:
+            entry._freed(restore.at.date(), -1, -removal.monthly_cost)
+    elif freed is False:
+        entry.seats_not_freed += 1
+    elif restore is None:
+        entry.unverified += 1
+        entry.unverified_monthly += removal.monthly_cost
 
 
 def user_history(

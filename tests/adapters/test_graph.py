@@ -382,39 +382,19 @@ def test_add_of_a_user_that_does_not_exist_is_user_not_found(
         directory.add(tenant.group, User(object_id="6f1c0000-0000-0000-0000-00000000dead"))
 
 
-# ---- seats --------------------------------------------------------------------------------------
+# ---- one request per removal --------------------------------------------------------------------
 
 
-def test_seat_freed_only_when_no_other_source_gives_the_same_sku(
+def test_remove_is_one_request_the_seat_is_checked_later(
     fake_graph: FakeGraph, directory: GraphDirectory, tenant: Tenant
 ) -> None:
-    only_group, direct_too, other_group_too = tenant.users[:3]
-    fake_graph.users[direct_too].direct_licences.append(tenant.sku)
-    other = fake_graph.add_group("Other licensing group", licences=[tenant.sku])
-    fake_graph.add_member(other, other_group_too)
-    assert directory.seat_freed(user_of(fake_graph, only_group), tenant.group, tenant.sku)
-    assert not directory.seat_freed(user_of(fake_graph, direct_too), tenant.group, tenant.sku)
-    assert not directory.seat_freed(user_of(fake_graph, other_group_too), tenant.group, tenant.sku)
-    # A SKU this group does not give frees nothing either.
-    assert not directory.seat_freed(
-        user_of(fake_graph, only_group), tenant.group, fake_graph.new_sku()
-    )
-
-
-def test_remove_with_sku_checks_the_seat_before_the_delete(
-    fake_graph: FakeGraph, directory: GraphDirectory, tenant: Tenant
-) -> None:
+    """The seat check moved after the fact (reclaim.adapters.graph_licences): nothing is read
+    before the DELETE, so steady-state removal is one request per removal."""
     fake_graph.users[tenant.users[0]].direct_licences.append(tenant.sku)
-    kept_seat = directory.remove(
-        tenant.group, user_of(fake_graph, tenant.users[0]), sku_id=tenant.sku
-    )
-    freed_seat = directory.remove(
-        tenant.group, user_of(fake_graph, tenant.users[1]), sku_id=tenant.sku
-    )
-    assert (kept_seat.outcome, kept_seat.seat_freed) == (RemovalOutcome.REMOVED, False)
-    assert (freed_seat.outcome, freed_seat.seat_freed) == (RemovalOutcome.REMOVED, True)
-    methods = [(r.method, r.query.get("$select", "")) for r in fake_graph.requests]
-    assert methods == [("GET", "licenseAssignmentStates"), ("DELETE", "")] * 2
+    for user_id in tenant.users[:2]:
+        result = directory.remove(tenant.group, user_of(fake_graph, user_id))
+        assert result.outcome is RemovalOutcome.REMOVED
+    assert [r.method for r in fake_graph.requests] == ["DELETE", "DELETE"]
 
 
 # ---- bulk ---------------------------------------------------------------------------------------
@@ -483,7 +463,7 @@ def test_every_delete_the_adapter_sends_ends_in_ref(
     """Without /$ref Graph deletes the user object itself, not the membership."""
     users = [user_of(fake_graph, i) for i in tenant.users]
     directory.remove(tenant.group, users[0])
-    directory.remove(tenant.group, User(upn=users[1].upn), sku_id=tenant.sku)
+    directory.remove(tenant.group, User(upn=users[1].upn))
     directory.remove(tenant.group, users[0])  # not a member any more
     directory.remove_many(tenant.group, [*users[2:], User(mail=users[1].mail)])
     deletes = [r for r in fake_graph.requests if r.method == "DELETE"]

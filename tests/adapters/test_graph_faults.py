@@ -317,8 +317,6 @@ def test_missing_user_read_permission_is_named(
         directory.remove(tenant.group, User(upn=upn))
     with pytest.raises(ConfigurationError, match=r"User\.Read\.All"):
         directory.resolve([upn])
-    with pytest.raises(ConfigurationError, match=r"User\.Read\.All"):
-        directory.seat_freed(user_of(fake_graph, tenant.users[0]), tenant.group, tenant.sku)
 
 
 def test_missing_group_read_permission_is_named(

@@ -18,7 +18,7 @@ POLICY = """policies:
     directory: {{kind: entra, group: "{group}"}}
     usage: {{source: csv, file: usage.csv, user_column: upn, usage_column: minutes, match_on: upn}}
     limits: {{max_removals_per_run: 5, max_percent_of_group: 50}}
-    licence: {{monthly_cost: 15, sku_id: "{sku}"}}
+    licence: {{monthly_cost: 15, sku_id: "{sku}", seat_check_after: 0s}}
 """
 
 
@@ -47,8 +47,15 @@ def tenant(
     return group, ids, policies, env
 
 
+def report_of(env: dict[str, str], policies: Path) -> dict:
+    return json.loads(
+        reclaim(env, "report", "--policies", str(policies), "--format", "json").stdout
+    )[0]
+
+
 def test_plan_run_restore_report_on_entra(tmp_path: Path) -> None:
     with FakeGraph() as graph:
+        graph.licence_lag = True  # group-based licensing releases seats some time later
         group, ids, policies, env = tenant(graph, tmp_path)
         plan = reclaim(env, "plan", "--policies", str(policies))
         assert plan.returncode == 0, plan.stderr
@@ -61,16 +68,25 @@ def test_plan_run_restore_report_on_entra(tmp_path: Path) -> None:
         deletes = [r for r in graph.requests if r.method == "DELETE"]
         assert len(deletes) == 3 and all(r.path.endswith("/$ref") for r in deletes)
         assert graph.deleted_users == []
+        # One request per removal: no licence read before the DELETE.
+        assert not [r for r in graph.requests if r.path.startswith("/users")]
 
-        report = json.loads(
-            reclaim(env, "report", "--policies", str(policies), "--format", "json").stdout
-        )
-        assert (report[0]["removed"], report[0]["seats_freed"], report[0]["seats_not_freed"]) == (
-            3,
-            2,
-            1,
-        )
-        assert report[0]["monthly_savings"] == 30.0
+        # Nothing is verified yet: the removals are unverified, not savings.
+        report = report_of(env, policies)
+        assert (report["removed"], report["seats_freed"], report["monthly_savings"]) == (3, 0, 0)
+        assert (report["unverified"], report["unverified_monthly"]) == (3, 45.0)
+        # The expiry tick checks the seats: cy's direct assignment settles at once, the others
+        # wait for licence processing, then are freed.
+        graph.clear_log()
+        expire = reclaim(env, "expire", "--policies", str(policies))
+        assert "seats checked 1" in expire.stdout, expire.stdout + expire.stderr
+        assert [r.path for r in graph.requests if not r.in_batch] == ["/$batch"]
+        graph.process_licences()
+        expire = reclaim(env, "expire", "--policies", str(policies))
+        assert "seats checked 2" in expire.stdout, expire.stdout + expire.stderr
+        report = report_of(env, policies)
+        assert (report["seats_freed"], report["seats_not_freed"], report["unverified"]) == (2, 1, 0)
+        assert report["monthly_savings"] == 30.0 and report["potential_monthly"] == 45.0
 
         restore = reclaim(
             env,
@@ -84,10 +100,8 @@ def test_plan_run_restore_report_on_entra(tmp_path: Path) -> None:
         )
         assert restore.returncode == 0, restore.stderr
         assert "restored bob@contoso.test" in restore.stdout and graph.is_member(group, ids["bob"])
-        report = json.loads(
-            reclaim(env, "report", "--policies", str(policies), "--format", "json").stdout
-        )
-        assert (report[0]["restored"], report[0]["seats_freed"], report[0]["monthly_savings"]) == (
+        report = report_of(env, policies)
+        assert (report["restored"], report["seats_freed"], report["monthly_savings"]) == (
             1,
             1,
             15.0,

@@ -51,7 +51,7 @@ from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import MessageError, RemovalMessage
 from reclaim.errors import ConfigurationError
-from reclaim.ports import Campaign, Directory, UsageSource
+from reclaim.ports import Campaign, Directory, Licences, UsageSource
 from tests.fakes.graph import FakeGraph, Fault
 from tests.support.azurite import AZURITE_JS, HOST, Azurite, unique_name
 from tests.support.components import missing
@@ -111,6 +111,9 @@ class FaultRunAdapters:
 
     def campaign(self, policy: Policy) -> Campaign:
         raise ConfigurationError("the fault runs ask no one")
+
+    def licences(self, policy: Policy) -> Licences:
+        raise ConfigurationError("the fault runs name no SKU: their seats are not verified")
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,11 @@ def test_the_html_report_renders_its_chart_and_totals(tmp_path: Path) -> None:
     assert 'id="savings-chart"' in dom and "<rect" in dom and "<polyline" in dom
     assert 'id="total-seats">Seats freed<b>2</b>' in dom
     assert "50.00 USD" in dom and "600.00 USD" in dom
+    # Unverified removals and potential savings are shown apart, never added to the verified.
+    assert 'id="total-unverified">Unverified removals<b>0</b>' in dom
+    assert 'id="total-potential">Potential per month<b>400.00 USD</b>' in dom
+    for title in ("Verified Savings/Month", "Unverified/Month", "Potential/Month"):
+        assert f"<th>{title}</th>" in dom
     artefacts = os.environ.get("RECLAIM_TEST_ARTEFACTS")
     if artefacts:  # keep the screenshot for a person to look at
         Path(artefacts).mkdir(parents=True, exist_ok=True)

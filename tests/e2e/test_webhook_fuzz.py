@@ -186,6 +186,20 @@ def valid_answer(draw: st.DrawFn, target: Target) -> dict[str, Any]:
     return item
 
 
+out_of_range_times = st.one_of(
+    st.builds(
+        lambda year, hours: f"{year:04d}-01-01T00:00:00{hours:+03d}:00",
+        st.one_of(st.integers(1, 1999), st.integers(2028, 9999)),
+        st.integers(-14, 14),
+    ),
+    st.sampled_from(["0001-01-01T00:00:00-01:00", "0001-01-01T00:00:00+01:00",
+                     "1970-01-01T00:00:00Z", "9999-12-31T23:59:59.999999-14:00"]),
+)  # fmt: skip
+unstorable_ids = st.one_of(
+    st.builds(lambda a, b: a + chr(b) + a, st.text(max_size=5), st.integers(0xD800, 0xDFFF)),
+    st.builds(lambda a, b: a + chr(b), st.text(max_size=5), st.integers(0, 31)),
+    st.integers(257, 30_000).map(lambda n: "x" * n),
+)
 CORRUPTIONS: list[tuple[str, Any]] = [
     ("answer", st.sampled_from(["maybe", "", " ", "y", "oui", "yes!", "nope"])),
     ("answer", st.one_of(st.integers(), st.booleans(), st.lists(st.text()), st.none())),
@@ -194,6 +208,12 @@ CORRUPTIONS: list[tuple[str, Any]] = [
     ("answered_at", st.sampled_from(["2026-11-28T10:00:00", "2026-11-28", "yesterday", "2999"])),
     ("answered_at", st.just((NOW + TOLERANCE + timedelta(seconds=1)).isoformat())),  # future
     ("answered_at", st.one_of(st.integers(), st.floats(), st.text(alphabet=string.ascii_letters))),
+    # Values no store keeps or reads back: each was once answered 503 "retry later", which a
+    # caller honouring Retry-After retries for ever. They must be 4xx saying what to fix.
+    ("answered_at", out_of_range_times),
+    ("request_id", unstorable_ids),
+    ("user", unstorable_ids),
+    ("policy", unstorable_ids),
 ]
 
 
@@ -217,6 +237,10 @@ def invalid_answers(draw: st.DrawFn, target: Target) -> Any:
     if field == "request_id":
         item.pop("policy", None)
         item.pop("user", None)
+    elif field in ("policy", "user"):
+        item.pop("request_id", None)
+        item.setdefault("policy", target.policy)
+        item.setdefault("user", USERS[3].upn)
     item[field] = draw(values)
     if kind == "list":  # one bad answer among good ones: the whole list is refused
         good = draw(st.lists(valid_answer(target), max_size=4))
@@ -300,7 +324,20 @@ def test_signed_but_malformed_requests_are_refused(target: Target) -> None:
         )
         if data.draw(st.booleans()):
             headers["Content-Length"] = data.draw(
-                st.sampled_from([str(len(body)), "", "abc", "-1", "1e3", str(10**20), " 12 "])
+                st.sampled_from(
+                    [
+                        str(len(body)),
+                        "",
+                        "abc",
+                        "-1",
+                        "1e3",
+                        str(10**20),
+                        " 12 ",
+                        "²",
+                        "١٢٣",
+                        "\uff11\uff12",  # fullwidth digits
+                    ]
+                )
             )
         assert_refused(target, body, headers)
 

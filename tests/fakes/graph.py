@@ -14,7 +14,9 @@ Reusable for adapter, end-to-end and benchmark tests:
 What it serves, with Graph's status codes and error bodies: group read, member listing (paged by
 @odata.nextLink, page size knob), member removal by DELETE .../$ref (a DELETE without /$ref
 deletes the user object, as Graph does when the app may), member add by POST .../$ref, user read
-and $filter by userPrincipalName/mail/id, licenseAssignmentStates, /auditLogs/signIns, and
+and $filter by userPrincipalName/mail/id, licenseAssignmentStates (one per direct assignment and
+per licensing group, kept after a removal until process_licences() when licence_lag is on) and
+assignedLicenses, /auditLogs/signIns, and
 POST /$batch (at most 20 unique ids, items answered in another order).
 
 Knobs: page_size, signin_page_size, granted (application permissions), premium (P1/P2 for sign-in
@@ -64,7 +66,8 @@ _GROUP_PROPERTIES = {
 }  # fmt: skip
 _USER_PROPERTIES = {
     "id", "userPrincipalName", "mail", "displayName", "onPremisesSamAccountName",
-    "onPremisesSecurityIdentifier", "licenseAssignmentStates", "accountEnabled",
+    "onPremisesSecurityIdentifier", "licenseAssignmentStates", "assignedLicenses",
+    "accountEnabled",
 }  # fmt: skip
 _SIGNIN_PROPERTIES = {"id", "createdDateTime", "userPrincipalName", "userId", "appId",
                       "appDisplayName", "userDisplayName"}  # fmt: skip
@@ -287,6 +290,10 @@ class FakeGraph(FakeService):
         self._report_times: deque[float] = deque()
         self._log: list[LoggedRequest] = []
         self.latency: tuple[float, float] | None = None  # (low, high) seconds per answer
+        # Group-based licensing is asynchronous: with licence_lag on, a removed member keeps the
+        # group's licence assignment until process_licences() (Entra's background processing).
+        self.licence_lag = False
+        self._releasing: set[tuple[str, str]] = set()  # (user id, group id) not yet processed
 
     def start(self) -> Self:
         super().start()
@@ -387,6 +394,20 @@ class FakeGraph(FakeService):
         with self._lock:
             for user_id in user_ids:
                 self.groups[group_id].members[user_id] = None
+
+    def sync_removal(self, group_id: str, *user_ids: str) -> None:
+        """What directory sync does after an on-premises AD removal: the synced group loses the
+        members (Graph itself refuses to change a synced group)."""
+        with self._lock:
+            group = self.groups[group_id]
+            for user_id in user_ids:
+                if group.members.pop(user_id, "absent") is None and self.licence_lag:
+                    self._releasing.add((user_id, group_id))
+
+    def process_licences(self) -> None:
+        """Group-based licensing catches up: removed members lose the groups' assignments."""
+        with self._lock:
+            self._releasing.clear()
 
     def is_member(self, group_id: str, user_id: str) -> bool:
         with self._lock:
@@ -682,6 +703,8 @@ class FakeGraph(FakeService):
             if refused:
                 return refused
             del group.members[user_id]
+            if self.licence_lag and group.licences:
+                self._releasing.add((user_id, group_id))
         return FakeReply(204)
 
     def _add(self, group_id: str, body: Any) -> FakeReply:
@@ -710,6 +733,7 @@ class FakeGraph(FakeService):
             if refused:
                 return refused
             group.members[user_id] = None
+            self._releasing.discard((user_id, group_id))
         return FakeReply(204)
 
     @staticmethod
@@ -756,7 +780,7 @@ class FakeGraph(FakeService):
             for sku in user.direct_licences
         ]
         for group in self.groups.values():
-            if user.id in group.members:
+            if user.id in group.members or (user.id, group.id) in self._releasing:
                 states.extend(
                     {
                         "skuId": sku,
@@ -778,6 +802,11 @@ class FakeGraph(FakeService):
             "onPremisesSecurityIdentifier": user.sid,
             "accountEnabled": True,
             "licenseAssignmentStates": states,
+            # What the user holds, one entry per SKU however many sources give it.
+            "assignedLicenses": [
+                {"skuId": sku, "disabledPlans": []}
+                for sku in dict.fromkeys(st["skuId"] for st in states if st["state"] == "Active")
+            ],
         }
         return {"@odata.type": data["@odata.type"], **_pick(data, selected)}
 

@@ -20,6 +20,9 @@ from reclaim.ports import (
     GroupInfo,
     RemovalOutcome,
     RemovalResult,
+    SeatQuery,
+    SeatResult,
+    SeatState,
     UsageExport,
 )
 
@@ -29,7 +32,6 @@ class MemoryDirectory:
     groups: dict[str, list[Member]] = field(default_factory=dict)
     removed: list[tuple[str, str]] = field(default_factory=list)  # (group, label), in order
     transient_failures: int = 0  # the next N removals raise TransientError
-    licensed_elsewhere: set[str] = field(default_factory=set)  # labels whose seat stays taken
     failures: dict[str, Exception] = field(default_factory=dict)  # label -> raised by remove()
     add_failures: dict[str, Exception] = field(default_factory=dict)  # label -> raised by add()
 
@@ -53,8 +55,7 @@ class MemoryDirectory:
             if member.user == user:
                 members.remove(member)
                 self.removed.append((group, user.label))
-                freed = user.label not in self.licensed_elsewhere
-                return RemovalResult(RemovalOutcome.REMOVED, seat_freed=freed)
+                return RemovalResult(RemovalOutcome.REMOVED)
         return RemovalResult(RemovalOutcome.NOT_MEMBER)
 
     def add(self, group: str, user: User) -> AddOutcome:
@@ -113,10 +114,32 @@ class MemoryQueue:
 
 
 @dataclass
+class MemoryLicences:
+    """Seats by user id (object id or UPN): freed unless listed as still licensed or pending."""
+
+    still_licensed: set[str] = field(default_factory=set)
+    pending: set[str] = field(default_factory=set)  # licence processing not finished yet
+    asked: list[list[SeatQuery]] = field(default_factory=list)  # each call's queries
+
+    def seats(self, queries: Sequence[SeatQuery]) -> dict[str, SeatResult]:
+        self.asked.append(list(queries))
+        results = {}
+        for query in queries:
+            if query.user_id in self.pending:
+                results[query.key] = SeatResult(SeatState.PENDING, "processing")
+            elif query.user_id in self.still_licensed:
+                results[query.key] = SeatResult(SeatState.STILL_LICENSED, "another group")
+            else:
+                results[query.key] = SeatResult(SeatState.FREED, "no longer assigned")
+        return results
+
+
+@dataclass
 class MemoryAdapters:
     directory_: MemoryDirectory
     usage_: MemoryUsage
     campaign_: MemoryCampaign = field(default_factory=MemoryCampaign)
+    licences_: MemoryLicences = field(default_factory=MemoryLicences)
 
     def directory(self, policy: Policy) -> MemoryDirectory:
         return self.directory_
@@ -126,3 +149,6 @@ class MemoryAdapters:
 
     def campaign(self, policy: Policy) -> MemoryCampaign:
         return self.campaign_
+
+    def licences(self, policy: Policy) -> MemoryLicences:
+        return self.licences_

@@ -275,11 +275,21 @@ def test_report_counts_runs_outcomes_and_savings(world) -> None:
         4,
         4,
     )
-    assert (summary.monthly_savings, summary.yearly_savings, summary.currency) == (
+    # No Entra SKU to verify with: the removals are unverified, never counted as savings.
+    assert (summary.monthly_savings, summary.unverified_monthly, summary.currency) == (
+        0.0,
         100.0,
-        1200.0,
         "USD",
     )
+    ctx.policies = {"salesforce": make_policy(mode="enforce", licence={"entra_sku_id": "sku"})}
+    usecases.expire_requests(ctx, NOW + timedelta(minutes=15))
+    (summary,) = usecases.report(ctx)
+    assert (summary.seats_freed, summary.monthly_savings, summary.yearly_savings) == (
+        4,
+        100.0,
+        1200.0,
+    )
+    assert summary.unverified == 0 and summary.potential_monthly == 100.0
 
 
 def test_users_who_became_active_have_their_requests_cancelled(world) -> None:
