@@ -7,10 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from reclaim.domain import guardrails
 from reclaim.domain.guardrails import Halt
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState
-from reclaim.domain.model import Member, normalise_key
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
     DecisionRecord,
@@ -18,13 +16,11 @@ from reclaim.domain.records import (
     RunRecord,
     RunStatus,
 )
-from reclaim.domain.selection import Decision, DecisionKind, count_by_kind, index_usage, select
+from reclaim.domain.selection import Decision, DecisionKind, count_by_kind
 from reclaim.errors import ReclaimError
-from reclaim.ports import (
-    Directory,
-)
 from reclaim.usecases.bookkeeping import cancel, enqueue_removal, ledger
 from reclaim.usecases.context import Context
+from reclaim.usecases.decide import assess
 
 log = logging.getLogger("reclaim")
 
@@ -39,29 +35,6 @@ class RunOutcome:
     @property
     def halted(self) -> bool:
         return self.halt is not None
-
-
-def _read_members(directory: Directory, policy: Policy) -> list[Member]:
-    directory.check_group(policy.directory.group)
-    members = list(directory.members(policy.directory.group))
-    if not policy.exclude.groups:
-        return members
-    # A member's exclusion groups, found by listing each exclusion group once.
-    holders: dict[str, set[str]] = {}
-    for group in policy.exclude.groups:
-        for other in directory.members(group):
-            for value in other.user.identifiers().values():
-                if value:
-                    holders.setdefault(normalise_key(value), set()).add(group)
-    return [
-        replace(
-            m,
-            groups=frozenset().union(
-                *(holders.get(normalise_key(v), set()) for v in m.user.identifiers().values() if v)
-            ),
-        )
-        for m in members
-    ]
 
 
 def run_policy(
@@ -113,25 +86,11 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
             log.warning("run of %s halted by %s: %s", policy.name, check, reason)
         return RunOutcome(run, decisions, halt)
 
-    try:
-        members = _read_members(ctx.adapters.directory(policy), policy)
-    except ReclaimError as error:
-        return halted("directory", f"directory: {error}", [], snapshot=False)
-
-    state = ctx.store.policy_state(policy.name, now)
-    keys = {k for m in members if (k := m.user.key(policy.usage.match_on))}
-    try:
-        export = ctx.adapters.usage_source(policy).usage(policy, now)
-        usage = index_usage(export.rows, keys, export.observed_at)
-    except ReclaimError as error:
-        return halted("usage_source", f"usage source: {error}", [], snapshot=False)
-
-    decisions = select(members, usage, state, policy, now)
-    halt = guardrails.check(
-        decisions, usage, policy, now, kill_switch=ctx.kill_switch and policy.enforcing
-    )
-    if halt is not None:
-        return halted(halt.check, halt.reason, decisions, snapshot=True)
+    assessment = assess(ctx, policy, now, kill_switch=ctx.kill_switch and policy.enforcing)
+    decisions = assessment.decisions
+    if assessment.halt is not None:
+        halt = assessment.halt
+        return halted(halt.check, halt.reason, decisions, snapshot=assessment.read)
     if read_only or not policy.enforcing:
         run = _run_record(run_id, policy, now, RunStatus.PLANNED, decisions)
         if not read_only:
