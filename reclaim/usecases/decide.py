@@ -6,6 +6,7 @@ requests it is about to release), so both act on the same reading of the same ru
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -13,7 +14,7 @@ from reclaim.domain import guardrails
 from reclaim.domain.guardrails import Halt
 from reclaim.domain.model import Member, normalise_key
 from reclaim.domain.policy import Policy
-from reclaim.domain.selection import Decision, index_usage, select
+from reclaim.domain.selection import Decision, DecisionKind, index_usage, select
 from reclaim.errors import ReclaimError
 from reclaim.ports import Directory
 from reclaim.usecases.context import Context
@@ -57,14 +58,25 @@ def assess(
     now: datetime,
     *,
     kill_switch: bool,
+    releasing: Collection[str] | None = None,
 ) -> Assessment:
-    """Read the directory and the usage (once each), select, and check the guardrails."""
+    """Read the directory and the usage (once each), select, and check the guardrails.
+
+    `releasing` names the state keys of open requests about to be released: they are judged
+    afresh (not as PENDING), and the caps count only those of them still CANDIDATE. Without it
+    (a run), the caps count every CANDIDATE."""
     try:
         members = read_members(ctx.adapters.directory(policy), policy)
     except ReclaimError as error:
         return Assessment(halt=Halt("directory", f"directory: {error}"), read=False)
 
     state = ctx.store.policy_state(policy.name, now)
+    if releasing is not None:
+        wanted = set(releasing)
+        state = replace(
+            state,
+            open_requests={k: v for k, v in state.open_requests.items() if k not in wanted},
+        )
     keys = {k for m in members if (k := m.user.key(policy.usage.match_on))}
     try:
         export = ctx.adapters.usage_source(policy).usage(policy, now)
@@ -73,5 +85,12 @@ def assess(
         return Assessment(halt=Halt("usage_source", f"usage source: {error}"), read=False)
 
     decisions = select(members, usage, state, policy, now)
-    halt = guardrails.check(decisions, usage, policy, now, kill_switch=kill_switch)
+    removals = None
+    if releasing is not None:
+        removals = sum(
+            1 for d in decisions if d.kind is DecisionKind.CANDIDATE and d.state_key in wanted
+        )
+    halt = guardrails.check(
+        decisions, usage, policy, now, kill_switch=kill_switch, removals=removals
+    )
     return Assessment(decisions, halt)

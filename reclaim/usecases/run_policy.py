@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from reclaim.domain.guardrails import Halt
-from reclaim.domain.lifecycle import QueueReason, Request, RequestState
+from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
     DecisionRecord,
@@ -18,9 +18,11 @@ from reclaim.domain.records import (
 )
 from reclaim.domain.selection import Decision, DecisionKind, count_by_kind
 from reclaim.errors import ReclaimError
-from reclaim.usecases.bookkeeping import cancel, enqueue_removal, ledger
+from reclaim.usecases.bookkeeping import cancel, ledger
 from reclaim.usecases.context import Context
 from reclaim.usecases.decide import assess
+from reclaim.usecases.lease import policy_lease
+from reclaim.usecases.release import release_new
 
 log = logging.getLogger("reclaim")
 
@@ -31,6 +33,7 @@ class RunOutcome:
     decisions: list[Decision]
     halt: Halt | None = None
     not_asked: dict[str, str] = field(default_factory=dict)  # user label -> why
+    held: int = 0  # removals held back by the rolling rate (DUE; a later tick releases them)
 
     @property
     def halted(self) -> bool:
@@ -38,12 +41,25 @@ class RunOutcome:
 
 
 def run_policy(
-    ctx: Context, policy: Policy, now: datetime, *, read_only: bool = False
+    ctx: Context,
+    policy: Policy,
+    now: datetime,
+    *,
+    read_only: bool = False,
+    trigger: str = "run",
+    leased: bool = False,
 ) -> RunOutcome:
     """Select, check the guardrails, then (enforce mode) ask or enqueue. `read_only` is `plan`:
     nothing is written. A dry-run policy records the run, its decisions and the snapshot only.
-    A recorded run is followed by the admin digest, when one is configured."""
-    outcome = _run_policy(ctx, policy, now, read_only=read_only)
+    A recorded run is followed by the admin digest, when one is configured.
+
+    A run that writes holds the policy's lease (PolicyBusy when another holds it), unless the
+    caller says it holds it already (`leased`, the scheduler); `trigger` names the holder."""
+    if read_only or leased:
+        outcome = _run_policy(ctx, policy, now, read_only=read_only)
+    else:
+        with policy_lease(ctx, policy.name, now, trigger):
+            outcome = _run_policy(ctx, policy, now, read_only=read_only)
     if not read_only and ctx.notifier is not None:
         try:
             ctx.notifier.notify(digest(ctx, policy, outcome))
@@ -100,21 +116,19 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
     _cancel_stale_requests(ctx, policy, decisions, now)
     chosen = [d for d in decisions if d.kind is DecisionKind.CANDIDATE]
     requests = [_new_request(ctx, policy, run_id, d, now) for d in chosen]
-    asked, enqueued, not_asked = 0, 0, {}
+    asked, enqueued, held, not_asked = 0, 0, 0, {}
     if policy.ask_permission:
         try:
             asked, not_asked = _ask(ctx, policy, requests, now)
         except ReclaimError as error:
             return halted("campaign", f"campaign: {error}", decisions, snapshot=True)
     else:
-        for request in requests:
-            enqueue_removal(ctx, policy, request, QueueReason.NO_ASK, now, new=True)
-        enqueued = len(requests)
+        enqueued, held = release_new(ctx, policy, requests, now)
     run = _run_record(
         run_id, policy, now, RunStatus.COMPLETED, decisions, asked=asked, enqueued=enqueued
     )
     ctx.store.record_run(run, _decision_records(run, decisions), _snapshot(decisions))
-    return RunOutcome(run, decisions, not_asked=not_asked)
+    return RunOutcome(run, decisions, not_asked=not_asked, held=held)
 
 
 def _snapshot(decisions: Sequence[Decision]) -> list[str]:
@@ -214,7 +228,8 @@ def _cancel_stale_requests(
 ) -> None:
     """Open requests of users who became active, were excluded or left the group are cancelled."""
     by_key = {d.state_key: d for d in decisions}
-    for request in ctx.store.requests(policy.name, [RequestState.PENDING, RequestState.QUEUED]):
+    open_states = [RequestState.PENDING, RequestState.DUE, RequestState.QUEUED]
+    for request in ctx.store.requests(policy.name, open_states):
         decision = by_key.get(request.state_key)
         if decision is None:
             why = "left the group"
