@@ -231,6 +231,8 @@ def _print_outcome_table(policy: Policy, outcome: usecases.RunOutcome, out: Text
     out.write(f"{run.members} members: {counts or 'none'}\n")
     if run.asked or run.enqueued:
         out.write(f"asked {run.asked}, removals queued {run.enqueued}\n")
+    if outcome.held:
+        out.write(f"{outcome.held} removal(s) held by the rate limit (limits.rate): they wait\n")
     for user, why in outcome.not_asked.items():
         out.write(f"not asked: {one_line(user)}: {one_line(why)}\n")
 
@@ -445,12 +447,17 @@ def _expire(app: _App, now: datetime, out: TextIO) -> int:
     result = usecases.expire_requests(app.ctx, now)
     out.write(
         f"answers pulled {result.answers_pulled}, queued {result.queued}, lapsed {result.lapsed}, "
+        f"cancelled on re-decision {result.cancelled}, held {result.held}, "
         f"remote actions settled {result.finished}, seats checked {result.seats_checked}\n"
     )
+    for halt in result.halted:
+        out.write(f"HALTED releases of {halt}; nothing was released\n")
+    for busy in result.busy:
+        out.write(f"waiting: {busy}\n")
     for error in result.errors:
         out.write(f"error: {error}\n")
     code = _work(app, now, out)
-    return EXIT_HALTED if result.errors else code
+    return EXIT_HALTED if result.errors or result.halted else code
 
 
 def main(
