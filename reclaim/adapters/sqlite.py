@@ -362,12 +362,19 @@ class SqliteStore:
             row = db.execute(
                 "SELECT holder, since, expires FROM leases WHERE policy=?", (policy,)
             ).fetchone()
+            since = now
             if row is not None:
-                current = Lease(policy, row["holder"], _dt(row["since"]), _dt(row["expires"]))  # type: ignore[arg-type]
+                current = Lease(
+                    policy,
+                    row["holder"],
+                    datetime.fromisoformat(row["since"]),
+                    datetime.fromisoformat(row["expires"]),
+                )
                 if current.holder != holder and now < current.expires:
                     return current
-            since = now if row is None or row["holder"] != holder else _dt(row["since"])
-            lease = Lease(policy, holder, since or now, now + ttl)
+                if current.holder == holder:
+                    since = current.since
+            lease = Lease(policy, holder, since, now + ttl)
             db.execute(
                 "INSERT OR REPLACE INTO leases VALUES (?,?,?,?)",
                 (policy, holder, _ts(lease.since), _ts(lease.expires)),

@@ -534,7 +534,10 @@ class TableStore:
 
     @staticmethod
     def _lease(policy: str, entity: Mapping[str, Any]) -> Lease:
-        return Lease(policy, entity["holder"], _dt(entity["since"]), _dt(entity["expires"]))  # type: ignore[arg-type]
+        since, expires = _dt(entity["since"]), _dt(entity["expires"])
+        if since is None or expires is None:
+            raise ValueError(f"the lease of {policy!r} has no since or expires")
+        return Lease(policy, entity["holder"], since, expires)
 
     def release_lease(self, policy: str, holder: str) -> None:
         stored = self._get(self._cursors, key(policy), LEASE_ROW)

@@ -90,9 +90,6 @@ class Lease:
     since: datetime
     expires: datetime
 
-    def held_by(self, holder: str, now: datetime) -> bool:
-        return self.holder == holder and now < self.expires
-
 
 # 2 adds decided_at; messages of version 1 (no decision time) are still read, and re-decided.
 MESSAGE_SCHEMA_VERSION = 2

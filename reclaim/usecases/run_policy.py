@@ -116,7 +116,8 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
     _cancel_stale_requests(ctx, policy, decisions, now)
     chosen = [d for d in decisions if d.kind is DecisionKind.CANDIDATE]
     requests = [_new_request(ctx, policy, run_id, d, now) for d in chosen]
-    asked, enqueued, held, not_asked = 0, 0, 0, {}
+    asked, enqueued, held = 0, 0, 0
+    not_asked: dict[str, str] = {}
     if policy.ask_permission:
         try:
             asked, not_asked = _ask(ctx, policy, requests, now)

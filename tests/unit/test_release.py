@@ -6,6 +6,7 @@ directory, usage and campaign."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -249,9 +250,16 @@ def test_an_old_message_without_a_decision_time_is_read_and_re_decided(world) ->
     usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
     (sent,) = world.queue.drain()
     assert RemovalMessage.from_json(sent.to_json()).decided_at == NOW
-    v1 = (
-        '{"version":1,"request_id":"%s","run_id":"r","policy":"salesforce","group":"SF",'
-        '"user":{"upn":"u0@c.com"},"reason":"no-ask"}' % sent.request_id
+    v1 = json.dumps(
+        {
+            "version": 1,
+            "request_id": sent.request_id,
+            "run_id": "r",
+            "policy": "salesforce",
+            "group": "SF",
+            "user": {"upn": "u0@c.com"},
+            "reason": "no-ask",
+        }
     )
     message = RemovalMessage.from_json(v1)
     assert (message.version, message.decided_at) == (1, None)
@@ -269,3 +277,18 @@ def test_the_tick_waits_while_a_run_holds_the_policy_lease(world) -> None:
     assert world.request(0).state is RequestState.PENDING
     ctx.store.release_lease("salesforce", "run-now:x")
     assert usecases.expire_requests(ctx, NOW + 8 * DAY).queued == 1
+
+
+def test_the_tick_reads_the_directory_and_the_usage_once_per_policy(world) -> None:
+    ctx = world.ctx(asking_policy())
+    world.export(NOW, {i: 0.0 for i in range(6)})
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    reads: list[str] = []
+    usage, members = world.usage.usage, world.directory.members
+    world.usage.usage = lambda p, n: reads.append("usage") or usage(p, n)  # type: ignore[method-assign]
+    world.directory.members = lambda g: reads.append("members") or members(g)  # type: ignore[method-assign]
+    world.export(NOW + 8 * DAY, {i: 0.0 for i in range(6)})
+    assert usecases.expire_requests(ctx, NOW + 8 * DAY).queued == 6
+    assert reads == ["members", "usage"]
+    assert usecases.expire_requests(ctx, NOW + 8 * DAY + timedelta(minutes=15)).queued == 0
+    assert reads == ["members", "usage"]  # nothing due: nothing read
