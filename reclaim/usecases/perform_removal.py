@@ -80,6 +80,10 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         return RemovalReport(RemovalStatus.SKIPPED, f"already {request.state.value}")
     if request.state is RequestState.PENDING:
         return RemovalReport(RemovalStatus.SKIPPED, "still waiting for an answer")
+    if request.state is RequestState.DUE:
+        # A message from before a hand-back (or a resend): the tick that re-decides the request
+        # sends a new one if it still holds.
+        return RemovalReport(RemovalStatus.SKIPPED, "waiting for a tick to re-decide it")
     if request.state is RequestState.REMOVING and now - request.updated_at < CLAIM_TIMEOUT:
         # Another worker holds it; come back after its claim would have expired.
         ctx.queue.enqueue(message, delay=CLAIM_TIMEOUT)

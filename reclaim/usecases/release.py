@@ -160,15 +160,17 @@ def release_due(ctx: Context, policy: Policy, now: datetime) -> Release:
 
     by_key = {d.state_key: d for d in assessment.decisions}
     releasable: list[Request] = []
+    releasing: set[str] = set()
     cancelled = 0
     for request in due:
         decision = by_key.get(request.state_key)
         if decision is None:
             why = "no longer a member of the group"
-        elif request.state_key in {r.state_key for r in releasable}:
+        elif request.state_key in releasing:
             why = "another request of this user is being released"
         elif decision.kind is DecisionKind.CANDIDATE:
             releasable.append(request)
+            releasing.add(request.state_key)
             continue
         else:
             why = f"{decision.kind.value.lower()}: {decision.reason}"

@@ -232,11 +232,15 @@ def test_the_worker_hands_an_old_decision_back_to_be_re_decided(world) -> None:
     world.export(NOW, {i: 0.0 for i in range(4)})
     usecases.run_policy(ctx, policy, NOW)
     later = NOW + 2 * DAY  # the kill switch was on, or the queue backed up
+    sent = [m for m, _ in world.queue.messages]
     assert set(world.work(ctx, later)) == {usecases.RemovalStatus.HANDED_BACK}
     assert world.removed() == []
     assert {r.state for r in ctx.store.requests()} == {RequestState.DUE}
     assert "older than decision_max_age 1d" in world.request(0).detail
 
+    # The old message delivered again while the request waits changes nothing.
+    again = usecases.perform_removal(ctx, usecases.RemovalCommand(sent[1]), later)
+    assert (again.status, world.removed()) == (usecases.RemovalStatus.SKIPPED, [])
     world.export(later, {0: 600.0, 1: 0.0, 2: 0.0, 3: 0.0})  # u0 is back at work
     report = usecases.expire_requests(ctx, later)
     assert (report.queued, report.cancelled) == (3, 1)
