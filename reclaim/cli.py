@@ -1,6 +1,7 @@
 """python -m reclaim: the same use cases as the function app, from a terminal.
 
-Exit codes: 0 success, 1 a run was halted by a guardrail (or some removals failed), 2 bad input.
+Exit codes: 0 success, 1 a run was halted by a guardrail (or some removals failed), 2 bad input,
+3 the policy is already running (another run or the expiry tick holds its lease).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from reclaim.policy_file import load_policies
 from reclaim.safe_output import SafeCsvWriter, TerminalStream, one_line
 from reclaim.settings import Settings
 
-EXIT_OK, EXIT_HALTED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_HALTED, EXIT_BAD_INPUT, EXIT_BUSY = 0, 1, 2, 3
 
 # Most interesting first: who would lose the licence, then who is waiting, then who keeps it.
 _ORDER = [
@@ -230,6 +231,8 @@ def _print_outcome_table(policy: Policy, outcome: usecases.RunOutcome, out: Text
     out.write(f"{run.members} members: {counts or 'none'}\n")
     if run.asked or run.enqueued:
         out.write(f"asked {run.asked}, removals queued {run.enqueued}\n")
+    if outcome.held:
+        out.write(f"{outcome.held} removal(s) held by the rate limit (limits.rate): they wait\n")
     for user, why in outcome.not_asked.items():
         out.write(f"not asked: {one_line(user)}: {one_line(why)}\n")
 
@@ -316,7 +319,7 @@ def _work(app: _App, now: datetime, out: TextIO) -> int:
 
 def _run(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
     (policy,) = _chosen(app, args.policy)
-    outcome = usecases.run_policy(app.ctx, policy, now)
+    outcome = usecases.run_policy(app.ctx, policy, now, trigger="cli")
     _print_outcome_table(policy, outcome, out)
     out.write(f"run {outcome.run.id} recorded ({outcome.run.status.value})\n")
     if outcome.halted:
@@ -444,12 +447,17 @@ def _expire(app: _App, now: datetime, out: TextIO) -> int:
     result = usecases.expire_requests(app.ctx, now)
     out.write(
         f"answers pulled {result.answers_pulled}, queued {result.queued}, lapsed {result.lapsed}, "
+        f"cancelled on re-decision {result.cancelled}, held {result.held}, "
         f"remote actions settled {result.finished}, seats checked {result.seats_checked}\n"
     )
+    for halt in result.halted:
+        out.write(f"HALTED releases of {halt}; nothing was released\n")
+    for busy in result.busy:
+        out.write(f"waiting: {busy}\n")
     for error in result.errors:
         out.write(f"error: {error}\n")
     code = _work(app, now, out)
-    return EXIT_HALTED if result.errors else code
+    return EXIT_HALTED if result.errors or result.halted else code
 
 
 def main(
@@ -497,6 +505,9 @@ def main(
                 return _expire(app, now, out)
             case "work":
                 return _work(app, now, out)
+    except usecases.PolicyBusy as busy:
+        err.write(f"busy: {busy}\n")
+        return EXIT_BUSY
     except (PolicyError, ReclaimError) as error:
         err.write(f"error: {error}\n")
         return EXIT_BAD_INPUT

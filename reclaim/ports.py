@@ -12,7 +12,7 @@ from reclaim.domain.access import Caller
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.model import Answer, AnswerValue, Member, PolicyState, UsageRow, User
 from reclaim.domain.policy import Policy
-from reclaim.domain.records import DecisionRecord, LedgerEntry, RemovalMessage, RunRecord
+from reclaim.domain.records import DecisionRecord, Lease, LedgerEntry, RemovalMessage, RunRecord
 from reclaim.domain.switches import SwitchChange
 
 # ---- directory ---------------------------------------------------------------------------------
@@ -193,6 +193,17 @@ class StateStore(Protocol):
 
     def advance_schedule(self, policy: str, expected: datetime | None, due: datetime) -> bool:
         """Compare-and-set of the cursor: only one of several overlapping ticks wins a due time."""
+        ...
+
+    def take_lease(self, policy: str, holder: str, now: datetime, ttl: timedelta) -> Lease:
+        """Take the policy's run lease until now + ttl, or extend it when `holder` has it; a
+        lease another holder took that has not expired is left alone. Compare-and-set: of
+        several callers at once, one gets it. Returns the lease as stored afterwards (ours when
+        its holder is `holder`)."""
+        ...
+
+    def release_lease(self, policy: str, holder: str) -> None:
+        """Give the lease up, if `holder` still has it."""
         ...
 
     def append_ledger(self, entry: LedgerEntry) -> bool:

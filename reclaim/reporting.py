@@ -92,6 +92,12 @@ def as_table(reports: list[PolicyReport]) -> str:
     for r in reports:
         for at, why in r.halted:
             out.write(f"halted {one_line(r.policy)} at {at:%Y-%m-%d %H:%M}: {one_line(why)}\n")
+        if r.held:
+            since, why = min(r.held)
+            out.write(
+                f"waiting {one_line(r.policy)}: {len(r.held)} due removal(s), the oldest since "
+                f"{since:%Y-%m-%d %H:%M}: {one_line(why)}\n"
+            )
     return out.getvalue()
 
 
@@ -111,6 +117,7 @@ def as_json(reports: list[PolicyReport]) -> str:
             {
                 **row,
                 "halted_runs": [{"at": at.isoformat(), "reason": why} for at, why in r.halted],
+                "due_removals": [{"since": at.isoformat(), "detail": why} for at, why in r.held],
                 "timeline": [
                     {"date": d.isoformat(), "seats_freed": s, "monthly_savings": round(m, 2)}
                     for d, (s, m) in sorted(r.timeline.items())

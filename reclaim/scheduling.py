@@ -10,6 +10,8 @@ by compare-and-set (store.advance_schedule; an ETag-guarded update in Table stor
 run, and only the tick whose compare-and-set wins runs the policy. A run that then fails is not
 retried for that due time (at most once: a halted or failed run is recorded and reported, and the
 next due time runs again); a manual run is always available (CLI `run`, the admin route).
+The tick takes the policy's run lease before the cursor: while a manual run or the expiry tick
+holds it, the tick leaves the cursor alone (BUSY) and a later tick runs that due time.
 
 First sight of a policy (no cursor: just deployed, or just added to the file) initialises the
 cursor to the most recent due time WITHOUT running. Running at once would act at an arbitrary
@@ -27,6 +29,7 @@ from enum import StrEnum
 from croniter import croniter
 
 from reclaim import usecases
+from reclaim.domain.policy import Policy
 
 log = logging.getLogger("reclaim.scheduling")
 
@@ -53,6 +56,7 @@ class TickResult(StrEnum):
     INITIALISED = "initialised"  # first sight: cursor set to the latest due time, not run
     NOT_DUE = "not-due"
     TAKEN = "taken"  # another tick or instance won this due time
+    BUSY = "busy"  # another run of the policy holds its lease; a later tick runs this due time
     FAILED = "failed"  # the run raised; logged, the next due time runs again
 
 
@@ -86,32 +90,38 @@ def run_due_policies(ctx: usecases.Context, now: datetime) -> SchedulerReport:
         if due is None:
             ticks.append(PolicyTick(policy.name, TickResult.NOT_DUE))
             continue
-        if not ctx.store.advance_schedule(policy.name, last, due):
-            ticks.append(PolicyTick(policy.name, TickResult.TAKEN, due))
-            continue
-        if last is None:
-            log.info(
-                "policy %s first seen: its schedule starts after %s", policy.name, due.isoformat()
-            )
-            ticks.append(PolicyTick(policy.name, TickResult.INITIALISED, due))
-            continue
         try:
-            outcome = usecases.run_policy(ctx, policy, now)
-        except Exception as error:  # one failing policy must not stop the others
-            log.exception("scheduled run of %s (due %s) failed", policy.name, due.isoformat())
-            ticks.append(
-                PolicyTick(
-                    policy.name, TickResult.FAILED, due, error=f"{type(error).__name__}: {error}"
-                )
-            )
-            continue
-        log.info(
-            "scheduled run of %s (due %s): %s, %d asked, %d queued",
-            policy.name,
-            due.isoformat(),
-            outcome.run.status.value,
-            outcome.run.asked,
-            outcome.run.enqueued,
-        )
-        ticks.append(PolicyTick(policy.name, TickResult.RAN, due, outcome))
+            with usecases.policy_lease(ctx, policy.name, now, "scheduler"):
+                ticks.append(_tick(ctx, policy, last, due, now))
+        except usecases.PolicyBusy as busy:
+            # Not advanced: the due time is run by a later tick, once the other run is done.
+            log.info("scheduled run of %s waits: %s", policy.name, busy)
+            ticks.append(PolicyTick(policy.name, TickResult.BUSY, due, error=str(busy)))
     return SchedulerReport(ticks)
+
+
+def _tick(
+    ctx: usecases.Context, policy: Policy, last: datetime | None, due: datetime, now: datetime
+) -> PolicyTick:
+    """One policy's turn, holding its lease: advance the cursor, then run."""
+    if not ctx.store.advance_schedule(policy.name, last, due):
+        return PolicyTick(policy.name, TickResult.TAKEN, due)
+    if last is None:
+        log.info("policy %s first seen: its schedule starts after %s", policy.name, due.isoformat())
+        return PolicyTick(policy.name, TickResult.INITIALISED, due)
+    try:
+        outcome = usecases.run_policy(ctx, policy, now, leased=True)
+    except Exception as error:  # one failing policy must not stop the others
+        log.exception("scheduled run of %s (due %s) failed", policy.name, due.isoformat())
+        return PolicyTick(
+            policy.name, TickResult.FAILED, due, error=f"{type(error).__name__}: {error}"
+        )
+    log.info(
+        "scheduled run of %s (due %s): %s, %d asked, %d queued",
+        policy.name,
+        due.isoformat(),
+        outcome.run.status.value,
+        outcome.run.asked,
+        outcome.run.enqueued,
+    )
+    return PolicyTick(policy.name, TickResult.RAN, due, outcome)

@@ -26,6 +26,7 @@ from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import (
     DecisionRecord,
+    Lease,
     LedgerEntry,
     RemovalMessage,
     RunRecord,
@@ -67,6 +68,8 @@ CREATE TABLE IF NOT EXISTS cursors (policy TEXT PRIMARY KEY, due TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (
     tbl TEXT NOT NULL, row_key TEXT NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL,
     at TEXT NOT NULL, PRIMARY KEY (tbl, row_key));
+CREATE TABLE IF NOT EXISTS leases (
+    policy TEXT PRIMARY KEY, holder TEXT NOT NULL, since TEXT NOT NULL, expires TEXT NOT NULL);
 """
 
 
@@ -349,6 +352,38 @@ class SqliteStore:
                     (_ts(due), policy, _ts(expected)),
                 )
             return cursor.rowcount == 1
+
+    # ---- run lease ---------------------------------------------------------------------------
+
+    def take_lease(self, policy: str, holder: str, now: datetime, ttl: timedelta) -> Lease:
+        # Read and write in one immediate transaction: the write lock is taken at BEGIN, so of
+        # several processes at once exactly one sees the lease free and takes it.
+        with self._write() as db:
+            row = db.execute(
+                "SELECT holder, since, expires FROM leases WHERE policy=?", (policy,)
+            ).fetchone()
+            since = now
+            if row is not None:
+                current = Lease(
+                    policy,
+                    row["holder"],
+                    datetime.fromisoformat(row["since"]),
+                    datetime.fromisoformat(row["expires"]),
+                )
+                if current.holder != holder and now < current.expires:
+                    return current
+                if current.holder == holder:
+                    since = current.since
+            lease = Lease(policy, holder, since, now + ttl)
+            db.execute(
+                "INSERT OR REPLACE INTO leases VALUES (?,?,?,?)",
+                (policy, holder, _ts(lease.since), _ts(lease.expires)),
+            )
+            return lease
+
+    def release_lease(self, policy: str, holder: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM leases WHERE policy=? AND holder=?", (policy, holder))
 
     # ---- ledger, runs, decisions ---------------------------------------------------------------
 

@@ -16,13 +16,14 @@ use cases make:
 | Members   | policy       | state key ("!baseline": when    | policy_state (first-seen dates)   |
 |           |              | the first snapshot was taken)   |                                   |
 | Cursors   | policy       | "schedule"                      | the scheduler's compare-and-set   |
+|           |              | "lease"                         | the run lease (take_lease)        |
 | Quarantine| source table | source keys                     | people: rows that did not read    |
 |           |              |                                 | back (reclaim.adapters.quarantine)|
 
 Keys are percent-encoded (`key()`), so characters Table keys forbid ('/', '\\', '#', '?',
 control characters) and the '|' separator never appear raw. Compare-and-set uses the entity's
 ETag (If-Match): update_request also checks the version field, advance_schedule the stored due
-time. Idempotent inserts are create-or-conflict (409 -> False). Decisions and membership
+time, take_lease the stored holder and expiry. Idempotent inserts are create-or-conflict (409 -> False). Decisions and membership
 snapshots are written in entity-group transactions of at most 100 operations per partition.
 Datetimes are stored as Edm.DateTime (UTC) and read back timezone-aware.
 """
@@ -36,7 +37,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -63,6 +64,7 @@ from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import (
     DecisionRecord,
+    Lease,
     LedgerEntry,
     RunRecord,
 )
@@ -81,6 +83,7 @@ TRANSACTION_WORKERS = 4
 BASELINE_ROW = "!baseline"  # '!' is always percent-encoded in keys, so no state key collides
 REQUEST_ROW = "request"
 CURSOR_ROW = "schedule"
+LEASE_ROW = "lease"
 ETAG_CACHE_SIZE = 10_000
 MAX_TEXT = 30_000  # a string property holds at most 64 KiB (32K UTF-16 characters)
 _KEY_SAFE = "@:._-"
@@ -500,6 +503,53 @@ class TableStore:
         if stored is None or _dt(stored["due"]) != expected:
             return False
         return self._replace_if(self._cursors, entity, stored.metadata["etag"]) is not None
+
+    # ---- run lease ---------------------------------------------------------------------------
+
+    def take_lease(self, policy: str, holder: str, now: datetime, ttl: timedelta) -> Lease:
+        partition = key(policy)
+        while True:
+            stored = self._get(self._cursors, partition, LEASE_ROW)
+            current = None if stored is None else self._lease(policy, stored)
+            if current is not None and current.holder != holder and now < current.expires:
+                return current
+            since = current.since if current is not None and current.holder == holder else now
+            lease = Lease(policy, holder, since, now + ttl)
+            entity = {
+                "PartitionKey": partition,
+                "RowKey": LEASE_ROW,
+                "policy": policy,
+                "holder": holder,
+                "since": lease.since,
+                "expires": lease.expires,
+            }
+            # Create-or-409 when there is none; replace If-Match the ETag we read otherwise:
+            # a caller that lost either race reads again and sees the winner's lease.
+            if stored is None:
+                written = self._create(self._cursors, entity)
+            else:
+                written = self._replace_if(self._cursors, entity, stored.metadata["etag"])
+            if written is not None:
+                return lease
+
+    @staticmethod
+    def _lease(policy: str, entity: Mapping[str, Any]) -> Lease:
+        since, expires = _dt(entity["since"]), _dt(entity["expires"])
+        if since is None or expires is None:
+            raise ValueError(f"the lease of {policy!r} has no since or expires")
+        return Lease(policy, entity["holder"], since, expires)
+
+    def release_lease(self, policy: str, holder: str) -> None:
+        stored = self._get(self._cursors, key(policy), LEASE_ROW)
+        if stored is None or stored["holder"] != holder:
+            return
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+            self._cursors.delete_entity(
+                key(policy),
+                LEASE_ROW,
+                etag=stored.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
 
     # ---- ledger, runs, decisions -------------------------------------------------------------
 

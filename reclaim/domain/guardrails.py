@@ -31,8 +31,10 @@ def check(
     now: datetime,
     *,
     kill_switch: bool,
+    removals: int | None = None,
 ) -> Halt | None:
-    """The first guardrail that fails, or None when the run may go on."""
+    """The first guardrail that fails, or None when the run may go on. The caps count
+    `removals` (what the expiry tick is about to release), or else every CANDIDATE."""
     group_size = len(decisions)
     if kill_switch:
         return Halt(
@@ -53,7 +55,11 @@ def check(
             f"the usage source returned no rows while the group has {group_size} member(s): "
             "an empty export is treated as broken, not as nobody using the application",
         )
-    count = sum(1 for d in decisions if d.kind is DecisionKind.CANDIDATE)
+    count = (
+        removals
+        if removals is not None
+        else sum(1 for d in decisions if d.kind is DecisionKind.CANDIDATE)
+    )
     cap = policy.limits.max_removals_per_run
     if count > cap:
         return Halt(

@@ -13,7 +13,8 @@ class RequestState(StrEnum):
     PENDING = "PENDING"  # asked, waiting for an answer
     KEPT = "KEPT"  # answered yes
     LAPSED = "LAPSED"  # deadline passed and on_no_response is keep
-    QUEUED = "QUEUED"  # removal enqueued
+    DUE = "DUE"  # answered no, past its deadline, or handed back: waits for a tick to re-decide it
+    QUEUED = "QUEUED"  # released by a fresh decision: removal enqueued
     REMOVING = "REMOVING"  # claimed by one worker; others leave it alone until the claim expires
     REQUESTED = "REQUESTED"  # removal handed to a Nexthink remote action, outcome not known yet
     REMOVED = "REMOVED"
@@ -30,7 +31,13 @@ class QueueReason(StrEnum):
 
 
 OPEN_STATES = frozenset(
-    {RequestState.PENDING, RequestState.QUEUED, RequestState.REMOVING, RequestState.REQUESTED}
+    {
+        RequestState.PENDING,
+        RequestState.DUE,
+        RequestState.QUEUED,
+        RequestState.REMOVING,
+        RequestState.REQUESTED,
+    }
 )
 FINAL_STATES = frozenset(
     {
@@ -45,9 +52,20 @@ FINAL_STATES = frozenset(
 
 _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
     RequestState.PENDING: frozenset(
-        {RequestState.KEPT, RequestState.QUEUED, RequestState.LAPSED, RequestState.CANCELLED}
+        {
+            RequestState.KEPT,
+            RequestState.DUE,
+            RequestState.QUEUED,
+            RequestState.LAPSED,
+            RequestState.CANCELLED,
+        }
     ),
-    RequestState.QUEUED: frozenset({RequestState.REMOVING, RequestState.CANCELLED}),
+    # DUE -> DUE records why a tick held it back (a cap, the rate, a halt).
+    RequestState.DUE: frozenset({RequestState.DUE, RequestState.QUEUED, RequestState.CANCELLED}),
+    # QUEUED -> DUE: the worker found the decision too old and handed it back to be re-decided.
+    RequestState.QUEUED: frozenset(
+        {RequestState.REMOVING, RequestState.DUE, RequestState.CANCELLED}
+    ),
     # REMOVING -> REMOVING takes over the claim of a worker that died; -> QUEUED releases it.
     RequestState.REMOVING: frozenset(
         {

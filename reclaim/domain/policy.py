@@ -126,9 +126,19 @@ class Exclusions:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """At most `count` removals released in any `window` (runs and ticks together)."""
+
+    count: int = 50
+    window: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True)
 class Limits:
     max_removals_per_run: int = 50
     max_percent_of_group: float = 10.0
+    rate: Rate = field(default_factory=Rate)  # count defaults to max_removals_per_run
+    max_wait: timedelta = timedelta(days=7)  # a due request held longer than this is cancelled
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,7 @@ class Policy:
     exclude: Exclusions = field(default_factory=Exclusions)
     limits: Limits = field(default_factory=Limits)
     licence: Licence = field(default_factory=Licence)
+    decision_max_age: timedelta = timedelta(days=1)  # older removal decisions are taken again
 
     @property
     def enforcing(self) -> bool:
@@ -411,10 +422,18 @@ def _read_policy(r: _Reader) -> Policy:
     )
     ex.finish()
     lim = r.sub("limits")
+    per_run = lim.get("max_removals_per_run", _count, 50)
+    rate = lim.sub("rate")
     limits = Limits(
-        max_removals_per_run=lim.get("max_removals_per_run", _count, 50),
+        max_removals_per_run=per_run,
         max_percent_of_group=lim.get("max_percent_of_group", _percent, 10.0),
+        rate=Rate(
+            count=rate.get("count", _count, per_run),
+            window=rate.get("window", _positive_duration, Rate.window),
+        ),
+        max_wait=lim.get("max_wait", _positive_duration, Limits.max_wait),
     )
+    rate.finish()
     lim.finish()
     lic = r.sub("licence")
     licence = Licence(
@@ -432,6 +451,7 @@ def _read_policy(r: _Reader) -> Policy:
             "entra_sku_id", "is for AD and remote-action policies: an Entra group uses sku_id"
         )
     lic.finish()
+    decision_max_age = r.get("decision_max_age", _positive_duration, Policy.decision_max_age)
     r.finish()
     return Policy(
         name=name,
@@ -447,6 +467,7 @@ def _read_policy(r: _Reader) -> Policy:
         exclude=exclude,
         limits=limits,
         licence=licence,
+        decision_max_age=decision_max_age,
     )
 
 

@@ -47,7 +47,8 @@ class LedgerOutcome(StrEnum):
     ASKED = "ASKED"
     NOT_ASKED = "NOT_ASKED"  # the campaign channel did not create a request for this user
     ANSWERED = "ANSWERED"
-    QUEUED = "QUEUED"
+    QUEUED = "QUEUED"  # released: one entry per release, which the rolling rate counts
+    HELD = "HELD"  # due, but held back by a tick (the rolling rate, a cap, a halt)
     REQUESTED = "REQUESTED"
     REMOVED = "REMOVED"
     NOT_MEMBER = "NOT_MEMBER"
@@ -80,7 +81,19 @@ class LedgerEntry:
     currency: str = ""
 
 
-MESSAGE_SCHEMA_VERSION = 1
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a policy's run lease, since when, and until when (a crashed holder's lapses)."""
+
+    policy: str
+    holder: str
+    since: datetime
+    expires: datetime
+
+
+# 2 adds decided_at; messages of version 1 (no decision time) are still read, and re-decided.
+MESSAGE_SCHEMA_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 
 class MessageError(ValueError):
@@ -98,11 +111,15 @@ class RemovalMessage:
     user: User
     reason: str
     version: int = MESSAGE_SCHEMA_VERSION
+    # When the decision to remove was taken (the reading it rests on); None: not known (a
+    # version 1 message, or one resent without it), so the worker has it re-decided.
+    decided_at: datetime | None = None
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "version": self.version,
+                "decided_at": self.decided_at.isoformat() if self.decided_at else None,
                 "request_id": self.request_id,
                 "run_id": self.run_id,
                 "policy": self.policy,
@@ -121,7 +138,7 @@ class RemovalMessage:
             raise MessageError(f"not JSON: {error}") from None
         if not isinstance(data, dict):
             raise MessageError("expected a JSON object")
-        if data.get("version") != MESSAGE_SCHEMA_VERSION:
+        if data.get("version") not in _READABLE_VERSIONS:
             raise MessageError(f"unsupported schema version {data.get('version')!r}")
         missing = [
             k
@@ -140,4 +157,18 @@ class RemovalMessage:
             group=data["group"],
             user=User.from_dict(user),
             reason=str(data.get("reason") or ""),
+            version=data["version"],
+            decided_at=_decided_at(data.get("decided_at")),
         )
+
+
+def _decided_at(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise MessageError(f"decided_at: expected an ISO time with an offset, got {value!r}")
+    return moment

@@ -8,7 +8,8 @@ reclaim.functions.manage_access checks an Entra ID token with the app role the r
 (Reclaim.Admin to act, Reclaim.Reader to read) before anything else happens.
 
 - POST /api/manage/policies/{name}/run: one run now, honouring the policy's mode (dry-run
-  records, enforce asks or enqueues); 200 with the run summary, 404 unknown policy.
+  records, enforce asks or enqueues); 200 with the run summary, 404 unknown policy, 409 when
+  a run of that policy is already going on ("already running since ..."; nothing was done).
 - POST /api/manage/restore {"policy": ..., "user": ...} or {"policy": ..., "run_id": ...}: re-add
   removed users; 200 when all were restored, 207 when some failed, 422 when nothing matches.
 - GET /api/manage/kill-switch: its state and recent history. POST {"on": true|false,
@@ -89,7 +90,10 @@ def _run_policy(req: func.HttpRequest, app: AppContext, caller: Caller) -> func.
     policy = app.ctx.policies.get(name)
     if policy is None:  # names of the other policies are not given away
         return error_response(404, "unknown_policy", f"no policy named {name[:100]!r}")
-    outcome = usecases.run_policy(app.ctx, policy, app.now())
+    try:
+        outcome = usecases.run_policy(app.ctx, policy, app.now(), trigger="run-now")
+    except usecases.PolicyBusy as busy:
+        return error_response(409, "already_running", str(busy))
     return json_response(run_summary(outcome))
 
 

@@ -4,8 +4,8 @@ Schedules are app settings (RECLAIM_SCHEDULER_SCHEDULE, RECLAIM_EXPIRY_SCHEDULE;
 fields). use_monitor keeps the host's schedule status in storage, so a tick missed while the app
 was down still fires once (as past_due) after a restart; run_on_startup is off, so a restart or
 scale-out never adds a tick of its own. Overlapping ticks are harmless: the scheduler's cursor
-compare-and-set lets one tick run each due time, and expiry only makes lifecycle transitions,
-which are compare-and-set on the request's version.
+compare-and-set lets one tick run each due time, and the expiry tick releases a policy's due
+removals only while holding the policy's run lease (usecases/release.py).
 """
 
 from __future__ import annotations
@@ -53,9 +53,14 @@ def expiry(timer: func.TimerRequest) -> None:
     app = app_context.current()
     report = usecases.expire_requests(app.ctx, app.now())
     log.info(
-        "expiry: %d answers pulled, %d queued, %d lapsed, %d remote actions settled",
+        "expiry: %d answers pulled, %d queued, %d lapsed, %d cancelled on re-decision, %d held, "
+        "%d remote actions settled",
         report.answers_pulled,
         report.queued,
         report.lapsed,
+        report.cancelled,
+        report.held,
         report.finished,
     )
+    for halt in report.halted:
+        log.warning("expiry releases halted: %s", halt)

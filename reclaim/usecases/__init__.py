@@ -14,6 +14,7 @@ from reclaim.usecases.context import (
 )
 from reclaim.usecases.expire_requests import RESEND_AFTER, ExpiryReport, expire_requests
 from reclaim.usecases.kill_switch import KillSwitchReport, kill_switch_report, set_kill_switch
+from reclaim.usecases.lease import LEASE_TTL, PolicyBusy, policy_lease
 from reclaim.usecases.perform_removal import (
     RemovalCommand,
     RemovalReport,
@@ -28,6 +29,7 @@ from reclaim.usecases.run_policy import RunOutcome, digest, run_policy
 __all__ = [
     "CLAIM_TIMEOUT",
     "KILL_SWITCH_DELAY",
+    "LEASE_TTL",
     "RESEND_AFTER",
     "Adapters",
     "AnswerCommand",
@@ -36,6 +38,7 @@ __all__ = [
     "ExpiryReport",
     "InputError",
     "KillSwitchReport",
+    "PolicyBusy",
     "PolicyReport",
     "RemovalCommand",
     "RemovalReport",
@@ -48,6 +51,7 @@ __all__ = [
     "find_request",
     "kill_switch_report",
     "perform_removal",
+    "policy_lease",
     "record_answer",
     "report",
     "restore",

@@ -23,6 +23,7 @@ def ledger(
     detail: str = "",
     *,
     seat_freed: bool | None = None,
+    entry_id: str = "",
 ) -> None:
     policy = ctx.policies.get(request.policy)
     counts_money = outcome in (
@@ -32,7 +33,7 @@ def ledger(
     )
     ctx.store.append_ledger(
         LedgerEntry(
-            id=f"{request.id}:{outcome.value}",
+            id=entry_id or f"{request.id}:{outcome.value}",
             at=now,
             policy=request.policy,
             group=request.group,
@@ -56,8 +57,10 @@ def enqueue_removal(
     now: datetime,
     *,
     new: bool = False,
+    decided_at: datetime | None = None,
 ) -> Request:
-    """Move a request to QUEUED (stored first, so the worker finds it), then send its message."""
+    """Move a request to QUEUED (stored first, so the worker finds it), then send its message.
+    `decided_at`: when the decision that releases it was taken (the worker checks its age)."""
     if new:
         queued = replace(request, state=RequestState.QUEUED, queue_reason=reason)
         ctx.store.add_request(queued)
@@ -65,12 +68,19 @@ def enqueue_removal(
         queued = transition(request, RequestState.QUEUED, now, queue_reason=reason)
         if not ctx.store.update_request(queued):
             return request  # another writer moved it on; it is theirs now
-    ledger(ctx, queued, LedgerOutcome.QUEUED, now, reason.value)
-    ctx.queue.enqueue(removal_message(queued))
+    # One entry per release (a request handed back and released again has two): the rolling
+    # rate counts them. The version keeps a repeated write of the same release idempotent.
+    entry_id = (
+        ""
+        if request.state is RequestState.PENDING or new
+        else f"{queued.id}:QUEUED:{queued.version}"
+    )
+    ledger(ctx, queued, LedgerOutcome.QUEUED, now, reason.value, entry_id=entry_id)
+    ctx.queue.enqueue(removal_message(queued, decided_at))
     return queued
 
 
-def removal_message(request: Request) -> RemovalMessage:
+def removal_message(request: Request, decided_at: datetime | None = None) -> RemovalMessage:
     reason = request.queue_reason.value if request.queue_reason else ""
     return RemovalMessage(
         request.id,
@@ -79,6 +89,7 @@ def removal_message(request: Request) -> RemovalMessage:
         request.group,
         request.user,
         f"{reason}: {request.reason}",
+        decided_at=decided_at,
     )
 
 

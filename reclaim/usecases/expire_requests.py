@@ -1,4 +1,4 @@
-"""expire_requests: the expiry tick (answers pulled, deadlines, lost messages)."""
+"""expire_requests: the expiry tick (answers pulled, deadlines, releases, lost messages)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from reclaim.domain.lifecycle import QueueReason, RequestState, transition
+from reclaim.domain.lifecycle import RequestState, transition
 from reclaim.domain.policy import Channel, OnNoResponse, Policy
 from reclaim.domain.records import (
     LedgerOutcome,
 )
 from reclaim.errors import ReclaimError
-from reclaim.usecases.bookkeeping import enqueue_removal, ledger, removal_message
+from reclaim.usecases.bookkeeping import ledger, removal_message
 from reclaim.usecases.context import Context, InputError
+from reclaim.usecases.lease import PolicyBusy, policy_lease
 from reclaim.usecases.perform_removal import finish_removal
 from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, record_answer
+from reclaim.usecases.release import Release, due_requests, release_due
 from reclaim.usecases.verify_seats import verify_seats
 
 log = logging.getLogger("reclaim")
@@ -24,12 +26,16 @@ log = logging.getLogger("reclaim")
 @dataclass(frozen=True)
 class ExpiryReport:
     answers_pulled: int = 0
-    queued: int = 0
+    queued: int = 0  # released: re-decided on fresh data, within the caps and the rate
     lapsed: int = 0
     finished: int = 0
     resent: int = 0  # QUEUED requests whose message was lost, sent again
     errors: list[str] = field(default_factory=list)
     seats_checked: int = 0  # removals whose seat Entra ID confirmed freed, still licensed or not
+    cancelled: int = 0  # re-decided and no longer removable, or due longer than max_wait
+    held: int = 0  # due, but held back (the rate, a halt, the kill switch); they wait
+    halted: list[str] = field(default_factory=list)  # policy: why its releases were halted
+    busy: list[str] = field(default_factory=list)  # policies whose lease another run held
 
 
 # A QUEUED request this old has lost its message (the send failed after the request was stored);
@@ -38,55 +44,94 @@ RESEND_AFTER = timedelta(hours=1)
 
 
 def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
-    """Pull answers from channels that cannot push, apply on_no_response past the deadline,
-    settle removals handed to an asynchronous executor, resend lost removal messages, and
-    verify in Entra ID that removals freed their seats (verify_seats)."""
-    pulled = queued = lapsed = finished = resent = seats_checked = 0
+    """Pull answers from channels that cannot push, lapse the silent where silence keeps,
+    re-decide and release what is due (release.py), settle removals handed to an asynchronous
+    executor, resend lost removal messages, and verify in Entra ID that removals freed their
+    seats (verify_seats)."""
+    pulled = lapsed = finished = resent = seats_checked = 0
+    released = Release()
     errors: list[str] = []
+    halted: list[str] = []
+    busy: list[str] = []
     for policy in ctx.policies.values():
         try:
-            if policy.ask_permission and policy.campaign.channel is Channel.NEXTHINK:
-                since = now - policy.campaign.respond_within - timedelta(days=1)
-                for answer in ctx.adapters.campaign(policy).answers(policy, since):
-                    command = AnswerCommand(
-                        answer.value,
-                        answer.answered_at,
-                        request_id=answer.request_id,
-                        policy=policy.name,
-                        user=answer.user,
-                        source="nexthink",
-                    )
-                    try:
-                        if record_answer(ctx, command, now) is not AnswerStatus.DUPLICATE:
-                            pulled += 1
-                    except InputError as error:
-                        log.info("answer not matched under %s: %s", policy.name, error)
-            for request in ctx.store.requests(policy.name, [RequestState.PENDING]):
-                if request.deadline is None or request.deadline > now:
-                    continue
-                if policy.campaign.on_no_response is OnNoResponse.RECLAIM:
-                    enqueue_removal(ctx, policy, request, QueueReason.NO_RESPONSE, now)
-                    queued += 1
-                else:
-                    lapsed_request = transition(
-                        request, RequestState.LAPSED, now, detail="no answer by the deadline"
-                    )
-                    if ctx.store.update_request(lapsed_request):
-                        ledger(
-                            ctx,
-                            lapsed_request,
-                            LedgerOutcome.CANCELLED,
-                            now,
-                            "no answer; on_no_response: keep",
-                        )
-                        lapsed += 1
+            pulled += _pull_answers(ctx, policy, now)
+            lapsed += _lapse_silent(ctx, policy, now)
+            if due_requests(ctx, policy, now):
+                try:
+                    with policy_lease(ctx, policy.name, now, "expiry"):
+                        result = release_due(ctx, policy, now)
+                except PolicyBusy as error:
+                    busy.append(f"{policy.name}: {error}")
+                    log.info("expiry of %s waits: %s", policy.name, error)
+                    result = Release()
+                if result.halt is not None:
+                    halted.append(f"{policy.name}: {result.halt.check}: {result.halt.reason}")
+                released = Release(
+                    released.released + result.released,
+                    released.cancelled + result.cancelled,
+                    released.held + result.held,
+                )
             finished += _settle_requested(ctx, policy, now)
             resent += _resend_lost(ctx, policy, now)
             seats_checked += verify_seats(ctx, policy, now).settled
         except ReclaimError as error:
             errors.append(f"{policy.name}: {error}")
             log.error("expiry of %s failed: %s", policy.name, error)
-    return ExpiryReport(pulled, queued, lapsed, finished, resent, errors, seats_checked)
+    return ExpiryReport(
+        pulled,
+        released.released,
+        lapsed,
+        finished,
+        resent,
+        errors,
+        seats_checked=seats_checked,
+        cancelled=released.cancelled,
+        held=released.held,
+        halted=halted,
+        busy=busy,
+    )
+
+
+def _pull_answers(ctx: Context, policy: Policy, now: datetime) -> int:
+    if not (policy.ask_permission and policy.campaign.channel is Channel.NEXTHINK):
+        return 0
+    pulled = 0
+    since = now - policy.campaign.respond_within - timedelta(days=1)
+    for answer in ctx.adapters.campaign(policy).answers(policy, since):
+        command = AnswerCommand(
+            answer.value,
+            answer.answered_at,
+            request_id=answer.request_id,
+            policy=policy.name,
+            user=answer.user,
+            source="nexthink",
+        )
+        try:
+            if record_answer(ctx, command, now) is not AnswerStatus.DUPLICATE:
+                pulled += 1
+        except InputError as error:
+            log.info("answer not matched under %s: %s", policy.name, error)
+    return pulled
+
+
+def _lapse_silent(ctx: Context, policy: Policy, now: datetime) -> int:
+    """on_no_response: keep: past the deadline the request lapses (nothing to re-decide)."""
+    if policy.campaign.on_no_response is not OnNoResponse.KEEP:
+        return 0
+    lapsed = 0
+    for request in ctx.store.requests(policy.name, [RequestState.PENDING]):
+        if request.deadline is None or request.deadline > now:
+            continue
+        lapsed_request = transition(
+            request, RequestState.LAPSED, now, detail="no answer by the deadline"
+        )
+        if ctx.store.update_request(lapsed_request):
+            ledger(
+                ctx, lapsed_request, LedgerOutcome.CANCELLED, now, "no answer; on_no_response: keep"
+            )
+            lapsed += 1
+    return lapsed
 
 
 def _resend_lost(ctx: Context, policy: Policy, now: datetime) -> int:

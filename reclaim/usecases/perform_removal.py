@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from reclaim.domain.durations import format_duration
 from reclaim.domain.lifecycle import FINAL_STATES, Request, RequestState, transition
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
@@ -45,6 +46,7 @@ class RemovalStatus(StrEnum):
     CANCELLED = "cancelled"
     DEFERRED = "deferred"  # sent back to the queue to wait (kill switch, throttling)
     SKIPPED = "skipped"  # already handled: a duplicate message
+    HANDED_BACK = "handed-back"  # the decision was too old: DUE again, re-decided by a tick
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         return RemovalReport(RemovalStatus.SKIPPED, f"already {request.state.value}")
     if request.state is RequestState.PENDING:
         return RemovalReport(RemovalStatus.SKIPPED, "still waiting for an answer")
+    if request.state is RequestState.DUE:
+        # A message from before a hand-back (or a resend): the tick that re-decides the request
+        # sends a new one if it still holds.
+        return RemovalReport(RemovalStatus.SKIPPED, "waiting for a tick to re-decide it")
     if request.state is RequestState.REMOVING and now - request.updated_at < CLAIM_TIMEOUT:
         # Another worker holds it; come back after its claim would have expired.
         ctx.queue.enqueue(message, delay=CLAIM_TIMEOUT)
@@ -89,6 +95,8 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
     if ctx.kill_switch:
         ctx.queue.enqueue(message, delay=KILL_SWITCH_DELAY)
         return RemovalReport(RemovalStatus.DEFERRED, "kill switch is on")
+    if request.state is RequestState.QUEUED and _too_old(message, policy, now):
+        return _hand_back(ctx, request, message, policy, now)
     if request.state is RequestState.QUEUED:
         yes_at = ctx.store.latest_yes(policy.name, request.state_key)
         if yes_at is not None and now - yes_at < policy.keep_after_yes:
@@ -121,6 +129,29 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         RemovalOutcome.FAILED: RemovalStatus.FAILED,
     }[result.outcome]
     return RemovalReport(status, result.detail)
+
+
+def _too_old(message: RemovalMessage, policy: Policy, now: datetime) -> bool:
+    """The worker reads no usage: it acts only on a decision younger than decision_max_age."""
+    return message.decided_at is None or now - message.decided_at > policy.decision_max_age
+
+
+def _hand_back(
+    ctx: Context, request: Request, message: RemovalMessage, policy: Policy, now: datetime
+) -> RemovalReport:
+    """Back to DUE, the same request: the next expiry tick re-decides it on fresh data."""
+    decided = (
+        f"{message.decided_at:%Y-%m-%d %H:%M} UTC" if message.decided_at else "an unknown time"
+    )
+    why = (
+        f"handed back by the worker: the decision of {decided} is older than decision_max_age "
+        f"{format_duration(policy.decision_max_age)}; the next expiry tick re-decides it"
+    )
+    due = transition(request, RequestState.DUE, now, detail=why)
+    if not ctx.store.update_request(replace(due, deadline=request.deadline or now)):
+        return RemovalReport(RemovalStatus.SKIPPED, "moved on by another writer")
+    log.info("removal %s of %s %s", request.id, request.user.label, why)
+    return RemovalReport(RemovalStatus.HANDED_BACK, why)
 
 
 def _remove(directory: Directory, policy: Policy, request: Request) -> RemovalResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -12,7 +12,7 @@ from reclaim.domain.model import Answer, AnswerValue
 from reclaim.domain.records import (
     LedgerOutcome,
 )
-from reclaim.usecases.bookkeeping import cancel, enqueue_removal, ledger
+from reclaim.usecases.bookkeeping import cancel, ledger
 from reclaim.usecases.context import Context, InputError
 
 
@@ -30,7 +30,7 @@ class AnswerCommand:
 
 class AnswerStatus(StrEnum):
     KEPT = "kept"  # yes: protected for keep_after_yes
-    QUEUED = "queued"  # no: the removal is on its way
+    QUEUED = "queued"  # no: the removal is on its way (released by the next expiry tick)
     CANCELLED = "cancelled"  # yes after the removal was queued: it will not happen
     DUPLICATE = "duplicate"  # the same answer was recorded before: nothing changed
     RECORDED = "recorded"  # recorded; the request had already finished
@@ -84,10 +84,19 @@ def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> Answer
             if ctx.store.update_request(kept):
                 return AnswerStatus.KEPT
         else:
-            enqueue_removal(ctx, policy, request, QueueReason.CONSENT, now)
-            return AnswerStatus.QUEUED
+            # Released by the next expiry tick, which re-decides it first: the one path where
+            # the caps, the rolling rate and a fresh reading apply to every removal.
+            due = transition(
+                request,
+                RequestState.DUE,
+                now,
+                detail="answered no; released by the next expiry tick",
+                queue_reason=QueueReason.CONSENT,
+            )
+            if ctx.store.update_request(replace(due, deadline=now)):
+                return AnswerStatus.QUEUED
     elif (
-        request.state is RequestState.QUEUED
+        request.state in (RequestState.DUE, RequestState.QUEUED)
         and yes
         and cancel(ctx, request, "answered yes after the removal was queued", now)
     ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.model import normalise_key
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
@@ -15,6 +16,7 @@ from reclaim.domain.records import (
 )
 from reclaim.domain.selection import DecisionKind
 from reclaim.usecases.context import Context
+from reclaim.usecases.release import EXPIRY_MODE, due_since
 
 
 @dataclass
@@ -38,6 +40,8 @@ class PolicyReport:
     unverified: int = 0  # removals nobody confirmed freed a seat (not restored)
     unverified_monthly: float = 0.0  # what they would save if they did; never in monthly_savings
     potential_monthly: float = 0.0  # the latest run's candidates x the licence's monthly cost
+    # Due removals waiting for release (held by the rate, a cap, a halt): how many, and why.
+    held: list[tuple[datetime, str]] = field(default_factory=list)
     # Day by day: verified seats freed net of restores, and the monthly savings they add.
     timeline: dict[date, tuple[int, float]] = field(default_factory=dict)
 
@@ -66,6 +70,10 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
 
     for run in ctx.store.runs(since):
         entry = of(run.policy)
+        if run.mode == EXPIRY_MODE:  # an expiry tick: only its halts are news here
+            if run.status is RunStatus.HALTED:
+                entry.halted.append((run.started_at, f"expiry tick: {run.halt_reason}"))
+            continue
         entry.members = run.members  # runs come oldest first: the latest run's figures stay
         entry.candidates = run.counts.get(DecisionKind.CANDIDATE.value, 0)
         policy = ctx.policies.get(run.policy)
@@ -101,6 +109,8 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
                 restores[item.request_id] = item
     for request_id, removal in removals.items():
         _count_seat(of(removal.policy), removal, checks.get(request_id), restores.get(request_id))
+    for request in ctx.store.requests(states=[RequestState.DUE]):
+        of(request.policy).held.append((due_since(request), request.detail))
     return sorted(reports.values(), key=lambda r: r.policy)
 
 

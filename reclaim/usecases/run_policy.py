@@ -7,10 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from reclaim.domain import guardrails
 from reclaim.domain.guardrails import Halt
-from reclaim.domain.lifecycle import QueueReason, Request, RequestState
-from reclaim.domain.model import Member, normalise_key
+from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
     DecisionRecord,
@@ -18,13 +16,13 @@ from reclaim.domain.records import (
     RunRecord,
     RunStatus,
 )
-from reclaim.domain.selection import Decision, DecisionKind, count_by_kind, index_usage, select
+from reclaim.domain.selection import Decision, DecisionKind, count_by_kind
 from reclaim.errors import ReclaimError
-from reclaim.ports import (
-    Directory,
-)
-from reclaim.usecases.bookkeeping import cancel, enqueue_removal, ledger
+from reclaim.usecases.bookkeeping import cancel, ledger
 from reclaim.usecases.context import Context
+from reclaim.usecases.decide import assess
+from reclaim.usecases.lease import policy_lease
+from reclaim.usecases.release import release_new
 
 log = logging.getLogger("reclaim")
 
@@ -35,42 +33,33 @@ class RunOutcome:
     decisions: list[Decision]
     halt: Halt | None = None
     not_asked: dict[str, str] = field(default_factory=dict)  # user label -> why
+    held: int = 0  # removals held back by the rolling rate (DUE; a later tick releases them)
 
     @property
     def halted(self) -> bool:
         return self.halt is not None
 
 
-def _read_members(directory: Directory, policy: Policy) -> list[Member]:
-    directory.check_group(policy.directory.group)
-    members = list(directory.members(policy.directory.group))
-    if not policy.exclude.groups:
-        return members
-    # A member's exclusion groups, found by listing each exclusion group once.
-    holders: dict[str, set[str]] = {}
-    for group in policy.exclude.groups:
-        for other in directory.members(group):
-            for value in other.user.identifiers().values():
-                if value:
-                    holders.setdefault(normalise_key(value), set()).add(group)
-    return [
-        replace(
-            m,
-            groups=frozenset().union(
-                *(holders.get(normalise_key(v), set()) for v in m.user.identifiers().values() if v)
-            ),
-        )
-        for m in members
-    ]
-
-
 def run_policy(
-    ctx: Context, policy: Policy, now: datetime, *, read_only: bool = False
+    ctx: Context,
+    policy: Policy,
+    now: datetime,
+    *,
+    read_only: bool = False,
+    trigger: str = "run",
+    leased: bool = False,
 ) -> RunOutcome:
     """Select, check the guardrails, then (enforce mode) ask or enqueue. `read_only` is `plan`:
     nothing is written. A dry-run policy records the run, its decisions and the snapshot only.
-    A recorded run is followed by the admin digest, when one is configured."""
-    outcome = _run_policy(ctx, policy, now, read_only=read_only)
+    A recorded run is followed by the admin digest, when one is configured.
+
+    A run that writes holds the policy's lease (PolicyBusy when another holds it), unless the
+    caller says it holds it already (`leased`, the scheduler); `trigger` names the holder."""
+    if read_only or leased:
+        outcome = _run_policy(ctx, policy, now, read_only=read_only)
+    else:
+        with policy_lease(ctx, policy.name, now, trigger):
+            outcome = _run_policy(ctx, policy, now, read_only=read_only)
     if not read_only and ctx.notifier is not None:
         try:
             ctx.notifier.notify(digest(ctx, policy, outcome))
@@ -113,25 +102,11 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
             log.warning("run of %s halted by %s: %s", policy.name, check, reason)
         return RunOutcome(run, decisions, halt)
 
-    try:
-        members = _read_members(ctx.adapters.directory(policy), policy)
-    except ReclaimError as error:
-        return halted("directory", f"directory: {error}", [], snapshot=False)
-
-    state = ctx.store.policy_state(policy.name, now)
-    keys = {k for m in members if (k := m.user.key(policy.usage.match_on))}
-    try:
-        export = ctx.adapters.usage_source(policy).usage(policy, now)
-        usage = index_usage(export.rows, keys, export.observed_at)
-    except ReclaimError as error:
-        return halted("usage_source", f"usage source: {error}", [], snapshot=False)
-
-    decisions = select(members, usage, state, policy, now)
-    halt = guardrails.check(
-        decisions, usage, policy, now, kill_switch=ctx.kill_switch and policy.enforcing
-    )
-    if halt is not None:
-        return halted(halt.check, halt.reason, decisions, snapshot=True)
+    assessment = assess(ctx, policy, now, kill_switch=ctx.kill_switch and policy.enforcing)
+    decisions = assessment.decisions
+    if assessment.halt is not None:
+        halt = assessment.halt
+        return halted(halt.check, halt.reason, decisions, snapshot=assessment.read)
     if read_only or not policy.enforcing:
         run = _run_record(run_id, policy, now, RunStatus.PLANNED, decisions)
         if not read_only:
@@ -141,21 +116,20 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
     _cancel_stale_requests(ctx, policy, decisions, now)
     chosen = [d for d in decisions if d.kind is DecisionKind.CANDIDATE]
     requests = [_new_request(ctx, policy, run_id, d, now) for d in chosen]
-    asked, enqueued, not_asked = 0, 0, {}
+    asked, enqueued, held = 0, 0, 0
+    not_asked: dict[str, str] = {}
     if policy.ask_permission:
         try:
             asked, not_asked = _ask(ctx, policy, requests, now)
         except ReclaimError as error:
             return halted("campaign", f"campaign: {error}", decisions, snapshot=True)
     else:
-        for request in requests:
-            enqueue_removal(ctx, policy, request, QueueReason.NO_ASK, now, new=True)
-        enqueued = len(requests)
+        enqueued, held = release_new(ctx, policy, requests, now)
     run = _run_record(
         run_id, policy, now, RunStatus.COMPLETED, decisions, asked=asked, enqueued=enqueued
     )
     ctx.store.record_run(run, _decision_records(run, decisions), _snapshot(decisions))
-    return RunOutcome(run, decisions, not_asked=not_asked)
+    return RunOutcome(run, decisions, not_asked=not_asked, held=held)
 
 
 def _snapshot(decisions: Sequence[Decision]) -> list[str]:
@@ -255,7 +229,8 @@ def _cancel_stale_requests(
 ) -> None:
     """Open requests of users who became active, were excluded or left the group are cancelled."""
     by_key = {d.state_key: d for d in decisions}
-    for request in ctx.store.requests(policy.name, [RequestState.PENDING, RequestState.QUEUED]):
+    open_states = [RequestState.PENDING, RequestState.DUE, RequestState.QUEUED]
+    for request in ctx.store.requests(policy.name, open_states):
         decision = by_key.get(request.state_key)
         if decision is None:
             why = "left the group"

@@ -5,7 +5,9 @@ Each test runs once per store; a second instance of the same store stands for an
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -349,3 +351,43 @@ def test_flips_at_the_same_instant_keep_the_order_they_were_written(store: State
     store.record_switch(second)
     assert store.switch_history(KILL_SWITCH) == [second, first]
     assert store.switch_history(KILL_SWITCH)[0].at == NOW  # timezone-aware UTC back
+
+
+def test_the_run_lease_has_one_holder_until_it_is_released_or_lapses(
+    stores: StoreFactory,
+) -> None:
+    one, two = stores(), stores()
+    ttl = timedelta(minutes=30)
+    mine = one.take_lease("salesforce", "run-now:a", NOW, ttl)
+    assert (mine.holder, mine.since, mine.expires) == ("run-now:a", NOW, NOW + ttl)
+    theirs = two.take_lease("salesforce", "scheduler:b", NOW + timedelta(minutes=1), ttl)
+    assert theirs == mine  # refused: the stored lease comes back, with its holder and since
+    assert two.take_lease("visio", "scheduler:b", NOW, ttl).holder == "scheduler:b"  # per policy
+    # The holder extends its own lease and keeps its start.
+    extended = one.take_lease("salesforce", "run-now:a", NOW + timedelta(minutes=10), ttl)
+    assert (extended.since, extended.expires) == (NOW, NOW + timedelta(minutes=40))
+    two.release_lease("salesforce", "scheduler:b")  # not theirs: nothing happens
+    assert two.take_lease("salesforce", "scheduler:b", NOW, ttl).holder == "run-now:a"
+    one.release_lease("salesforce", "run-now:a")
+    assert two.take_lease("salesforce", "scheduler:b", NOW, ttl).holder == "scheduler:b"
+    # A holder that crashed never releases: its lease lapses at its expiry.
+    lapsed = one.take_lease("salesforce", "expiry:c", NOW + ttl, ttl)
+    assert (lapsed.holder, lapsed.since) == ("expiry:c", NOW + ttl)
+
+
+def test_of_many_callers_at_once_exactly_one_takes_the_lease(stores: StoreFactory) -> None:
+    callers = 8
+    instances = [stores() for _ in range(callers)]  # one per process
+    start = threading.Barrier(callers)
+
+    def take(index: int) -> str:
+        start.wait()
+        lease = instances[index].take_lease(
+            "salesforce", f"run-now:{index}", NOW, timedelta(minutes=30)
+        )
+        return lease.holder
+
+    with ThreadPoolExecutor(callers) as pool:
+        holders = list(pool.map(take, range(callers)))
+    assert len(set(holders)) == 1  # every caller sees the same winner
+    assert holders.count(holders[0]) == callers

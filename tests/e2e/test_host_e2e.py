@@ -239,13 +239,27 @@ def test_policies_ask_answers_arrive_deadlines_pass_and_the_ledger_matches_the_d
         ])  # fmt: skip
         assert (status, counts["kept"], counts["queued"]) == (202, 1, 1)
 
-        removed_now = host.drain()  # the "no" removals flow through the queue at once
+        # The "no" removals are released by the next expiry tick, which re-decides them first.
+        clock.now += timedelta(minutes=15)
+        assert "expiry" in host.tick()
+        removed_now = host.drain()
         assert (removed_now.processed, removed_now.poisoned) == (2, 0)
         assert not graph.is_member(entra_group, entra_users[idle_entra[1]])
         assert not samba_dc.is_member(ad_group, ad_dns[ad_names[1]])
 
         # Eight days later the deadline has passed: the expiry timer queues the silent ones.
         clock.now = MONDAY + timedelta(days=8)
+        # The tick re-reads the usage before releasing: today's exports, nobody's habits changed.
+        write_usage(
+            tmp_path / "salesforce-usage.csv",
+            {upn: (1 if upn in idle_entra else 600) for upn in entra_users},
+            clock.now,
+        )
+        write_usage(
+            tmp_path / "visio-usage.csv",
+            {upn: (0 if upn in idle_ad else 300) for upn in ad_upn.values()},
+            clock.now,
+        )
         assert "expiry" in host.tick()
         assert host.drain().processed == 2
         states = {(r.policy, r.user.upn.lower()): r.state for r in store.requests()}

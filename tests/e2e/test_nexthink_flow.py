@@ -90,7 +90,9 @@ def test_nexthink_usage_and_campaign_on_an_entra_group(tmp_path: Path, monkeypat
                 "application": "Salesforce Lightning",
                 "mode": "enforce",
                 "directory": {"kind": "entra", "group": group},
-                "usage": {"source": "nexthink", "match_on": "mail"},
+                # The fake's export is made once, at the start: the deadline tick a week later
+                # re-decides on it, so it must count as fresh then.
+                "usage": {"source": "nexthink", "match_on": "mail", "max_age": "10d"},
                 "ask_permission": True,
                 "campaign": {
                     "channel": "nexthink",
@@ -118,11 +120,12 @@ def test_nexthink_usage_and_campaign_on_an_entra_group(tmp_path: Path, monkeypat
         assert trigger["parameters"] == {"application_name": "Salesforce Lightning"}
         assert trigger["expiresInMinutes"] == 7 * 24 * 60
 
-        # ann answers no inside Nexthink, bob never answers; the expiry timer pulls answers by NQL.
+        # ann answers no inside Nexthink, bob never answers; the expiry timer pulls answers by NQL
+        # and, in the same tick, re-decides and releases ann's removal.
         ann_request = next(r for r in nx.campaign_requests.values() if r.sid == "S-1-5-21-9-0")
         nx.answer(ann_request.request_id, "No", NOW + timedelta(hours=2))
         report = usecases.expire_requests(ctx, NOW + timedelta(hours=3))
-        assert (report.answers_pulled, report.queued, report.errors) == (1, 0, [])
+        assert (report.answers_pulled, report.queued, report.errors) == (1, 1, [])
         assert work(ctx, queue, NOW + timedelta(hours=3)) == ["removed"]
         assert not graph.is_member(group, ids["ann"])
 

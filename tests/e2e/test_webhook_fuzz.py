@@ -114,8 +114,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     try:
         requests = store.requests(policy.name, [RequestState.PENDING])
         target = Target(app, store, queue, policy.name, [r.id for r in requests[2:]], b"")
-        # Two real answers first, a "yes" (KEPT) and a "no" (QUEUED, a removal message): the
-        # harness sees an accepted request, and what it changes.
+        # Two real answers first, a "yes" (KEPT) and a "no" (DUE: the next expiry tick releases
+        # it): the harness sees an accepted request, and what it changes.
         for request, answer in zip(requests[:2], ("yes", "no"), strict=True):
             before = target.fingerprint()
             body = json.dumps({"request_id": request.id, "answer": answer}).encode()
@@ -123,7 +123,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             assert response.status_code == 202, json_body(response)
             assert target.fingerprint() != before
         assert store.get_request(requests[0].id).state is RequestState.KEPT
-        assert store.get_request(requests[1].id).state is RequestState.QUEUED and queue.sent == 1
+        assert store.get_request(requests[1].id).state is RequestState.DUE and queue.sent == 0
         target.answered_body = body
         yield target
     finally:

@@ -179,3 +179,27 @@ def test_a_directory_that_cannot_be_built_is_503_naming_what_to_set(world: World
     error = assert_503(restore(world, {"policy": "salesforce", "run_id": run_id}))
     assert error["code"] == "not_configured" and "RECLAIM_CLIENT_ID" in error["message"]
     assert world.state() == before
+
+
+def test_overlapping_run_now_calls_make_one_run_and_the_others_are_409(world: World) -> None:
+    import threading
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    world.use_policies(make_policy(mode="enforce"))
+    world.ctx.new_id = lambda: uuid.uuid4().hex  # ids from several threads at once
+    world.directory.read_delay = 0.3
+    start = threading.Barrier(4)
+
+    def call(_: int):
+        start.wait()
+        return run(world, "salesforce")
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(call, range(4)))
+    assert sorted(r.status_code for r in responses) == [200, 409, 409, 409]
+    busy = [json_body(r)["error"] for r in responses if r.status_code == 409]
+    assert all(e["code"] == "already_running" for e in busy)
+    assert all("already running since 2026-11-28 06:00:00 UTC" in e["message"] for e in busy)
+    assert len(world.ctx.store.requests()) == 4 and world.message_count() == 4
+    assert len(world.ctx.store.runs()) == 1

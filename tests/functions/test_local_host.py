@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reclaim import usecases
 from reclaim.domain.lifecycle import RequestState
 from reclaim.host import LocalHost, resolve, route_pattern, serve
 from reclaim.settings import Settings
@@ -69,6 +70,7 @@ def test_the_webhook_answers_over_http(world: World, local: LocalHost) -> None:
         local, "POST", "/api/campaign/responses", body, signed(SECRET, body, world.clock())
     )
     assert (status, json.loads(payload)["queued"]) == (202, 1)
+    usecases.expire_requests(world.ctx, world.clock())  # the tick that re-decides and releases
     assert local.drain().processed == 1
     assert world.ctx.store.get_request(request_id).state is RequestState.REMOVED
 

@@ -12,7 +12,7 @@ import pytest
 from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.records import LedgerOutcome
 from tests.functions.conftest import SECRET, SECRET_NAME, World
-from tests.support.functions import call_http, json_body, signed
+from tests.support.functions import call_http, call_timer, json_body, signed
 
 pytestmark = pytest.mark.azurite
 
@@ -58,12 +58,16 @@ def test_a_yes_by_request_id_keeps_the_licence(world: World, asked: dict[str, st
     assert world.message_count() == 0
 
 
-def test_a_no_by_policy_and_user_queues_the_removal_at_once(
+def test_a_no_by_policy_and_user_queues_the_removal_for_the_next_tick(
     world: World, asked: dict[str, str]
 ) -> None:
     response = post(world, {"policy": "salesforce", "user": "U1@C.COM", "answer": "No"})
 
     assert json_body(response)["queued"] == 1
+    # Due: the next expiry tick re-decides it on fresh data, then releases it.
+    assert world.ctx.store.get_request(asked["u1@c.com"]).state is RequestState.DUE
+    assert world.message_count() == 0
+    call_timer("expiry")
     assert world.ctx.store.get_request(asked["u1@c.com"]).state is RequestState.QUEUED
     assert world.message_count() == 1
 

@@ -4,6 +4,7 @@ and HTTPS fakes)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ class MemoryDirectory:
     transient_failures: int = 0  # the next N removals raise TransientError
     failures: dict[str, Exception] = field(default_factory=dict)  # label -> raised by remove()
     add_failures: dict[str, Exception] = field(default_factory=dict)  # label -> raised by add()
+    read_delay: float = 0.0  # seconds each listing takes, so overlapping runs really overlap
 
     def holds(self, group: str, label: str) -> bool:
         return any(m.user.label == label for m in self.groups.get(group, []))
@@ -42,7 +44,9 @@ class MemoryDirectory:
         return GroupInfo(group, group, len(self.groups.get(group, [])))
 
     def members(self, group: str) -> Iterator[Member]:
-        yield from list(self.groups.get(group, []))
+        listed = list(self.groups.get(group, []))
+        time.sleep(self.read_delay)
+        yield from listed
 
     def remove(self, group: str, user: User, **_: str) -> RemovalResult:
         if user.label in self.failures:

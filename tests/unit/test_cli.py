@@ -142,3 +142,19 @@ def test_the_module_runs_as_a_command(env) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "2 policy(ies) valid: salesforce-lightning, visio-plan2\n"
+
+
+def test_run_while_the_policy_is_running_exits_3_and_says_since_when(env, tmp_path) -> None:
+    from datetime import timedelta
+
+    from reclaim.adapters.sqlite import SqliteStore
+
+    SqliteStore(env["RECLAIM_STATE_DB"]).take_lease(
+        "salesforce-lightning", "scheduler:x", NOW, timedelta(minutes=30)
+    )
+    code, out, err = cli(
+        "run", "--policies", str(EXAMPLES), "--policy", "salesforce-lightning", env=env
+    )
+    assert code == 3 and out == ""
+    assert "already running since 2026-11-28 06:00:00 UTC (scheduler)" in err
+    assert SqliteStore(env["RECLAIM_STATE_DB"]).runs() == []

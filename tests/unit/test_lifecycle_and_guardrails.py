@@ -24,7 +24,12 @@ VALID = [
     (S.PENDING, S.QUEUED),
     (S.PENDING, S.LAPSED),
     (S.PENDING, S.CANCELLED),
+    (S.PENDING, S.DUE),  # answered no, or held by a tick past the deadline
+    (S.DUE, S.DUE),  # held again, for another reason
+    (S.DUE, S.QUEUED),  # released by a tick that re-decided it
+    (S.DUE, S.CANCELLED),
     (S.QUEUED, S.REMOVING),
+    (S.QUEUED, S.DUE),  # handed back by the worker: the decision was too old
     (S.QUEUED, S.CANCELLED),
     (S.REMOVING, S.REMOVING),
     (S.REMOVING, S.REMOVED),

@@ -146,10 +146,13 @@ def test_asking_then_answers_yes_no_and_silence(world) -> None:
     assert usecases.record_answer(ctx, yes, NOW) is usecases.AnswerStatus.DUPLICATE
     no = usecases.AnswerCommand(AnswerValue.NO, NOW, policy="salesforce", user="S-1-5-21-1")
     assert usecases.record_answer(ctx, no, NOW) is usecases.AnswerStatus.QUEUED
+    assert work(ctx, queue) == []  # the next expiry tick re-decides, then releases it
+    assert usecases.expire_requests(ctx, NOW + timedelta(minutes=15)).queued == 1
     assert work(ctx, queue) == [usecases.RemovalStatus.REMOVED]
 
     # u2 never answers: at the deadline the removal is queued (on_no_response: reclaim).
     assert usecases.expire_requests(ctx, NOW + timedelta(days=6)).queued == 0
+    adapters.usage_.observed_at = NOW + timedelta(days=7)  # the tick re-reads a fresh export
     assert usecases.expire_requests(ctx, NOW + timedelta(days=7, minutes=1)).queued == 1
     assert work(ctx, queue, NOW + timedelta(days=7)) == [usecases.RemovalStatus.REMOVED]
     assert [label for _, label in directory.removed] == ["u1@c.com", "u2@c.com"]
@@ -316,5 +319,9 @@ def test_a_lost_removal_message_is_sent_again_once_it_is_stale(world) -> None:
     assert usecases.expire_requests(ctx, NOW + timedelta(hours=2)).resent == 0
     ctx.kill_switch = False
     assert usecases.expire_requests(ctx, NOW + timedelta(hours=2)).resent == 4
+    # A resent message does not know when its decision was taken: handed back, re-decided by
+    # the next tick, released again; still one request per removal.
+    assert set(work(ctx, queue, NOW + timedelta(hours=2))) == {usecases.RemovalStatus.HANDED_BACK}
+    assert usecases.expire_requests(ctx, NOW + timedelta(hours=2, minutes=15)).queued == 4
     assert set(work(ctx, queue, NOW + timedelta(hours=2))) == {usecases.RemovalStatus.REMOVED}
-    assert len(directory.removed) == 4
+    assert len(directory.removed) == 4 and len(ctx.store.requests()) == 4

@@ -1,0 +1,48 @@
+"""One run per policy at a time: the lease a run, a scheduled run and the expiry tick take.
+
+The lease is a row in the state store (SQLite) or an entity with an ETag (Table storage) holding
+who has it and until when; taking it is a compare-and-set, so of overlapping callers one wins and
+the others get PolicyBusy ("already running since ..."). A holder that crashed leaves a lease
+that lapses after LEASE_TTL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from reclaim.domain.records import Lease
+from reclaim.errors import ReclaimError
+from reclaim.usecases.context import Context
+
+# Longer than a run takes (reads of a 100k-member group and its usage take minutes) and than the
+# Functions host lets an invocation live (10 min Consumption, 30 min default elsewhere), so a live
+# holder never loses it; short enough that a crashed run blocks its policy for half an hour at most.
+LEASE_TTL = timedelta(minutes=30)
+
+
+class PolicyBusy(ReclaimError):
+    """Another run (or expiry tick) of the same policy holds its lease."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        super().__init__(
+            f"policy {lease.policy!r} is already running since "
+            f"{lease.since:%Y-%m-%d %H:%M:%S} UTC ({lease.holder.split(':')[0]}); nothing was "
+            f"done: try again when it has finished (its lease lapses at {lease.expires:%H:%M:%S} UTC)"
+        )
+
+
+@contextmanager
+def policy_lease(ctx: Context, policy: str, now: datetime, purpose: str) -> Iterator[str]:
+    """Hold the policy's lease for the block; raises PolicyBusy when someone else holds it."""
+    holder = f"{purpose}:{uuid.uuid4().hex[:12]}"
+    lease = ctx.store.take_lease(policy, holder, now, LEASE_TTL)
+    if lease.holder != holder:
+        raise PolicyBusy(lease)
+    try:
+        yield holder
+    finally:
+        ctx.store.release_lease(policy, holder)

@@ -1,0 +1,233 @@
+"""release: how a due removal leaves for the queue, re-decided, capped and rate-limited.
+
+A request is due when its user answered no, stayed silent past the deadline (on_no_response:
+reclaim), was handed back by the worker (its decision had grown older than decision_max_age), or
+was held back before. Only a tick that has just re-decided it releases it (the expiry tick, under
+the policy's lease): one reading of the directory and the usage for the policy (decide.assess),
+selection re-run for the users about to be released. A user who is now ACTIVE, EXCLUDED, KEPT,
+NEW, of unknown usage or no longer a member is CANCELLED with that reason. A failing or stale
+source, or a guardrail (per-run caps count the releases), halts the tick: nothing is released,
+the requests wait, and the halt is recorded as an "expiry" run. The rolling rate
+(limits.rate: count per window, over every release of runs and ticks) lets out the oldest
+first and holds the rest; anything due longer than limits.max_wait is cancelled, never removed
+late on stale grounds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from reclaim.domain.durations import format_duration
+from reclaim.domain.guardrails import Halt
+from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
+from reclaim.domain.policy import OnNoResponse, Policy
+from reclaim.domain.records import DecisionRecord, LedgerOutcome, RunRecord, RunStatus
+from reclaim.domain.selection import Decision, DecisionKind, count_by_kind
+from reclaim.usecases.bookkeeping import cancel, enqueue_removal, ledger
+from reclaim.usecases.context import Context
+from reclaim.usecases.decide import assess
+
+log = logging.getLogger("reclaim")
+
+EXPIRY_MODE = "expiry"  # RunRecord.mode of an expiry tick's record (report tells them apart)
+
+
+@dataclass(frozen=True)
+class Release:
+    released: int = 0
+    cancelled: int = 0
+    held: int = 0
+    halt: Halt | None = None
+
+
+def due_since(request: Request) -> datetime:
+    """When it became due: a DUE request keeps that in `deadline` (see hold, record_answer)."""
+    return request.deadline or request.updated_at
+
+
+def due_requests(ctx: Context, policy: Policy, now: datetime) -> list[Request]:
+    """DUE requests, and PENDING ones past their deadline when silence reclaims; oldest first."""
+    reclaim_silent = policy.campaign.on_no_response is OnNoResponse.RECLAIM
+    due = [
+        r
+        for r in ctx.store.requests(policy.name, [RequestState.DUE, RequestState.PENDING])
+        if r.state is RequestState.DUE
+        or (reclaim_silent and r.deadline is not None and r.deadline <= now)
+    ]
+    return sorted(due, key=lambda r: (due_since(r), r.created_at, r.id))
+
+
+def rate_text(policy: Policy) -> str:
+    rate = policy.limits.rate
+    return f"held by the rate limit (limits.rate: {rate.count} per {format_duration(rate.window)})"
+
+
+def allowance(ctx: Context, policy: Policy, now: datetime) -> int:
+    """Releases the rolling rate still allows now: every release (QUEUED entry) in the window
+    counts, whatever came of it, whichever run or tick made it."""
+    since = now - policy.limits.rate.window
+    used = sum(
+        1
+        for e in ctx.store.ledger(since, policy.name)
+        if e.outcome is LedgerOutcome.QUEUED and e.at > since
+    )
+    return max(0, policy.limits.rate.count - used)
+
+
+def hold(ctx: Context, request: Request, why: str, now: datetime) -> None:
+    """Keep a due request waiting, saying why (stored on it, and once in the ledger)."""
+    if request.state is RequestState.DUE and request.detail == why:
+        return
+    held = transition(
+        request,
+        RequestState.DUE,
+        now,
+        detail=why,
+        queue_reason=request.queue_reason or QueueReason.NO_RESPONSE,
+    )
+    if ctx.store.update_request(held):
+        ledger(ctx, held, LedgerOutcome.HELD, now, why)
+
+
+def release_new(
+    ctx: Context, policy: Policy, requests: Sequence[Request], now: datetime
+) -> tuple[int, int]:
+    """A run without asking: its decisions are fresh, so it releases new requests itself, up to
+    the rate's allowance in the order given; the rest are stored DUE, held. (released, held)"""
+    left = allowance(ctx, policy, now)
+    for request in requests[:left]:
+        enqueue_removal(ctx, policy, request, QueueReason.NO_ASK, now, new=True, decided_at=now)
+    why = rate_text(policy)
+    for request in requests[left:]:
+        held = replace(
+            request,
+            state=RequestState.DUE,
+            queue_reason=QueueReason.NO_ASK,
+            deadline=now,
+            detail=why,
+        )
+        if ctx.store.add_request(held):
+            ledger(ctx, held, LedgerOutcome.HELD, now, why)
+    released = min(left, len(requests))
+    return released, len(requests) - released
+
+
+def cancel_overdue(
+    ctx: Context, policy: Policy, due: Sequence[Request], now: datetime
+) -> list[Request]:
+    """Cancel what has been due longer than limits.max_wait; the rest, still due."""
+    limit = policy.limits.max_wait
+    waiting: list[Request] = []
+    for request in due:
+        since = due_since(request)
+        if now - since <= limit:
+            waiting.append(request)
+            continue
+        held = request.detail if request.detail.startswith("held") else "waiting for release"
+        cancel(
+            ctx,
+            request,
+            f"{held} since {since:%Y-%m-%d %H:%M} UTC, longer than limits.max_wait "
+            f"{format_duration(limit)}: not removed on stale grounds; the next run judges the "
+            "user afresh",
+            now,
+        )
+    return waiting
+
+
+def release_due(ctx: Context, policy: Policy, now: datetime) -> Release:
+    """Re-decide the policy's due requests on one fresh reading and release what still holds.
+    The caller holds the policy's lease."""
+    due = cancel_overdue(ctx, policy, due_requests(ctx, policy, now), now)
+    if not due:
+        return Release()
+    if ctx.kill_switch:
+        return Release(held=len(due))  # nothing read, nothing written: they wait as they are
+    keys = {r.state_key for r in due}
+    assessment = assess(ctx, policy, now, kill_switch=False, releasing=keys)
+    tick_id = ctx.new_id()
+    re_decided = [d for d in assessment.decisions if d.state_key in keys]
+    if assessment.halt is not None:
+        halt = assessment.halt
+        for request in due:
+            hold(ctx, request, f"held: the expiry tick halted ({halt.check})", now)
+        _record_tick(ctx, policy, tick_id, now, assessment.decisions, re_decided, 0, halt)
+        log.warning("expiry tick of %s halted by %s: %s", policy.name, halt.check, halt.reason)
+        return Release(held=len(due), halt=halt)
+
+    by_key = {d.state_key: d for d in assessment.decisions}
+    releasable: list[Request] = []
+    releasing: set[str] = set()
+    cancelled = 0
+    for request in due:
+        decision = by_key.get(request.state_key)
+        if decision is None:
+            why = "no longer a member of the group"
+        elif request.state_key in releasing:
+            why = "another request of this user is being released"
+        elif decision.kind is DecisionKind.CANDIDATE:
+            releasable.append(request)
+            releasing.add(request.state_key)
+            continue
+        else:
+            why = f"{decision.kind.value.lower()}: {decision.reason}"
+        cancelled += cancel(ctx, request, f"re-decided before release: {why}", now)
+
+    left = allowance(ctx, policy, now)
+    released = 0
+    for request in releasable[:left]:
+        reason = request.queue_reason or QueueReason.NO_RESPONSE
+        queued = enqueue_removal(ctx, policy, request, reason, now, decided_at=now)
+        released += queued.state is RequestState.QUEUED
+    for request in releasable[left:]:
+        hold(ctx, request, rate_text(policy), now)
+    held = max(0, len(releasable) - left)
+    _record_tick(ctx, policy, tick_id, now, assessment.decisions, re_decided, released, None)
+    return Release(released, cancelled, held)
+
+
+def _record_tick(
+    ctx: Context,
+    policy: Policy,
+    tick_id: str,
+    now: datetime,
+    decisions: Sequence[Decision],
+    re_decided: Sequence[Decision],
+    released: int,
+    halt: Halt | None,
+) -> None:
+    """The tick's decisions about the users it re-decided, as a run of mode "expiry" (explain
+    and report show it). A halt the previous tick recorded already is not recorded again."""
+    if halt is not None:
+        ticks = [r for r in ctx.store.runs(policy=policy.name) if r.mode == EXPIRY_MODE]
+        last = ticks[-1] if ticks else None
+        if last and (last.halt_check, last.halt_reason) == (halt.check, halt.reason):
+            return
+    run = RunRecord(
+        id=tick_id,
+        policy=policy.name,
+        mode=EXPIRY_MODE,
+        started_at=now,
+        status=RunStatus.HALTED if halt else RunStatus.COMPLETED,
+        members=len(decisions),
+        counts={k.value: n for k, n in count_by_kind(re_decided).items()},
+        enqueued=released,
+        halt_check=halt.check if halt else "",
+        halt_reason=halt.reason if halt else "",
+    )
+    records = [
+        DecisionRecord(
+            tick_id,
+            policy.name,
+            d.state_key,
+            d.member.user,
+            d.kind.value,
+            d.reason,
+            d.evidence.to_dict(),
+        )
+        for d in re_decided
+    ]
+    ctx.store.record_run(run, records, None)
