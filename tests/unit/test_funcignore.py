@@ -57,3 +57,15 @@ def test_only_the_app_ships(tmp_path: Path) -> None:
     package = shipped(tmp_path, files)
     app = {p for p in files if p in APP or (p.startswith("reclaim/") and p.endswith(".py"))}
     assert package == app, {"ships but should not": package - app, "missing": app - package}
+
+
+def test_the_repository_tracks_no_symlink() -> None:
+    # A tracked symlink (a worktree's node_modules -> another checkout, say) dangles in a fresh
+    # clone, and installs then write through it.
+    listed = subprocess.run(
+        ["git", "ls-files", "--stage"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    links = [
+        line.split("\t", 1)[1] for line in listed.stdout.splitlines() if line.startswith("120000")
+    ]
+    assert links == []
