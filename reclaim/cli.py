@@ -129,6 +129,7 @@ class _App:
 
 def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
     from reclaim.adapters.sqlite import SqliteQueue, SqliteStore
+    from reclaim.ports import StateStore
     from reclaim.wiring import Wiring, build_notifier, build_store
 
     settings = Settings.from_env(env)
@@ -144,7 +145,7 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
         and not settings.state_db.exists()
     ):
         # Nothing recorded yet, and a plan writes nothing: not even an empty state file.
-        store = SqliteStore(":memory:")
+        store: StateStore = SqliteStore(":memory:")
     else:
         store = build_store(settings)
     if isinstance(store, SqliteStore):

@@ -855,7 +855,7 @@ class GraphDirectory:
         matches = [_user_from(item) for item in data.get("value") or []]
         # A UPN match wins over a mail match: mail is not unique in every tenant.
         exact = [m for m in matches if normalise_key(m.upn) == normalise_key(identifier)]
-        return (exact or matches or [None])[0]
+        return next(iter(exact or matches), None)
 
     def _reference(self, object_id: str) -> dict[str, str]:
         return {"@odata.id": f"{self._client.base_url}/directoryObjects/{segment(object_id)}"}

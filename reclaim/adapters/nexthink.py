@@ -23,6 +23,7 @@ API facts: shared/reference/api-facts.md section 1.2 (Nexthink OpenAPI files, do
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import logging
@@ -216,7 +217,8 @@ class NexthinkClient:
         for fresh_token_tried in (False, True):
             token = self.token()
             response = send_with_retries(
-                lambda token=token: self.session.request(
+                functools.partial(
+                    self.session.request,
                     method,
                     url,
                     json=body,
@@ -361,7 +363,9 @@ class ExportedResult:
         try:
             gzipped = spool.read(2) == _GZIP_MAGIC
             spool.seek(0)
-            binary: IO[bytes] = gzip.GzipFile(fileobj=spool, mode="rb") if gzipped else spool
+            binary: IO[bytes] | gzip.GzipFile = (
+                gzip.GzipFile(fileobj=spool, mode="rb") if gzipped else spool
+            )
             try:
                 yield from io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
             except (OSError, EOFError, UnicodeDecodeError) as error:

@@ -154,13 +154,13 @@ class SqliteStore:
         db = self._db()
         baseline = db.execute("SELECT taken_at FROM baselines WHERE policy=?", (policy,)).fetchone()
         first_seen = {
-            r["state_key"]: _dt(r["first_seen"])
+            r["state_key"]: datetime.fromisoformat(r["first_seen"])
             for r in db.execute(
                 "SELECT state_key, first_seen FROM members WHERE policy=?", (policy,)
             )
         }
         last_yes = {
-            r["state_key"]: _dt(r["at"])
+            r["state_key"]: datetime.fromisoformat(r["at"])
             for r in db.execute(
                 "SELECT state_key, MAX(answered_at) AS at FROM answers "
                 "WHERE policy=? AND value='yes' GROUP BY state_key",

@@ -315,7 +315,7 @@ class TableStore:
         # The run is written last: a run that is listed has its decisions and snapshot stored.
         by_partition: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
         for d in decisions:
-            entity = {
+            entity: dict[str, Any] = {
                 "PartitionKey": key(d.policy),
                 "RowKey": f"{key(d.state_key)}|{key(d.run_id)}",
                 "run_id": d.run_id,
@@ -605,7 +605,8 @@ class TableStore:
     def _time_filter(
         column: str, since: datetime | None, policy: str | None
     ) -> tuple[str, dict[str, Any]]:
-        clauses, parameters = [], {}
+        clauses: list[str] = []
+        parameters: dict[str, Any] = {}
         if policy is not None:
             clauses.append("PartitionKey eq @p")
             parameters["p"] = key(policy)

@@ -416,8 +416,9 @@ def _read_policy(r: _Reader) -> Policy:
     keep_after_yes = r.get("keep_after_yes", _duration, Policy.keep_after_yes)
     grace = r.get("new_member_grace", _duration, Policy.new_member_grace)
     ex = r.sub("exclude")
+    users: tuple[str, ...] = ex.get("users", _texts, ())
     exclude = Exclusions(
-        users=frozenset(u.lower() for u in ex.get("users", _texts, ())),
+        users=frozenset(u.lower() for u in users),
         groups=ex.get("groups", _texts, ()),
     )
     ex.finish()

@@ -148,6 +148,7 @@ class RemovalMessage:
         user = data.get("user")
         if not isinstance(user, dict) or not any(isinstance(v, str) and v for v in user.values()):
             missing.append("user")
+            user = {}
         if missing:
             raise MessageError(f"missing or empty: {', '.join(missing)}")
         return cls(

@@ -5,49 +5,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 from reclaim import reporting, usecases
 from tests.conftest import NOW
-from tests.support.components import missing
+from tests.support.chromium import headless
 from tests.unit.test_reporting import scripted_history
 
 
-def chromium() -> str:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        missing("chromium is not installed (tests/support/system_packages.sh installs it)")
-    return binary
-
-
-def headless(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-    ]
-    return subprocess.run(
-        [binary, *flags, *args], capture_output=True, text=True, timeout=90, check=False
-    )
-
-
 def test_the_html_report_renders_its_chart_and_totals(tmp_path: Path) -> None:
-    binary = chromium()
     page = tmp_path / "report.html"
     page.write_text(
         reporting.as_html(usecases.report(scripted_history(tmp_path)), NOW, timedelta(days=90))
     )
     shot = tmp_path / "report.png"
     result = headless(
-        binary,
         tmp_path / "profile",
         f"--screenshot={shot}",
         "--window-size=1000,800",
@@ -55,7 +28,7 @@ def test_the_html_report_renders_its_chart_and_totals(tmp_path: Path) -> None:
     )
     assert shot.exists() and shot.stat().st_size > 10_000, result.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    dom = headless(binary, tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
+    dom = headless(tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
     assert 'id="savings-chart"' in dom and "<rect" in dom and "<polyline" in dom
     assert 'id="total-seats">Seats freed<b>2</b>' in dom
     assert "50.00 USD" in dom and "600.00 USD" in dom

@@ -1,11 +1,12 @@
 #!/bin/sh
-# Install what the tests need from Debian: Samba (a real Active Directory domain controller) for
-# the LDAP tests, and Chromium to open the HTML report as a person would.
+# Install what the tests need from Debian: python3-venv (tests/run.sh installs the test lock into
+# .venv: Debian's own pip refuses to install into the system), Samba (a real Active Directory domain
+# controller) for the LDAP tests, and Chromium to open the HTML report as a person would.
 # Idempotent: returns at once when every package is already installed. Needs root (or sudo).
 # samba-vfs-modules is required: without it provisioning fails loading acl_xattr.so.
 set -eu
 
-PACKAGES="samba samba-dsdb-modules samba-ad-provision samba-vfs-modules chromium fonts-dejavu-core"
+PACKAGES="python3-venv samba samba-dsdb-modules samba-ad-provision samba-vfs-modules chromium fonts-dejavu-core"
 
 missing=""
 for package in $PACKAGES; do
