@@ -693,6 +693,12 @@ class NexthinkRemoteActionDirectory:
     def members(self, group: str) -> Iterator[Member]:
         return self._inner("list members").members(group)
 
+    def member_groups(self, group: str) -> list[GroupInfo]:
+        return self._inner("list nested groups").member_groups(group)
+
+    def transitive_users(self, group: str) -> Iterator[User]:
+        return self._inner("list the users of nested groups").transitive_users(group)
+
     def add(self, group: str, user: User) -> AddOutcome:
         if self.inner is None:
             raise ConfigurationError(

@@ -234,7 +234,7 @@ def _cancel_stale_requests(
         decision = by_key.get(request.state_key)
         if decision is None:
             why = "left the group"
-        elif decision.kind in (DecisionKind.ACTIVE, DecisionKind.EXCLUDED):
+        elif decision.kind in (DecisionKind.ACTIVE, DecisionKind.EXCLUDED, DecisionKind.NESTED):
             why = f"{decision.kind.value.lower()}: {decision.reason}"
         else:
             continue

@@ -11,12 +11,16 @@ Reusable for adapter, end-to-end and benchmark tests:
         ...  # graph.authority_host, RECLAIM_TENANT_ID / CLIENT_ID at graph.tenant_id / client_id,
         ...  # RECLAIM_CA_BUNDLE at graph.ca_file, and the secret at graph.client_secret
 
-What it serves, with Graph's status codes and error bodies: group read, member listing (paged by
-@odata.nextLink, page size knob), member removal by DELETE .../$ref (a DELETE without /$ref
-deletes the user object, as Graph does when the app may), member add by POST .../$ref, user read
-and $filter by userPrincipalName/mail/id, licenseAssignmentStates (one per direct assignment and
-per licensing group, kept after a removal until process_licences() when licence_lag is on) and
-assignedLicenses, /auditLogs/signIns, and
+What it serves, with Graph's status codes and error bodies: group read, member listing
+(`members` and `transitiveMembers`, users and nested groups with their @odata.type, or cast to
+microsoft.graph.user / microsoft.graph.group; paged by @odata.nextLink, page size knob), member
+removal by DELETE .../$ref (a DELETE without /$ref deletes the user object, as Graph does when the
+app may), member add by POST .../$ref, user read and $filter by userPrincipalName/mail/id,
+licenseAssignmentStates (one per direct assignment and per licensing group, kept after a removal
+until process_licences() when licence_lag is on), assignedLicenses and createdDateTime,
+/auditLogs/signIns, /auditLogs/directoryAudits ("Add member to group" entries seeded by
+add_member(..., at=...); $filter on activityDisplayName, activityDateTime and
+targetResources/any(t: t/id eq ...) only, no $select, as documented), and
 POST /$batch (at most 20 unique ids, items answered in another order).
 
 Knobs: page_size, signin_page_size, granted (application permissions), premium (P1/P2 for sign-in
