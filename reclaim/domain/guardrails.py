@@ -132,6 +132,6 @@ def _coverage(usage: UsageIndex, policy: Policy, group_size: int) -> Halt | None
             f"the usage source reported {usage.matched} of the group's {group_size} members "
             f"({100 * share:.1f}%), under usage.min_coverage {100 * spec.min_coverage:g}%: check "
             f"usage.match_on ({spec.match_on.value}) and usage.user_column, or whether the "
-            "source still collects (the rest would all be UNKNOWN_USAGE)",
+            "source still collects (the rest would be judged as never observed)",
         )
     return None
