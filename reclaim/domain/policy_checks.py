@@ -79,8 +79,8 @@ def unworkable(policy: Policy, data: Any, path: str) -> list[str]:
     if policy.licence.sku_id and policy.directory.kind is not DirectoryKind.ENTRA:
         problem(
             "licence.sku_id",
-            f"the seat check reads Entra ID licences; directory.kind {policy.directory.kind.value} "
-            "has none (remove it)",
+            f"is the SKU of an Entra group; directory.kind {policy.directory.kind.value} does not "
+            "read it (for users synced to Entra ID, use licence.entra_sku_id)",
         )
     return problems
 

@@ -293,8 +293,8 @@ def test_validation_refuses_what_cannot_work_all_at_once_with_paths() -> None:
         "policies[1].usage.app_id: expected the application's appId (a GUID), got 'not-a-guid'",
         "policies[1].usage.timestamp_column: source entra-signins does not read it (remove it)",
         "policies[1].directory.devices: kind ad does not read it (remove it)",
-        "policies[1].licence.sku_id: the seat check reads Entra ID licences; directory.kind ad "
-        "has none (remove it)",
+        "policies[1].licence.sku_id: is the SKU of an Entra group; directory.kind ad does not "
+        "read it (for users synced to Entra ID, use licence.entra_sku_id)",
     ]
 
 
