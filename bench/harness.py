@@ -97,6 +97,7 @@ def graph_tenant(graph: FakeGraph, workdir: Path, members: int) -> GraphTenant:
                     "name": "bench",
                     "application": "Bench App",
                     "mode": "enforce",
+                    "ask_permission": False,
                     "directory": {"kind": "entra", "group": group},
                     "usage": {
                         "source": "csv",

@@ -40,6 +40,7 @@ _ORDER = [
     DecisionKind.UNKNOWN_USAGE,
     DecisionKind.NEW,
     DecisionKind.EXCLUDED,
+    DecisionKind.NESTED,
 ]
 
 
@@ -224,6 +225,10 @@ def _print_outcome_table(policy: Policy, outcome: usecases.RunOutcome, out: Text
     if outcome.halt:
         out.write(f"HALTED by {outcome.halt.check}: {outcome.halt.reason}\n")
         out.write("Nothing was asked or removed.\n")
+    dated = next((d.evidence for d in outcome.decisions if d.evidence.usage_clock), None)
+    if dated is not None:
+        when = f"{dated.usage_as_of:%Y-%m-%d %H:%M %Z}" if dated.usage_as_of else "unknown"
+        out.write(f"usage data as of {when} ({dated.usage_clock})\n")
     if outcome.decisions:
         rows = [("USER", "DECISION", "REASON")]
         rows += [(d.member.user.label, d.kind.value, d.reason) for d in _sorted(outcome.decisions)]

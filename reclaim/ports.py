@@ -52,7 +52,17 @@ class Directory(Protocol):
 
     def check_group(self, group: str) -> GroupInfo: ...
 
-    def members(self, group: str) -> Iterator[Member]: ...
+    def members(self, group: str) -> Iterator[Member]:
+        """The group's direct members that are users (the ones a removal can take out)."""
+        ...
+
+    def member_groups(self, group: str) -> list[GroupInfo]:
+        """The groups that are direct members of `group` (nested groups)."""
+        ...
+
+    def transitive_users(self, group: str) -> Iterator[User]:
+        """Every user in `group` at any depth of nesting (for exclusions and nested groups)."""
+        ...
 
     def remove(
         self, group: str, user: User, *, request_id: str = "", run_id: str = ""
@@ -107,10 +117,15 @@ class Licences(Protocol):
 
 @dataclass(frozen=True)
 class UsageExport:
-    """Rows are an iterator, read once: a million-row export is streamed, never held."""
+    """Rows are an iterator, read once: a million-row export is streamed, never held.
 
-    observed_at: datetime
+    The data's age comes from its own clock: the newest `UsageRow.at`, or `observed_at` when the
+    source dates the whole export (only a CSV file's modification time, as a last resort).
+    `clock` says which, for the plan."""
+
+    observed_at: datetime | None
     rows: Iterable[UsageRow]
+    clock: str = ""
 
 
 class UsageSource(Protocol):

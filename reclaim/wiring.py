@@ -51,10 +51,10 @@ class Wiring:
         return path if path.is_absolute() else self.base_dir / path
 
     def _graph(self) -> Any:
-        from reclaim.adapters.graph import GraphDirectory
+        from reclaim.adapters.graph_members import EntraDirectory
 
         return self._once(
-            ("graph",), lambda: GraphDirectory.from_settings(self.settings, self.secrets())
+            ("graph",), lambda: EntraDirectory.from_settings(self.settings, self.secrets())
         )
 
     def _ldap(self) -> Any:

@@ -29,6 +29,14 @@ def make_policy(**overrides: object) -> Policy:
         "limits": {"max_removals_per_run": 100, "max_percent_of_group": 100},
         "licence": {"monthly_cost": 25.0},
     }
+    if overrides.get("mode") == "enforce":
+        # Enforcing needs a directory that can remove (the tests inject an in-memory one) and
+        # ask_permission stated: these tests remove without asking unless they say otherwise.
+        data["directory"] = {"kind": "ad", "group": "SF"}
+        data["ask_permission"] = False
+    directory = overrides.get("directory")
+    if isinstance(directory, dict) and directory.get("kind", "csv") != "csv":
+        data["directory"] = {}  # the members file belongs to kind csv only (validate refuses it)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}

@@ -10,8 +10,9 @@ import gzip
 import io
 import math
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from reclaim.domain.model import CampaignResponse, Member, UsageRow, User, normalise_key
 from reclaim.domain.policy import Policy, UsageUnit
@@ -60,6 +61,8 @@ def usage_rows(lines: Iterable[str], policy: Policy, source: str) -> Iterator[Us
     user_at, usage_at = columns.index(spec.user_column), columns.index(spec.usage_column)
     answer_at = _optional_column(columns, spec.answer_column, "answer_column", source)
     date_at = _optional_column(columns, spec.answered_at_column, "answered_at_column", source)
+    clock_at = _optional_column(columns, spec.timestamp_column, "timestamp_column", source)
+    zone = ZoneInfo(spec.timezone)
     factor = _MINUTES_PER_UNIT[spec.unit]
     for line_number, row in enumerate(reader, start=2):
         if not row:
@@ -81,10 +84,14 @@ def usage_rows(lines: Iterable[str], policy: Policy, source: str) -> Iterator[Us
                 f"{source} line {line_number}: {spec.usage_column} is {raw!r}, "
                 "not a number of 0 or more"
             )
+        where = f"{source} line {line_number}"
         answer = None
         if answer_at is not None:
-            answer = _response(row, answer_at, date_at, f"{source} line {line_number}")
-        yield UsageRow(key, amount, answer)
+            answer = _response(row, answer_at, date_at, zone, where)
+        at = None
+        if clock_at is not None:
+            at = parse_time(row[clock_at], zone, f"{where}: {spec.timestamp_column}")
+        yield UsageRow(key, amount, answer, at)
 
 
 _RESPONSE_STATES = {
@@ -106,8 +113,20 @@ def _optional_column(columns: list[str], name: str, setting: str, source: str) -
     return columns.index(name)
 
 
+def parse_time(value: str, zone: tzinfo, where: str) -> datetime | None:
+    """An ISO 8601 time; one written without an offset is read in `zone` (usage.timezone)."""
+    text = value.strip()
+    if not text or text.lower() == "null":
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SourceError(f"{where}: {text!r} is not an ISO date and time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
 def _response(
-    row: list[str], answer_at: int, date_at: int | None, where: str
+    row: list[str], answer_at: int, date_at: int | None, zone: tzinfo, where: str
 ) -> CampaignResponse | None:
     raw = row[answer_at].strip().lower()
     if not raw or raw == "null":
@@ -115,18 +134,14 @@ def _response(
     state = _RESPONSE_STATES.get(raw)
     if state is None:
         raise SourceError(f"{where}: campaign response {raw!r} is not yes, no or pending")
-    when = row[date_at].strip() if date_at is not None else ""
-    try:
-        at = datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None
-    except ValueError:
-        raise SourceError(f"{where}: response date {when!r} is not an ISO date") from None
-    if at is not None and at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
+    at = parse_time(row[date_at], zone, f"{where}: response date") if date_at is not None else None
     return CampaignResponse(state, at)
 
 
 class CsvUsage:
-    """reclaim.ports.UsageSource over a usage export file; its age is the file's modification time."""
+    """reclaim.ports.UsageSource over a usage export file. Its age is the newest value of
+    usage.timestamp_column; without one, the file's modification time, as a last resort (a copy
+    resets it, so an old export copied today looks fresh)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -138,7 +153,15 @@ class CsvUsage:
             raise ConfigurationError(
                 f"cannot read {self.path}: {error.strerror or error}"
             ) from None
-        return UsageExport(observed_at=modified, rows=self._rows(policy))
+        column = policy.usage.timestamp_column
+        if column:
+            clock = f"newest {column} in {self.path.name}"
+            return UsageExport(observed_at=None, rows=self._rows(policy), clock=clock)
+        clock = (
+            f"modification time of {self.path.name}: no usage.timestamp_column, and a copy "
+            "resets it"
+        )
+        return UsageExport(observed_at=modified, rows=self._rows(policy), clock=clock)
 
     def _rows(self, policy: Policy) -> Iterator[UsageRow]:
         with open_text(self.path) as lines:
@@ -193,7 +216,13 @@ class CsvDirectory:
                 ) from None
             if added_at is not None and added_at.tzinfo is None:
                 added_at = added_at.replace(tzinfo=UTC)
-            yield Member(User.from_dict(row), added_at)
+            yield Member(User.from_dict(row), added_at, added_from="added_at in the members export")
+
+    def member_groups(self, group: str) -> list[GroupInfo]:
+        return []  # an export lists users only: it has no nesting
+
+    def transitive_users(self, group: str) -> Iterator[User]:
+        return (m.user for m in self.members(group))
 
     def _read_only(self) -> ConfigurationError:
         return ConfigurationError(

@@ -935,10 +935,17 @@ class RateLimiter:
                 self._sleep(self._recent[0] + self.window - now)
 
 
+def _signed_in_at(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
+
 class EntraSignInsUsage:
     """reclaim.ports.UsageSource from /auditLogs/signIns: one row per sign-in to the policy's
-    application within the look-back window (as far back as the tenant's log retention reaches).
-    Members who never signed in are not in the rows, so selection sees them as UNKNOWN_USAGE."""
+    application within the look-back window (validation keeps it within the log's retention).
+    The log records every sign-in, so a member absent from it signed in zero times."""
 
     KEY_FIELDS = {
         MatchOn.UPN: "userPrincipalName",
@@ -978,7 +985,9 @@ class EntraSignInsUsage:
             first = self._page(path, what)
         except (TransientError, PermanentError) as error:
             raise SourceError(f"{what} failed, the run stops: {error}") from error
-        return UsageExport(observed_at=now, rows=self._rows(first, key_field, what))
+        # The log's own clock: its newest sign-in (rows carry their createdDateTime).
+        clock = f"newest sign-in to app {spec.app_id} in the Entra sign-in log"
+        return UsageExport(observed_at=None, rows=self._rows(first, key_field, what), clock=clock)
 
     def _page(self, path: str, what: str) -> dict[str, Any]:
         self._limiter.acquire()
@@ -995,7 +1004,7 @@ class EntraSignInsUsage:
                 for item in page["value"]:
                     key = normalise_key(str(item.get(key_field) or ""))
                     if key:
-                        yield UsageRow(user_key=key, amount=1.0)
+                        yield UsageRow(key, 1.0, at=_signed_in_at(item.get("createdDateTime")))
                 link = page.get("@odata.nextLink")
                 if not link:
                     return

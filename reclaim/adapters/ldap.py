@@ -15,12 +15,14 @@ Members are read with a paged search for `(memberOf=<group DN>)` rather than a r
 group's `member` attribute: each page of up to 1,000 users carries their attributes (ranged
 retrieval yields DNs only, and each would cost another lookup), the server filters out computers,
 contacts and groups, and groups of any size are read completely. Consequences, by design:
-- nested groups are not expanded: only direct members are listed, because only a direct
-  membership can be removed from this group (members through a nested group belong to a policy of
-  that group);
+- members() lists direct members only, because only a direct membership can be removed from this
+  group; member_groups() names the groups nested in it and transitive_users() lists users at any
+  depth with the in-chain matching rule (for exclusion groups, and the plan's NESTED members);
 - users outside RECLAIM_LDAP_BASE_DN, and members through their primary group (primaryGroupID,
   which never appears in `member`), are not listed;
-- whenChanged is not the date a user joined, so Member.added_at stays None.
+- a member's join date is the `ftimeCreated` of its value in the group's msDS-ReplValueMetaData
+  (Windows AD); whenChanged is not a join date, and Samba returns no metadata values, so there
+  Member.added_at stays None.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ from ldap3.protocol.formatters.formatters import format_sid
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
+from reclaim.adapters.ldap_members import (
+    IN_CHAIN_MEMBER_OF,
+    JOINED_FROM,
+    VALUE_METADATA,
+    join_dates,
+    metadata_values,
+)
 from reclaim.domain.model import Member, User
 from reclaim.errors import (
     ConfigurationError,
@@ -188,9 +197,38 @@ class LdapDirectory:
         return GroupInfo(id=entry["dn"], display_name=name)
 
     def members(self, group: str) -> Iterator[Member]:
-        """Direct members that are users, page by page (see the module docstring)."""
+        """Direct members that are users, page by page (see the module docstring), each with
+        the join date msDS-ReplValueMetaData gives (Windows AD; Samba gives none)."""
         group_dn = self._run(f"reading group {group}", lambda c: self._find_group(c, group))["dn"]
+        joined = join_dates(
+            self._run(f"reading when members joined {group}", lambda c: self._metadata(c, group_dn))
+        )
         search_filter = f"(&{USER_FILTER}(memberOf={escape_filter_chars(group_dn)}))"
+        for found in self._paged(search_filter, MEMBER_ATTRIBUTES, f"the members of {group}"):
+            added = joined.get(found["dn"].lower())
+            yield Member(_user(found), added_at=added, added_from=JOINED_FROM if added else "")
+
+    def member_groups(self, group: str) -> list[GroupInfo]:
+        """Groups that are direct members of `group`."""
+        group_dn = self._run(f"reading group {group}", lambda c: self._find_group(c, group))["dn"]
+        search_filter = f"(&(objectClass=group)(memberOf={escape_filter_chars(group_dn)}))"
+        return [
+            GroupInfo(id=e["dn"], display_name=_text(e, "cn") or _text(e, "sAMAccountName"))
+            for e in self._paged(search_filter, GROUP_ATTRIBUTES, f"the groups in {group}")
+        ]
+
+    def transitive_users(self, group: str) -> Iterator[User]:
+        """Users in `group` at any depth: the in-chain matching rule (LDAP_MATCHING_RULE_IN_CHAIN),
+        which the DC evaluates, cycles included."""
+        group_dn = self._run(f"reading group {group}", lambda c: self._find_group(c, group))["dn"]
+        search_filter = f"(&{USER_FILTER}({IN_CHAIN_MEMBER_OF}{escape_filter_chars(group_dn)}))"
+        what = f"the users in {group} and its nested groups"
+        return (_user(e) for e in self._paged(search_filter, MEMBER_ATTRIBUTES, what))
+
+    def _paged(self, search_filter: str, attributes: list[str], what: str) -> Iterator[dict]:
+        """Entries of a paged subtree search; only the first page may be retried, because a
+        paging cookie dies with its connection."""
+        what = f"listing {what}"
         listing: list[Connection] = []  # the connection the paging cookie belongs to
         cookie: bytes | None = None
         while True:
@@ -198,26 +236,23 @@ class LdapDirectory:
             def page(conn: Connection, cookie: bytes | None = cookie) -> tuple[list, bytes | None]:
                 if listing and conn is not listing[0]:
                     raise TransientError(
-                        f"the connection to {self._url} was renewed while listing the members "
-                        f"of {group}; list them again"
+                        f"the connection to {self._url} was renewed while {what}; list again"
                     )
                 conn.search(
                     self._base_dn,
                     search_filter,
                     SUBTREE,
-                    attributes=MEMBER_ATTRIBUTES,
+                    attributes=attributes,
                     paged_size=self._page_size,
                     paged_cookie=cookie,
                 )
-                self._check(conn, f"listing the members of {group}")
+                self._check(conn, what)
                 listing[:] = [conn]
                 control = conn.result.get("controls", {}).get(PAGED_RESULTS_CONTROL, {})
                 return _entries(conn), control.get("value", {}).get("cookie") or None
 
-            # Only the first page may be retried: a paging cookie dies with its connection.
-            entries, cookie = self._run(f"listing the members of {group}", page, retry=not listing)
-            for entry in entries:
-                yield Member(user=_user(entry))
+            entries, cookie = self._run(what, page, retry=not listing)
+            yield from entries
             if not cookie:
                 return
 
@@ -289,6 +324,14 @@ class LdapDirectory:
                 f"more than one user has sAMAccountName {name!r} under {self._base_dn}"
             )
         return found[0]["dn"]
+
+    def _metadata(self, conn: Connection, group_dn: str) -> list[bytes]:
+        """The group's msDS-ReplValueMetaData: constructed, so read with a base search (ldap3
+        follows AD's ranged retrieval of a large group by itself)."""
+        conn.search(group_dn, "(objectClass=group)", BASE, attributes=[VALUE_METADATA])
+        self._check(conn, f"reading {VALUE_METADATA} of {group_dn}")
+        found = _entries(conn)
+        return metadata_values(found[0]["raw_attributes"]) if found else []
 
     def _find_group(
         self, conn: Connection, group: str, missing: type[ConfigurationError] = GroupRefused

@@ -14,8 +14,8 @@ API facts: shared/reference/api-facts.md section 1.2 (Nexthink OpenAPI files, do
   look-back window, which is the bulk, low-frequency query the export is made for; execute would
   truncate it at 1,000 rows for any organisation bigger than that (and truncation would turn real
   users into "never observed"), or time out. The download is streamed to an anonymous temporary
-  file and read lazily, so a million-row export is never held in memory. `observed_at` is the
-  moment the export was seen COMPLETED.
+  file and read lazily, so a million-row export is never held in memory. The data's age is the
+  newest value of usage.timestamp_column in it, not the moment the export completed.
 - Answers and remote-action executions are small, frequent queries: they use v2 execute and
   switch to export when execute returns 1,000 rows or more (the result may have been cut).
 """
@@ -471,9 +471,12 @@ class NexthinkUsage:
         query_id = policy.usage.query_id
         result = self.client.export(query_id, usage_parameters(policy))
         source = f"Nexthink export of {query_id} (policy {policy.name})"
+        # The age is the data's own: the newest usage.timestamp_column, never when the export
+        # ran (an export of collectors that stopped weeks ago completes today all the same).
         return UsageExport(
-            observed_at=result.completed_at,
+            observed_at=None,
             rows=usage_rows(result.lines(), policy, source),
+            clock=f"newest {policy.usage.timestamp_column} in the export of {query_id}",
         )
 
 
@@ -689,6 +692,12 @@ class NexthinkRemoteActionDirectory:
 
     def members(self, group: str) -> Iterator[Member]:
         return self._inner("list members").members(group)
+
+    def member_groups(self, group: str) -> list[GroupInfo]:
+        return self._inner("list nested groups").member_groups(group)
+
+    def transitive_users(self, group: str) -> Iterator[User]:
+        return self._inner("list the users of nested groups").transitive_users(group)
 
     def add(self, group: str, user: User) -> AddOutcome:
         if self.inner is None:

@@ -66,6 +66,9 @@ class Member:
     user: User
     added_at: datetime | None = None  # when the directory says the user joined, if it knows
     groups: frozenset[str] = frozenset()  # other groups known to hold the user (for exclusions)
+    added_from: str = ""  # the evidence behind added_at, e.g. "msDS-ReplValueMetaData"
+    created_at: datetime | None = None  # when the user object was created: a join lower bound
+    via_group: str = ""  # held only through this nested group: not a direct member
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class UsageRow:
     # The seed's NQL joins the campaign's responses into the usage query; when a policy names
     # that column, its answers count like answers reclaim collected itself.
     answer: CampaignResponse | None = None
+    at: datetime | None = None  # when the source last saw this row's activity (its own clock)
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,14 @@ class CampaignResponse:
 class UsageIndex:
     """Usage for the members of one group: who the source observed, and how much they used."""
 
-    observed_at: datetime
+    observed_at: datetime | None  # the data's own clock; None when the data carried no time
     amounts: Mapping[str, float]  # normalised key -> amount; absent means never observed
     rows_read: int
     responses: Mapping[str, CampaignResponse] = field(default_factory=dict)
+    clock: str = ""  # where observed_at comes from, for the plan
+    matched: int = 0  # members the source itself reported (before absent ones count as zero)
+    authoritative: bool = False  # the source records every user: absent means zero use
+    dated_by_rows: bool = False  # observed_at is the newest time written in the data itself
 
 
 class AnswerValue(StrEnum):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
@@ -67,6 +68,17 @@ class UsageUnit(StrEnum):
     SIGN_INS = "sign-ins"
 
 
+class FirstRun(StrEnum):
+    """How members with no evidence of their join date are judged on the first snapshot."""
+
+    BASELINE = "baseline"  # members since before tracking began (DESIGN's baseline rule)
+    NEW = "new"  # joined at the first snapshot: NEW until new_member_grace has passed
+
+
+# How far back the Entra ID sign-in log reaches (Entra ID P1/P2; api-facts.md section 8).
+SIGN_IN_LOG_RETENTION = timedelta(days=30)
+
+
 class Channel(StrEnum):
     NEXTHINK = "nexthink"
     WEBHOOK = "webhook"
@@ -104,10 +116,23 @@ class UsageSpec:
     answered_at_column: str = ""  # optional: when that response was given
     file: str = ""  # csv: the usage export
     app_id: str = ""  # entra-signins: the application's appId
+    timestamp_column: str = ""  # csv, nexthink: each row's newest event time (the data's clock)
+    timezone: str = "UTC"  # how timestamps written without an offset are read (IANA name)
+    min_coverage: float = 0.5  # share of members a source of observed users must report
 
     @property
     def counts_sign_ins(self) -> bool:
         return self.unit is UsageUnit.SIGN_INS
+
+    @property
+    def authoritative(self) -> bool:
+        """A log of every sign-in: a member absent from it signed in zero times."""
+        return self.source is UsageSourceKind.ENTRA_SIGNINS
+
+    @property
+    def retention(self) -> timedelta | None:
+        """How far back the source reaches, when it is a log that forgets (None: as exported)."""
+        return SIGN_IN_LOG_RETENTION if self.authoritative else None
 
 
 @dataclass(frozen=True)
@@ -167,6 +192,7 @@ class Policy:
     limits: Limits = field(default_factory=Limits)
     licence: Licence = field(default_factory=Licence)
     decision_max_age: timedelta = timedelta(days=1)  # older removal decisions are taken again
+    first_run: FirstRun = FirstRun.BASELINE
 
     @property
     def enforcing(self) -> bool:
@@ -289,6 +315,23 @@ def _money(value: Any) -> float:
     return float(value)
 
 
+def _share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"expected a share from 0 to 1 (0.5 = half), got {value!r}")
+    return float(value)
+
+
+def _timezone(value: Any) -> str:
+    name = _text(value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"expected an IANA time zone like UTC or Europe/Zurich, got {value!r}"
+        ) from None
+    return name
+
+
 def _choice(enum: type[T]) -> Callable[[Any], T]:
     def convert(value: Any) -> T:
         try:
@@ -365,10 +408,17 @@ def _read_usage(r: _Reader) -> UsageSpec:
         threshold = r.get("threshold", _duration, timedelta(minutes=5)).total_seconds() / 60
     if source is UsageSourceKind.ENTRA_SIGNINS and unit is not UsageUnit.SIGN_INS:
         r.problem("unit", "entra-signins counts sign-ins: use unit: sign-ins")
-    match_default = MatchOn.UPN if source is UsageSourceKind.ENTRA_SIGNINS else MatchOn.MAIL
+    signins = source is UsageSourceKind.ENTRA_SIGNINS
+    match_default = MatchOn.UPN if signins else MatchOn.MAIL
+    # The sign-in log keeps 30 days: that is its default window (a longer one is refused below).
+    lookback_default = (
+        min(UsageSpec.lookback, SIGN_IN_LOG_RETENTION) if signins else UsageSpec.lookback
+    )
+    # An NQL export always carries its clock; a CSV file without one falls back to its mtime.
+    timestamp_default = "last_event" if source is UsageSourceKind.NEXTHINK else ""
     spec = UsageSpec(
         source=source,
-        lookback=r.get("lookback", _positive_duration, UsageSpec.lookback),
+        lookback=r.get("lookback", _positive_duration, lookback_default),
         threshold=threshold,
         unit=unit,
         unknown_users=r.get("unknown_users", _choice(UnknownUsers), UnknownUsers.SKIP),
@@ -381,7 +431,10 @@ def _read_usage(r: _Reader) -> UsageSpec:
         answer_column=r.get("answer_column", _text, ""),
         answered_at_column=r.get("answered_at_column", _text, ""),
         file=r.get("file", _text, "", required=source is UsageSourceKind.CSV),
-        app_id=r.get("app_id", _text, "", required=source is UsageSourceKind.ENTRA_SIGNINS),
+        app_id=r.get("app_id", _text, "", required=signins),
+        timestamp_column=r.get("timestamp_column", _text, timestamp_default),
+        timezone=r.get("timezone", _timezone, UsageSpec.timezone),
+        min_coverage=r.get("min_coverage", _share, UsageSpec.min_coverage),
     )
     r.finish()
     return spec
@@ -453,6 +506,7 @@ def _read_policy(r: _Reader) -> Policy:
         )
     lic.finish()
     decision_max_age = r.get("decision_max_age", _positive_duration, Policy.decision_max_age)
+    first_run = r.get("first_run", _choice(FirstRun), FirstRun.BASELINE)
     r.finish()
     return Policy(
         name=name,
@@ -469,11 +523,15 @@ def _read_policy(r: _Reader) -> Policy:
         limits=limits,
         licence=licence,
         decision_max_age=decision_max_age,
+        first_run=first_run,
     )
 
 
 def policies_from_data(data: Any, source: str = "policies") -> tuple[Policy, ...]:
     """Build policies from parsed YAML, or raise PolicyError listing every problem with its path."""
+    # Imported here: the checks read the types this module defines.
+    from reclaim.domain.policy_checks import unworkable
+
     problems: list[str] = []
     top = _Reader(data, "", problems)
     entries = top.data.get("policies")
@@ -489,6 +547,7 @@ def policies_from_data(data: Any, source: str = "policies") -> tuple[Policy, ...
         names: dict[str, int] = {}
         for index, entry in enumerate(entries):
             policy = _read_policy(_Reader(entry, f"policies[{index}]", problems))
+            problems += unworkable(policy, entry, f"policies[{index}]")
             if policy.name in names:
                 problems.append(
                     f"policies[{index}].name: {policy.name!r} is already used by "

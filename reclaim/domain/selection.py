@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from reclaim.domain.durations import format_duration, format_minutes
 from reclaim.domain.model import CampaignResponse, Member, PolicyState, UsageIndex, UsageRow
-from reclaim.domain.policy import Policy, UnknownUsers
+from reclaim.domain.policy import FirstRun, Policy, UnknownUsers
 
 
 class DecisionKind(StrEnum):
+    NESTED = "NESTED"  # holds the licence through a nested group: not evaluated
     EXCLUDED = "EXCLUDED"
     NEW = "NEW"
     UNKNOWN_USAGE = "UNKNOWN_USAGE"
@@ -36,14 +37,21 @@ class Evidence:
     answered_yes_at: datetime | None = None
     request_id: str = ""
     excluded_by: str = ""
+    joined: str = ""  # which evidence gave member_since, or why there is none
+    via_group: str = ""
+    usage_as_of: datetime | None = None  # the usage data's age by its own clock ...
+    usage_clock: str = ""  # ... and where that clock was read
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"rule": self.rule}
-        for name in ("used", "threshold", "unit", "window", "request_id", "excluded_by"):
+        for name in (
+            "used", "threshold", "unit", "window", "request_id", "excluded_by", "joined",
+            "via_group", "usage_clock",
+        ):  # fmt: skip
             value = getattr(self, name)
             if value not in (None, ""):
                 result[name] = value
-        for name in ("member_since", "answered_yes_at"):
+        for name in ("member_since", "answered_yes_at", "usage_as_of"):
             value = getattr(self, name)
             if value is not None:
                 result[name] = value.isoformat()
@@ -60,37 +68,84 @@ class Decision:
 
 
 def index_usage(
-    rows: Iterable[UsageRow], member_keys: set[str], observed_at: datetime
+    rows: Iterable[UsageRow],
+    member_keys: set[str],
+    observed_at: datetime | None,
+    *,
+    clock: str = "",
+    authoritative: bool = False,
 ) -> UsageIndex:
     """Keep only members' usage, so memory follows the group, not the export (rows are streamed).
 
     A user may appear on several rows (one per device or day): their amounts add up. A row with no
-    amount means the source observed the user and recorded no use: zero, not unknown.
+    amount means the source observed the user and recorded no use: zero, not unknown. The data's
+    age is `observed_at` when given, else the newest time on any row (None when no row has one).
+    An authoritative source records every user, so a member it does not list used nothing.
     """
     amounts: dict[str, float] = {}
     responses: dict[str, CampaignResponse] = {}
+    newest: datetime | None = None
     count = 0
     for row in rows:
         count += 1
+        if row.at is not None and (newest is None or row.at > newest):
+            newest = row.at
         if row.user_key in member_keys:
             amounts[row.user_key] = amounts.get(row.user_key, 0.0) + (row.amount or 0.0)
             if row.answer is not None:
                 responses[row.user_key] = row.answer
+    matched = len(amounts)
+    if authoritative:
+        amounts = {key: amounts.get(key, 0.0) for key in member_keys}
     return UsageIndex(
-        observed_at=observed_at, amounts=amounts, rows_read=count, responses=responses
+        observed_at=observed_at or newest,
+        amounts=amounts,
+        rows_read=count,
+        responses=responses,
+        clock=clock,
+        matched=matched,
+        authoritative=authoritative,
+        dated_by_rows=observed_at is None,
     )
 
 
-def member_since(member: Member, state: PolicyState, key: str, now: datetime) -> datetime | None:
-    """When the member joined, as far as reclaim can tell; None means before tracking began."""
+@dataclass(frozen=True)
+class Joined:
+    """When a member joined, as far as the evidence goes; `at` None means before tracking."""
+
+    at: datetime | None
+    evidence: str
+
+
+BASELINE = "join date unknown (baseline)"
+
+
+def member_since(
+    member: Member, state: PolicyState, key: str, now: datetime, policy: Policy
+) -> Joined:
+    """The directory's own join date wins; otherwise reclaim's snapshots (DESIGN's baseline rule),
+    raised to the user's creation when that is later and within the grace (nobody joins a group
+    before they exist; an older creation date proves nothing)."""
     if member.added_at is not None:
-        return member.added_at
-    if state.baseline_at is None:
-        return None  # this run takes the baseline: everyone present counts as a member from before
+        return Joined(member.added_at, member.added_from or "the directory's join date")
+    joined = _tracked(state, key, now, policy)
+    created = member.created_at
+    recent = created is not None and now - created < policy.new_member_grace
+    if created is not None and recent and (joined.at is None or created > joined.at):
+        return Joined(created, f"user created {created:%Y-%m-%d}, so joined since")
+    return joined
+
+
+def _tracked(state: PolicyState, key: str, now: datetime, policy: Policy) -> Joined:
     seen = state.first_seen.get(key)
+    at_baseline = state.baseline_at is None or (seen is not None and seen <= state.baseline_at)
+    if at_baseline:
+        if policy.first_run is FirstRun.NEW:
+            return Joined(seen or now, "present at the first snapshot (first_run: new)")
+        return Joined(None, BASELINE)  # present at the baseline: a member from before tracking
     if seen is None:
-        return now  # appears in this snapshot for the first time
-    return None if seen <= state.baseline_at else seen
+        return Joined(now, "first seen in this snapshot")
+    return Joined(seen, f"first seen by reclaim on {seen:%Y-%m-%d}")
 
 
 def _amount_text(amount: float, policy: Policy) -> str:
@@ -110,7 +165,17 @@ def decide(
     unit = "sign-ins" if policy.usage.counts_sign_ins else "minutes"
 
     def made(kind: DecisionKind, reason: str, evidence: Evidence) -> Decision:
+        if kind is not DecisionKind.NESTED:
+            evidence = replace(evidence, usage_as_of=usage.observed_at, usage_clock=usage.clock)
         return Decision(member, kind, reason, evidence, state_key)
+
+    if member.via_group:
+        return made(
+            DecisionKind.NESTED,
+            f"member through nested group {member.via_group}: not evaluated, remove them from "
+            f"{member.via_group} or add its members to the group directly",
+            Evidence(rule="nested_group", via_group=member.via_group),
+        )
 
     excluded_by = _exclusion(member, policy)
     if excluded_by:
@@ -120,13 +185,15 @@ def decide(
             Evidence(rule="exclude", excluded_by=excluded_by),
         )
 
-    since = member_since(member, state, state_key, now)
+    joined = member_since(member, state, state_key, now, policy)
+    since = joined.at
     if since is not None and now - since < policy.new_member_grace:
         days = max(0, (now - since).days)
         return made(
             DecisionKind.NEW,
-            f"member for {days}d, less than the grace of {format_duration(policy.new_member_grace)}",
-            Evidence(rule="new_member_grace", member_since=since),
+            f"member for {days}d ({joined.evidence}), less than the grace of "
+            f"{format_duration(policy.new_member_grace)}",
+            Evidence(rule="new_member_grace", member_since=since, joined=joined.evidence),
         )
 
     used = usage.amounts.get(key) if key else None
@@ -147,6 +214,7 @@ def decide(
                 unit=unit,
                 window=window,
                 member_since=since,
+                joined=joined.evidence,
             ),
         )
 
@@ -161,6 +229,7 @@ def decide(
                 unit=unit,
                 window=window,
                 member_since=since,
+                joined=joined.evidence,
             ),
         )
 
@@ -213,6 +282,11 @@ def decide(
         if yes_at is not None:
             reason += f'; the "yes" of {yes_at:%Y-%m-%d} has expired'
         rule = "threshold"
+    reason += (
+        f"; member since {since:%Y-%m-%d} ({joined.evidence})"
+        if since is not None
+        else f"; {joined.evidence}"
+    )
     return made(
         DecisionKind.CANDIDATE,
         reason,
@@ -224,6 +298,7 @@ def decide(
             window=window,
             member_since=since,
             answered_yes_at=yes_at,
+            joined=joined.evidence,
         ),
     )
 
@@ -244,6 +319,11 @@ def select(
 ) -> list[Decision]:
     """One decision per member, in the order the directory listed them."""
     return [decide(m, usage, state, policy, now) for m in members]
+
+
+def evaluated(decisions: Iterable[Decision]) -> list[Decision]:
+    """The decisions about direct members: what caps and coverage are measured against."""
+    return [d for d in decisions if d.kind is not DecisionKind.NESTED]
 
 
 def count_by_kind(decisions: Iterable[Decision]) -> dict[DecisionKind, int]:

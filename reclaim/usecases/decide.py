@@ -12,7 +12,8 @@ from datetime import datetime
 
 from reclaim.domain import guardrails
 from reclaim.domain.guardrails import Halt
-from reclaim.domain.model import Member, normalise_key
+from reclaim.domain.membership import through_nested, with_groups
+from reclaim.domain.model import Member
 from reclaim.domain.policy import Policy
 from reclaim.domain.selection import Decision, DecisionKind, index_usage, select
 from reclaim.errors import ReclaimError
@@ -30,26 +31,17 @@ class Assessment:
 
 
 def read_members(directory: Directory, policy: Policy) -> list[Member]:
-    directory.check_group(policy.directory.group)
-    members = list(directory.members(policy.directory.group))
-    if not policy.exclude.groups:
-        return members
-    # A member's exclusion groups, found by listing each exclusion group once.
-    holders: dict[str, set[str]] = {}
-    for group in policy.exclude.groups:
-        for other in directory.members(group):
-            for value in other.user.identifiers().values():
-                if value:
-                    holders.setdefault(normalise_key(value), set()).add(group)
-    return [
-        replace(
-            m,
-            groups=frozenset().union(
-                *(holders.get(normalise_key(v), set()) for v in m.user.identifiers().values() if v)
-            ),
-        )
-        for m in members
+    """Direct members, with the exclusion groups that hold them at any depth, then the users
+    who hold the licence only through a nested group (decided NESTED: not evaluated)."""
+    group = policy.directory.group
+    directory.check_group(group)
+    members = list(directory.members(group))
+    nested = [
+        (inner.display_name or inner.id, directory.transitive_users(inner.id))
+        for inner in directory.member_groups(group)
     ]
+    exclusions = [(name, directory.transitive_users(name)) for name in policy.exclude.groups]
+    return with_groups(members, exclusions) + through_nested(members, nested)
 
 
 def assess(
@@ -80,7 +72,13 @@ def assess(
     keys = {k for m in members if (k := m.user.key(policy.usage.match_on))}
     try:
         export = ctx.adapters.usage_source(policy).usage(policy, now)
-        usage = index_usage(export.rows, keys, export.observed_at)
+        usage = index_usage(
+            export.rows,
+            keys,
+            export.observed_at,
+            clock=export.clock,
+            authoritative=policy.usage.authoritative,
+        )
     except ReclaimError as error:
         return Assessment(halt=Halt("usage_source", f"usage source: {error}"), read=False)
 

@@ -16,7 +16,7 @@ from reclaim.domain.records import (
     RunRecord,
     RunStatus,
 )
-from reclaim.domain.selection import Decision, DecisionKind, count_by_kind
+from reclaim.domain.selection import Decision, DecisionKind, count_by_kind, evaluated
 from reclaim.errors import ReclaimError
 from reclaim.usecases.bookkeeping import cancel, ledger
 from reclaim.usecases.context import Context
@@ -133,7 +133,7 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
 
 
 def _snapshot(decisions: Sequence[Decision]) -> list[str]:
-    return [d.state_key for d in decisions if d.state_key]
+    return [d.state_key for d in evaluated(decisions) if d.state_key]
 
 
 def _run_record(
@@ -234,7 +234,7 @@ def _cancel_stale_requests(
         decision = by_key.get(request.state_key)
         if decision is None:
             why = "left the group"
-        elif decision.kind in (DecisionKind.ACTIVE, DecisionKind.EXCLUDED):
+        elif decision.kind in (DecisionKind.ACTIVE, DecisionKind.EXCLUDED, DecisionKind.NESTED):
             why = f"{decision.kind.value.lower()}: {decision.reason}"
         else:
             continue

@@ -64,13 +64,14 @@ def test_one_row_per_sign_in_within_the_window(
     fake_graph: FakeGraph, seeded: dict[str, str]
 ) -> None:
     export = usage_source(fake_graph).usage(policy(), NOW)
-    assert export.observed_at == NOW
+    assert export.observed_at is None  # the log's own clock: its newest sign-in, on the rows
     rows = list(export.rows)
-    assert sorted(rows, key=lambda r: r.user_key) == [
-        UsageRow("ada@contoso.test", 1.0),
-        UsageRow("ada@contoso.test", 1.0),
-        UsageRow("ada@contoso.test", 1.0),
-        UsageRow("bob@contoso.test", 1.0),
+    day = timedelta(days=1)
+    assert sorted(rows, key=lambda r: (r.user_key, r.at)) == [
+        UsageRow("ada@contoso.test", 1.0, at=NOW - 29 * day),
+        UsageRow("ada@contoso.test", 1.0, at=NOW - 5 * day),
+        UsageRow("ada@contoso.test", 1.0, at=NOW - day),
+        UsageRow("bob@contoso.test", 1.0, at=NOW - 2 * day),
     ]
     first = fake_graph.requests[0]
     assert first.query["$filter"] == (

@@ -16,6 +16,7 @@ from ldap3.protocol.formatters.formatters import format_uuid_le
 
 from reclaim.adapters.ldap import LdapDirectory
 from reclaim.domain.model import User
+from reclaim.domain.selection import DecisionKind
 from reclaim.errors import (
     ConfigurationError,
     GroupRefused,
@@ -500,3 +501,96 @@ def test_unsafe_or_broken_settings_are_refused(
 ) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(problem)):
         make_directory(samba_dc, **overrides)
+
+
+# ---- nesting and join dates ---------------------------------------------------------------------
+
+
+def plan_on_ad(directory: LdapDirectory, tmp_path, group: str, names: list[str], **policy):
+    """A first-run plan of `group` over the real adapter, every member with a little usage."""
+    import itertools
+
+    from reclaim import usecases
+    from reclaim.adapters.sqlite import SqliteStore
+    from reclaim.domain.model import UsageRow
+    from tests.conftest import NOW, make_policy
+    from tests.support.memory import MemoryAdapters, MemoryQueue, MemoryUsage
+
+    class Adapters(MemoryAdapters):
+        def directory(self, policy):  # type: ignore[no-untyped-def, override]
+            return directory
+
+    chosen = make_policy(
+        directory={"kind": "ad", "group": group, "file": None},
+        usage={"match_on": "sam_account_name"},
+        **policy,
+    )
+    rows = [UsageRow(name.lower(), 1.0) for name in names]
+    ids = (f"id-{n:03d}" for n in itertools.count())
+    ctx = usecases.Context(
+        SqliteStore(tmp_path / "s.sqlite3"),
+        MemoryQueue(),
+        Adapters(None, MemoryUsage(rows, NOW)),  # type: ignore[arg-type]
+        {chosen.name: chosen},
+        new_id=lambda: next(ids),
+    )
+    outcome = usecases.run_policy(ctx, chosen, NOW, read_only=True)
+    assert outcome.halt is None, outcome.halt
+    return {d.member.user.sam_account_name: d for d in outcome.decisions}
+
+
+def test_members_of_a_group_nested_in_an_exclusion_group_are_excluded(
+    samba_dc: SambaDC, directory: LdapDirectory, tmp_path
+) -> None:
+    """The defect: exclude.groups [XAdmins], XAdmins holds XTier0 = {x0, x1}; both were
+    CANDIDATE. With the in-chain rule they are EXCLUDED (the DN has filter characters)."""
+    x0, x1, y = unique("x0"), unique("x1"), unique("y")
+    dns = dict(zip((x0, x1, y), samba_dc.create_users([x0, x1, y]), strict=True))
+    group = samba_dc.create_group(unique("lic"))
+    samba_dc.add_members(group, dns.values())
+    admins = unique("XAdmins")
+    admins_dn = samba_dc.create_group(admins)
+    tier0 = samba_dc.create_group(unique("XTier0"), cn=f"XTier0 (*){unique('')}")
+    samba_dc.add_members(tier0, [dns[x0], dns[x1]])
+    samba_dc.add_members(admins_dn, [tier0])
+    decisions = plan_on_ad(directory, tmp_path, group, [x0, x1, y], exclude={"groups": [admins]})
+    assert decisions[x0].kind is DecisionKind.EXCLUDED
+    assert decisions[x0].reason == f"excluded by policy (group {admins})"
+    assert decisions[x1].kind is DecisionKind.EXCLUDED
+    assert decisions[y].kind is DecisionKind.CANDIDATE
+    assert {u.sam_account_name for u in directory.transitive_users(admins)} == {x0, x1}
+
+
+def test_members_through_a_group_nested_in_the_licensing_group_are_nested(
+    samba_dc: SambaDC, directory: LdapDirectory, tmp_path
+) -> None:
+    direct, inner, deeper = unique("d"), unique("n"), unique("nn")
+    dns = dict(
+        zip((direct, inner, deeper), samba_dc.create_users([direct, inner, deeper]), strict=True)
+    )
+    group = samba_dc.create_group(unique("lic"))
+    team_name = unique("team")
+    team = samba_dc.create_group(team_name)
+    sub = samba_dc.create_group(unique("sub"))
+    samba_dc.add_members(group, [dns[direct], team])
+    samba_dc.add_members(team, [dns[inner], sub])
+    samba_dc.add_members(sub, [dns[deeper]])
+    decisions = plan_on_ad(directory, tmp_path, group, [direct, inner, deeper])
+    assert decisions[direct].kind is DecisionKind.CANDIDATE
+    for name in (inner, deeper):
+        assert decisions[name].kind is DecisionKind.NESTED
+        assert decisions[name].reason.startswith(f"member through nested group {team_name}:")
+    assert [g.id for g in directory.member_groups(group)] == [team]
+
+
+def test_samba_gives_no_join_dates_so_members_follow_the_baseline(
+    samba_dc: SambaDC, directory: LdapDirectory, group_with_members, tmp_path
+) -> None:
+    """Samba answers msDS-ReplValueMetaData with no values: the join date is unknown."""
+    group, names, _ = group_with_members
+    assert all(m.added_at is None for m in directory.members(group))
+    decisions = plan_on_ad(directory, tmp_path, group, names)
+    assert all(d.kind is DecisionKind.CANDIDATE for d in decisions.values())
+    assert all(d.evidence.joined == "join date unknown (baseline)" for d in decisions.values())
+    cautious = plan_on_ad(directory, tmp_path / "new", group, names, first_run="new")
+    assert all(d.kind is DecisionKind.NEW for d in cautious.values())

@@ -6,21 +6,25 @@ import gc
 import resource
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from reclaim.adapters.nexthink import NexthinkClient, NexthinkUsage
-from reclaim.domain.model import CampaignResponse, UsageRow
+from reclaim.domain import guardrails
+from reclaim.domain.model import CampaignResponse, Member, PolicyState, UsageRow, User
 from reclaim.domain.policy import Policy, policies_from_data
+from reclaim.domain.selection import index_usage, select
 from reclaim.errors import SourceError
 from tests.fakes.nexthink import FakeNexthink, secrets_for, settings_for
 
 EXPORT = "POST /api/v1/nql/export"
 FINISHED = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
 NOW = datetime(2030, 5, 6, 7, 0, 0, tzinfo=UTC)
-HEADERS = ["user.ad.email_address", "focus_time"]
+HEADERS = ["user.ad.email_address", "focus_time", "last_event"]
+SEEN = "2030-05-06T06:30:00"  # last_event, the export's own clock (naive: read in usage.timezone)
+SEEN_AT = datetime(2030, 5, 6, 6, 30, tzinfo=UTC)
 
 
 def policy(**usage: Any) -> Policy:
@@ -52,18 +56,18 @@ def test_usage_rows_come_from_the_export_in_minutes(nx: FakeNexthink) -> None:
         "#license_reclamation_usage",
         HEADERS,
         [
-            ["Ada@Example.com ", 600_000],  # 10 minutes in milliseconds
-            ["bob@example.com", None],  # observed, no focus time
-            ["", 5],  # no user: cannot match anyone
-            ["eve@example.com", 0],
+            ["Ada@Example.com ", 600_000, SEEN],  # 10 minutes in milliseconds
+            ["bob@example.com", None, None],  # observed, no focus time
+            ["", 5, SEEN],  # no user: cannot match anyone
+            ["eve@example.com", 0, SEEN],
         ],
     )
     export = source(nx).usage(policy(unit="milliseconds"), NOW)
-    assert export.observed_at == FINISHED
+    assert export.observed_at is None  # not when the export finished: the rows carry the clock
     assert list(export.rows) == [
-        UsageRow("ada@example.com", 10.0),
+        UsageRow("ada@example.com", 10.0, at=SEEN_AT),
         UsageRow("bob@example.com", None),
-        UsageRow("eve@example.com", 0.0),
+        UsageRow("eve@example.com", 0.0, at=SEEN_AT),
     ]
     assert nx.count(EXPORT) == 1
     assert nx.count("POST /api/v2/nql/execute") == 0
@@ -73,9 +77,9 @@ def test_usage_rows_come_from_the_export_in_minutes(nx: FakeNexthink) -> None:
     ("unit", "minutes"), [("seconds", 2.0), ("minutes", 120.0), ("hours", 7200.0)]
 )
 def test_units_are_converted_to_minutes(nx: FakeNexthink, unit: str, minutes: float) -> None:
-    nx.add_query("#license_reclamation_usage", HEADERS, [["a@example.com", 120]])
+    nx.add_query("#license_reclamation_usage", HEADERS, [["a@example.com", 120, SEEN]])
     rows = list(source(nx).usage(policy(unit=unit), NOW).rows)
-    assert rows == [UsageRow("a@example.com", minutes)]
+    assert rows == [UsageRow("a@example.com", minutes, at=SEEN_AT)]
 
 
 def test_parameters_are_application_lookback_and_the_policys_own(nx: FakeNexthink) -> None:
@@ -96,9 +100,12 @@ def test_parameters_are_application_lookback_and_the_policys_own(nx: FakeNexthin
 
 
 def test_columns_are_named_by_the_policy(nx: FakeNexthink) -> None:
-    nx.add_query("#license_reclamation_usage", ["user.sid", "minutes"], [["S-1-5-21-7", 3]])
-    rows = source(nx).usage(policy(user_column="user.sid", usage_column="minutes"), NOW).rows
-    assert list(rows) == [UsageRow("s-1-5-21-7", 3.0)]
+    nx.add_query(
+        "#license_reclamation_usage", ["user.sid", "minutes", "seen"], [["S-1-5-21-7", 3, SEEN]]
+    )
+    named = policy(user_column="user.sid", usage_column="minutes", timestamp_column="seen")
+    rows = source(nx).usage(named, NOW).rows
+    assert list(rows) == [UsageRow("s-1-5-21-7", 3.0, at=SEEN_AT)]
 
 
 def test_a_missing_column_names_the_columns_that_are_there(nx: FakeNexthink) -> None:
@@ -114,10 +121,10 @@ def test_a_value_that_is_not_a_number_fails_closed_naming_row_and_column(nx: Fak
     nx.add_query(
         "#license_reclamation_usage",
         HEADERS,
-        [["a@example.com", 1], ["b@example.com", "5 min"], ["c@example.com", 2]],
+        [["a@example.com", 1, SEEN], ["b@example.com", "5 min", SEEN], ["c@example.com", 2, SEEN]],
     )
     rows = iter(source(nx).usage(policy(), NOW).rows)
-    assert next(rows) == UsageRow("a@example.com", 1.0)
+    assert next(rows) == UsageRow("a@example.com", 1.0, at=SEEN_AT)
     with pytest.raises(SourceError) as caught:
         next(rows)
     assert "line 3" in str(caught.value) and "focus_time" in str(caught.value)
@@ -127,14 +134,20 @@ def test_campaign_answers_joined_into_the_usage_query_are_read(nx: FakeNexthink)
     nx.add_query(
         "#license_reclamation_usage",
         [*HEADERS, "answer", "answered_at"],
-        [["a@example.com", 1, "yes", "2030-05-01T10:00:00"], ["b@example.com", 2, None, None]],
+        [
+            ["a@example.com", 1, SEEN, "yes", "2030-05-01T10:00:00"],
+            ["b@example.com", 2, SEEN, None, None],
+        ],
     )
     rows = source(nx).usage(policy(answer_column="answer", answered_at_column="answered_at"), NOW)
     assert list(rows.rows) == [
         UsageRow(
-            "a@example.com", 1.0, CampaignResponse("yes", datetime(2030, 5, 1, 10, tzinfo=UTC))
+            "a@example.com",
+            1.0,
+            CampaignResponse("yes", datetime(2030, 5, 1, 10, tzinfo=UTC)),
+            SEEN_AT,
         ),
-        UsageRow("b@example.com", 2.0, None),
+        UsageRow("b@example.com", 2.0, None, SEEN_AT),
     ]
 
 
@@ -151,7 +164,7 @@ def test_a_million_row_export_is_streamed_in_bounded_memory(nx: FakeNexthink) ->
         "#license_reclamation_usage",
         HEADERS,
         count,
-        lambda i: (f"user{i}@example.com", (i * 7919) % 3_600_000),
+        lambda i: (f"user{i}@example.com", (i * 7919) % 3_600_000, SEEN),
     )
     started = time.monotonic()
     gc.collect()
@@ -170,3 +183,21 @@ def test_a_million_row_export_is_streamed_in_bounded_memory(nx: FakeNexthink) ->
     growth = peak - baseline
     assert growth < 50 * 1024 * 1024, f"resident memory grew {growth / 1e6:.1f} MB while streaming"
     assert time.monotonic() - started < 20
+
+
+def test_an_export_of_collectors_that_stopped_weeks_ago_is_stale(nx: FakeNexthink) -> None:
+    """The export completes now, but its newest event is three weeks old: the data is stale."""
+    weeks_ago = (NOW - timedelta(days=21)).replace(tzinfo=None).isoformat()
+    rows = [[f"u{i}@example.com", 30, weeks_ago] for i in range(4)]
+    nx.add_query("#license_reclamation_usage", HEADERS, rows)
+    checked = policy()
+    export = source(nx).usage(checked, NOW)
+    members = [Member(User(mail=f"u{i}@example.com")) for i in range(4)]
+    usage = index_usage(
+        export.rows, {m.user.mail for m in members}, export.observed_at, clock=export.clock
+    )
+    decisions = select(members, usage, PolicyState(), checked, NOW)
+    halt = guardrails.check(decisions, usage, checked, NOW, kill_switch=False)
+    assert usage.observed_at == NOW - timedelta(days=21)
+    assert halt is not None and halt.check == "stale_usage"
+    assert "newest last_event in the export of #license_reclamation_usage" in halt.reason

@@ -33,6 +33,7 @@ def ad_tenant(samba_dc, tmp_path: Path):
   - name: salesforce-ad
     application: Salesforce Lightning
     mode: enforce
+    ask_permission: false
     directory: {kind: ad, group: SF-Licensed-E2E}
     usage: {source: csv, file: usage.csv, user_column: user.name, usage_column: focus_time,
             match_on: sam_account_name, threshold: 5m}

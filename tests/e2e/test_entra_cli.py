@@ -15,6 +15,7 @@ POLICY = """policies:
   - name: visio
     application: Microsoft Visio
     mode: enforce
+    ask_permission: false
     directory: {{kind: entra, group: "{group}"}}
     usage: {{source: csv, file: usage.csv, user_column: upn, usage_column: minutes, match_on: upn}}
     limits: {{max_removals_per_run: 5, max_percent_of_group: 50}}

@@ -7,7 +7,7 @@ directory (the users gone from the group are exactly those with a REMOVED or NOT
 and no ledger entry is duplicated.
 
 - SQLite + Graph: 5,000 removals, SqliteStore and the host's queue rules (bench.harness.DelayQueue)
-  worked by batchSize threads, the real GraphDirectory/GraphClient over HTTPS to the fake.
+  worked by batchSize threads, the real EntraDirectory/GraphClient over HTTPS to the fake.
 - Table storage + Storage queue + Graph against a durable Azurite (--location) that is stopped for
   OUTAGE seconds part-way. Fewer removals (STORAGE_REMOVALS): a removal costs about seven storage
   round trips to one Azurite process; measured on 2 cores, about 45 removals/s whatever the
@@ -46,7 +46,8 @@ from bench.harness import (
 )
 from reclaim import usecases
 from reclaim.adapters.files import CsvUsage
-from reclaim.adapters.graph import GraphClient, GraphDirectory, RetryPolicy, WritePacer
+from reclaim.adapters.graph import GraphClient, RetryPolicy, WritePacer
+from reclaim.adapters.graph_members import EntraDirectory
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import MessageError, RemovalMessage
@@ -88,7 +89,7 @@ class FaultRunAdapters:
     def __init__(self, tenant: GraphTenant) -> None:
         settings = tenant.settings
         secrets = tenant.secrets
-        self._directory = GraphDirectory(
+        self._directory = EntraDirectory(
             GraphClient(
                 base_url=settings.graph_base_url,
                 authority=f"{settings.authority_host}/{settings.tenant_id}",

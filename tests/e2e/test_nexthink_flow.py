@@ -75,9 +75,9 @@ def test_nexthink_usage_and_campaign_on_an_entra_group(tmp_path: Path, monkeypat
             graph.add_member(group, ids[name])
         nx.add_query(
             USAGE_QUERY,
-            ["user.ad.email_address", "focus_time"],
+            ["user.ad.email_address", "focus_time", "last_event"],
             [
-                [f"{name}@contoso.test", minutes]
+                [f"{name}@contoso.test", minutes, (NOW - timedelta(hours=5)).isoformat()]
                 for name, minutes in people.items()
                 if minutes is not None
             ],
@@ -163,6 +163,7 @@ def test_the_remote_action_route_reaches_removed_through_the_execution_check(
                     "name": "visio-onprem",
                     "application": "Microsoft Visio",
                     "mode": "enforce",
+                    "ask_permission": False,
                     "directory": {
                         "kind": "nexthink-remote-action",
                         "group": "Visio-OnPrem-E2E",

@@ -11,12 +11,16 @@ Reusable for adapter, end-to-end and benchmark tests:
         ...  # graph.authority_host, RECLAIM_TENANT_ID / CLIENT_ID at graph.tenant_id / client_id,
         ...  # RECLAIM_CA_BUNDLE at graph.ca_file, and the secret at graph.client_secret
 
-What it serves, with Graph's status codes and error bodies: group read, member listing (paged by
-@odata.nextLink, page size knob), member removal by DELETE .../$ref (a DELETE without /$ref
-deletes the user object, as Graph does when the app may), member add by POST .../$ref, user read
-and $filter by userPrincipalName/mail/id, licenseAssignmentStates (one per direct assignment and
-per licensing group, kept after a removal until process_licences() when licence_lag is on) and
-assignedLicenses, /auditLogs/signIns, and
+What it serves, with Graph's status codes and error bodies: group read, member listing
+(`members` and `transitiveMembers`, users and nested groups with their @odata.type, or cast to
+microsoft.graph.user / microsoft.graph.group; paged by @odata.nextLink, page size knob), member
+removal by DELETE .../$ref (a DELETE without /$ref deletes the user object, as Graph does when the
+app may), member add by POST .../$ref, user read and $filter by userPrincipalName/mail/id,
+licenseAssignmentStates (one per direct assignment and per licensing group, kept after a removal
+until process_licences() when licence_lag is on), assignedLicenses and createdDateTime,
+/auditLogs/signIns, /auditLogs/directoryAudits ("Add member to group" entries seeded by
+add_member(..., at=...); $filter on activityDisplayName, activityDateTime and
+targetResources/any(t: t/id eq ...) only, no $select, as documented), and
 POST /$batch (at most 20 unique ids, items answered in another order).
 
 Knobs: page_size, signin_page_size, granted (application permissions), premium (P1/P2 for sign-in
@@ -67,8 +71,17 @@ _GROUP_PROPERTIES = {
 _USER_PROPERTIES = {
     "id", "userPrincipalName", "mail", "displayName", "onPremisesSamAccountName",
     "onPremisesSecurityIdentifier", "licenseAssignmentStates", "assignedLicenses",
-    "accountEnabled",
+    "accountEnabled", "createdDateTime",
 }  # fmt: skip
+_CASTS = {"microsoft.graph.user": "user", "microsoft.graph.group": "group"}
+ADD_MEMBER = "Add member to group"
+# The filter clauses GET /auditLogs/directoryAudits takes (Graph: eq/ge/le on activityDateTime,
+# eq on activityDisplayName, any() on targetResources' id); anything else is refused.
+_AUDIT_CLAUSE = re.compile(
+    r"^(?:activityDisplayName eq '((?:[^']|'')*)'"
+    r"|targetResources/any\((\w+):\s*\2/id eq '((?:[^']|'')*)'\)"
+    r"|activityDateTime (ge|le) (\S+))$"
+)
 _SIGNIN_PROPERTIES = {"id", "createdDateTime", "userPrincipalName", "userId", "appId",
                       "appDisplayName", "userDisplayName"}  # fmt: skip
 
@@ -84,6 +97,7 @@ class FakeUser:
     sam_account_name: str | None = None
     sid: str | None = None
     direct_licences: list[str] = field(default_factory=list)  # skuIds assigned directly
+    created: datetime | None = None  # createdDateTime (null for some old accounts, as in Graph)
 
 
 @dataclass
@@ -95,7 +109,18 @@ class FakeGroup:
     on_premises_sync_enabled: bool | None
     security_enabled: bool
     licences: list[str]  # skuIds the group assigns
-    members: dict[str, None] = field(default_factory=dict)  # insertion-ordered set of user ids
+    members: dict[str, None] = field(default_factory=dict)  # ordered set of user and group ids
+
+
+@dataclass(frozen=True)
+class FakeAudit:
+    """An "Add member to group" entry of the directory audit log."""
+
+    id: str
+    at: datetime
+    user_id: str
+    group_id: str
+    activity: str = ADD_MEMBER
 
 
 @dataclass(frozen=True)
@@ -283,6 +308,8 @@ class FakeGraph(FakeService):
         self.users: dict[str, FakeUser] = {}
         self.groups: dict[str, FakeGroup] = {}
         self.sign_ins: list[FakeSignIn] = []
+        self.audits: list[FakeAudit] = []
+        self.audit_page_size = 100
         self.deleted_users: list[str] = []  # users deleted by a DELETE without /$ref
         self._lock = threading.RLock()
         self._injections: list[_Injection] = []
@@ -350,6 +377,7 @@ class FakeGraph(FakeService):
         sid: str | None = None,
         user_id: str = "",
         direct_licences: list[str] | None = None,
+        created: datetime | None = datetime(2020, 1, 6, 9, 0, tzinfo=UTC),
     ) -> str:
         user = FakeUser(
             id=user_id or str(uuid.uuid4()),
@@ -359,6 +387,7 @@ class FakeGraph(FakeService):
             sam_account_name=sam_account_name,
             sid=sid,
             direct_licences=list(direct_licences or []),
+            created=created,
         )
         with self._lock:
             self.users[user.id] = user
@@ -390,10 +419,14 @@ class FakeGraph(FakeService):
             self.groups[group.id] = group
         return group.id
 
-    def add_member(self, group_id: str, *user_ids: str) -> None:
+    def add_member(self, group_id: str, *member_ids: str, at: datetime | None = None) -> None:
+        """Users or groups (nesting) as direct members; with `at`, the directory audit log
+        records each user's "Add member to group" at that time (without, the add predates it)."""
         with self._lock:
-            for user_id in user_ids:
-                self.groups[group_id].members[user_id] = None
+            for member_id in member_ids:
+                self.groups[group_id].members[member_id] = None
+                if at is not None and member_id in self.users:
+                    self.audits.append(FakeAudit(str(uuid.uuid4()), at, member_id, group_id))
 
     def sync_removal(self, group_id: str, *user_ids: str) -> None:
         """What directory sync does after an on-premises AD removal: the synced group loses the
@@ -609,8 +642,12 @@ class FakeGraph(FakeService):
         match parts:
             case ["groups", group_id] if method == "GET":
                 return self._need(_READ_GROUPS) or self._get_group(group_id, query)
-            case ["groups", group_id, "members", "microsoft.graph.user"] if method == "GET":
-                return self._need(_READ_GROUPS) or self._list_members(group_id, query, host_url)
+            case ["groups", group_id, "members" | "transitiveMembers" as listing, *cast] if (
+                method == "GET" and len(cast) <= 1
+            ):
+                return self._need(_READ_GROUPS) or self._list_members(
+                    group_id, query, host_url, listing, cast[0] if cast else ""
+                )
             case ["groups", group_id, "members", user_id, "$ref"] if method == "DELETE":
                 return self._need(_WRITE_MEMBERS) or self._remove(group_id, user_id)
             case ["groups", group_id, "members", user_id] if method == "DELETE":
@@ -623,6 +660,8 @@ class FakeGraph(FakeService):
                 return self._need(_READ_USERS) or self._find_users(query)
             case ["auditLogs", "signIns"] if method == "GET":
                 return self._need(_READ_AUDIT) or self._sign_ins(query, host_url)
+            case ["auditLogs", "directoryAudits"] if method == "GET":
+                return self._need(_READ_AUDIT) or self._directory_audits(query, host_url)
         return _error(
             400, "BadRequest", f"Resource not found for the segment '{parts[-1] if parts else ''}'."
         )
@@ -655,8 +694,17 @@ class FakeGraph(FakeService):
             200, {"@odata.context": "$metadata#groups/$entity", **_pick(data, selected)}
         )
 
-    def _list_members(self, group_id: str, query: dict[str, str], host_url: str) -> FakeReply:
-        selected = _select(query, _USER_PROPERTIES, "user")
+    def _list_members(
+        self, group_id: str, query: dict[str, str], host_url: str, listing: str, cast: str
+    ) -> FakeReply:
+        """members or transitiveMembers, of every type or cast to users or groups, paged."""
+        kind = _CASTS.get(cast, "") if cast else "directoryObject"
+        if not kind:
+            return _error(400, "BadRequest", f"Resource not found for the segment '{cast}'.")
+        allowed = {"user": _USER_PROPERTIES, "group": _GROUP_PROPERTIES}.get(
+            kind, _USER_PROPERTIES | _GROUP_PROPERTIES
+        )
+        selected = _select(query, allowed, kind)
         if isinstance(selected, FakeReply):
             return selected
         try:
@@ -673,24 +721,51 @@ class FakeGraph(FakeService):
         offset = _offset(query["$skiptoken"]) if "$skiptoken" in query else 0
         size = min(top, self.page_size)
         with self._lock:
-            group = self.groups.get(group_id)
-            if group is None:
+            if group_id not in self.groups:
                 return _not_found(group_id)
-            ids = list(group.members)[offset : offset + size]
-            more = offset + size < len(group.members)
-            values = [self._user_json(self.users[i], selected) for i in ids if i in self.users]
+            ids = self._member_ids(group_id, transitive=listing == "transitiveMembers")
+            ids = [
+                i for i in ids if kind == "directoryObject" or (i in self.users) == (kind == "user")
+            ]
+            more = offset + size < len(ids)
+            values = [self._object_json(i, selected) for i in ids[offset : offset + size]]
         page: dict[str, Any] = {
-            "@odata.context": f"{host_url}/v1.0/$metadata#users({','.join(selected or [])})",
+            "@odata.context": f"{host_url}/v1.0/$metadata#{kind}s({','.join(selected or [])})",
             "value": values,
         }
         if more:
             link_query = {k: v for k, v in query.items() if k != "$skiptoken"}
             link_query["$skiptoken"] = _skiptoken(offset + size)
             page["@odata.nextLink"] = (
-                f"{host_url}/v1.0/groups/{group_id}/members/microsoft.graph.user?"
+                f"{host_url}/v1.0/groups/{group_id}/{listing}{'/' + cast if cast else ''}?"
                 + "&".join(f"{k}={quote(v, safe=',$')}" for k, v in link_query.items())
             )
         return FakeReply(200, page)
+
+    def _member_ids(self, group_id: str, *, transitive: bool) -> list[str]:
+        """Direct members, or every member at any depth once (cycles allowed, as in Entra)."""
+        direct = [i for i in self.groups[group_id].members if i in self.users or i in self.groups]
+        if not transitive:
+            return direct
+        found: dict[str, None] = {}
+        pending = list(direct)
+        while pending:
+            member = pending.pop(0)
+            if member in found or member == group_id:
+                continue
+            found[member] = None
+            if member in self.groups:
+                pending.extend(self.groups[member].members)
+        return [i for i in found if i in self.users or i in self.groups]
+
+    def _object_json(self, object_id: str, selected: list[str] | None) -> dict[str, Any]:
+        if object_id in self.users:
+            return self._user_json(self.users[object_id], selected)
+        group = self.groups[object_id]
+        data = {"@odata.type": "#microsoft.graph.group", "id": group.id,
+                "displayName": group.display_name, "groupTypes": list(group.group_types),
+                "securityEnabled": group.security_enabled, "mailEnabled": False}  # fmt: skip
+        return {"@odata.type": data["@odata.type"], **_pick(data, selected)}
 
     def _remove(self, group_id: str, user_id: str) -> FakeReply:
         with self._lock:
@@ -807,6 +882,7 @@ class FakeGraph(FakeService):
                 {"skuId": sku, "disabledPlans": []}
                 for sku in dict.fromkeys(st["skuId"] for st in states if st["state"] == "Active")
             ],
+            "createdDateTime": _iso(user.created),
         }
         return {"@odata.type": data["@odata.type"], **_pick(data, selected)}
 
@@ -915,6 +991,83 @@ class FakeGraph(FakeService):
             )
         return FakeReply(200, page)
 
+    # -- directory audit log
+
+    def _directory_audits(self, query: dict[str, str], host_url: str) -> FakeReply:
+        """GET /auditLogs/directoryAudits: $filter, $top and $skiptoken only (no $select)."""
+        if "$select" in query:
+            return _error(400, "BadRequest", "Query option 'Select' is not allowed.")
+        text = query.get("$filter", "")
+        tests: list[Any] = []
+        for clause in text.split(" and ") if text else []:
+            found = _AUDIT_CLAUSE.match(clause.strip())
+            if not found:
+                return _error(400, "BadRequest", f"Invalid filter clause: {text}")
+            activity, _, target, operator, when = found.groups()
+            if activity is not None:
+                name = activity.replace("''", "'")
+                tests.append(lambda a, name=name: a.activity == name)
+            elif target is not None:
+                wanted = target.replace("''", "'")
+                tests.append(lambda a, wanted=wanted: wanted in (a.user_id, a.group_id))
+            else:
+                try:
+                    bound = datetime.fromisoformat(when.replace("Z", "+00:00"))
+                except ValueError:
+                    return _error(400, "BadRequest", f"Invalid DateTimeOffset: {when}")
+                if operator == "ge":
+                    tests.append(lambda a, bound=bound: a.at >= bound)
+                else:
+                    tests.append(lambda a, bound=bound: a.at <= bound)
+        top = int(query.get("$top", "100"))
+        if not 1 <= top <= 999:
+            return _error(400, "BadRequest", "Invalid page size: $top must be 1 to 999.")
+        size = min(top, self.audit_page_size)
+        offset = _offset(query["$skiptoken"]) if "$skiptoken" in query else 0
+        with self._lock:
+            matching = sorted(
+                (a for a in self.audits if all(test(a) for test in tests)),
+                key=lambda a: a.at,
+                reverse=True,  # newest first, as Graph lists them
+            )
+            values = [self._audit_json(a) for a in matching[offset : offset + size]]
+        page: dict[str, Any] = {
+            "@odata.context": f"{host_url}/v1.0/$metadata#auditLogs/directoryAudits",
+            "value": values,
+        }
+        if offset + size < len(matching):
+            link_query = {k: v for k, v in query.items() if k != "$skiptoken"}
+            link_query["$skiptoken"] = _skiptoken(offset + size)
+            page["@odata.nextLink"] = f"{host_url}/v1.0/auditLogs/directoryAudits?" + "&".join(
+                f"{k}={quote(v, safe=',$:')}" for k, v in link_query.items()
+            )
+        return FakeReply(200, page)
+
+    def _audit_json(self, audit: FakeAudit) -> dict[str, Any]:
+        """The shape of a real "Add member to group" entry (types in graph-v1.0-types.json)."""
+        user = self.users.get(audit.user_id)
+        group = self.groups.get(audit.group_id)
+        return {
+            "id": f"Directory_{audit.id}",
+            "category": "GroupManagement",
+            "correlationId": str(uuid.uuid4()),
+            "result": "success",
+            "resultReason": "",
+            "activityDisplayName": audit.activity,
+            "activityDateTime": _iso(audit.at),
+            "loggedByService": "Core Directory",
+            "operationType": "Assign",
+            "initiatedBy": {"app": None, "user": {"id": str(uuid.uuid4()),
+                                                   "userPrincipalName": "admin@contoso.test"}},
+            "targetResources": [
+                {"id": audit.user_id, "displayName": None, "type": "User",
+                 "userPrincipalName": user.upn if user else None, "modifiedProperties": []},
+                {"id": audit.group_id, "displayName": group.display_name if group else None,
+                 "type": "Group", "modifiedProperties": []},
+            ],
+            "additionalDetails": [],
+        }  # fmt: skip
+
     # -- JSON batching
 
     def _batch(self, body: Any, host_url: str) -> FakeReply:
@@ -974,6 +1127,10 @@ def _denied() -> FakeReply:
     return _error(
         403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
     )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _seconds(value: float) -> str:

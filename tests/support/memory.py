@@ -36,6 +36,7 @@ class MemoryDirectory:
     failures: dict[str, Exception] = field(default_factory=dict)  # label -> raised by remove()
     add_failures: dict[str, Exception] = field(default_factory=dict)  # label -> raised by add()
     read_delay: float = 0.0  # seconds each listing takes, so overlapping runs really overlap
+    nested: dict[str, list[str]] = field(default_factory=dict)  # group -> groups among its members
 
     def holds(self, group: str, label: str) -> bool:
         return any(m.user.label == label for m in self.groups.get(group, []))
@@ -47,6 +48,16 @@ class MemoryDirectory:
         listed = list(self.groups.get(group, []))
         time.sleep(self.read_delay)
         yield from listed
+
+    def member_groups(self, group: str) -> list[GroupInfo]:
+        return [GroupInfo(inner, inner) for inner in self.nested.get(group, [])]
+
+    def transitive_users(self, group: str, _seen: frozenset[str] = frozenset()) -> Iterator[User]:
+        if group in _seen:
+            return  # a cycle of nested groups, as directories allow
+        yield from (m.user for m in list(self.groups.get(group, [])))
+        for inner in self.nested.get(group, []):
+            yield from self.transitive_users(inner, _seen | {group})
 
     def remove(self, group: str, user: User, **_: str) -> RemovalResult:
         if user.label in self.failures:
@@ -78,7 +89,7 @@ class MemoryUsage:
     observed_at: datetime
 
     def usage(self, policy: Policy, now: datetime) -> UsageExport:
-        return UsageExport(self.observed_at, iter(self.rows))
+        return UsageExport(self.observed_at, iter(self.rows), clock="the test's observed_at")
 
 
 @dataclass

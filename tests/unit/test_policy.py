@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reclaim.domain.durations import format_duration, parse_duration
 from reclaim.domain.policy import (
@@ -248,3 +249,94 @@ def test_the_cli_reports_a_broken_file_without_a_traceback(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
     assert "policies[0].usage.threshold: expected a duration like 5m, got 'five'" in result.stderr
     assert "policies[0].application: is required" in result.stderr
+
+
+# ---- combinations a run would only discover by failing ---------------------------------------
+
+UNWORKABLE = {
+    "policies": [
+        {
+            "name": "csv-enforce",
+            "application": "Visio",
+            "mode": "enforce",
+            "directory": {"kind": "csv", "group": "g", "file": "members.csv"},
+            "usage": {"source": "csv", "file": "usage.csv"},
+        },
+        {
+            "name": "signins",
+            "application": "Salesforce",
+            "directory": {"kind": "ad", "group": "SF", "devices": ["mgmt-01"]},
+            "usage": {
+                "source": "entra-signins",
+                "app_id": "not-a-guid",
+                "lookback": "90d",
+                "match_on": "sid",
+                "timestamp_column": "when",
+            },
+            "licence": {"sku_id": "c7df2760-2c81-4ef7-b578-5b5392b571df"},
+        },
+    ]
+}
+
+
+def test_validation_refuses_what_cannot_work_all_at_once_with_paths() -> None:
+    assert problems_of(UNWORKABLE) == [
+        "policies[0].mode: enforce needs a directory that can remove members; directory.kind csv "
+        "is a read-only export (use entra, ad or nexthink-remote-action, or mode: dry-run)",
+        "policies[0].ask_permission: mode enforce needs it stated: true asks each candidate "
+        "first, false removes without asking",
+        "policies[1].usage.lookback: 90d is longer than the entra-signins log keeps (30d): the "
+        "older days would read as no use. Shorten it, or export the log to a file and use "
+        "source csv",
+        "policies[1].usage.match_on: the sign-in log names users by upn or object_id (mail "
+        "matches the UPN), not sid",
+        "policies[1].usage.app_id: expected the application's appId (a GUID), got 'not-a-guid'",
+        "policies[1].usage.timestamp_column: source entra-signins does not read it (remove it)",
+        "policies[1].directory.devices: kind ad does not read it (remove it)",
+        "policies[1].licence.sku_id: is the SKU of an Entra group; directory.kind ad does not "
+        "read it (for users synced to Entra ID, use licence.entra_sku_id)",
+    ]
+
+
+def test_enforce_with_ask_permission_stated_either_way_is_valid() -> None:
+    for ask in (False, True):
+        campaign = {"channel": "webhook", "url": "https://survey.example/ask"} if ask else {}
+        (policy,) = policies_from_data(
+            with_policy(mode="enforce", ask_permission=ask, campaign=campaign)
+        )
+        assert policy.ask_permission is ask
+
+
+def test_validate_exits_2_listing_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "policies.yaml"
+    path.write_text(yaml.safe_dump(UNWORKABLE))
+    done = subprocess.run(
+        [sys.executable, "-m", "reclaim", "validate", "--policies", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "8 problem(s)" in done.stderr and "Traceback" not in done.stderr
+    assert "policies[0].ask_permission" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("usage", "problem"),
+    [
+        ({"timezone": "Mars/Olympus"}, "policies[0].usage.timezone: expected an IANA time zone"),
+        ({"min_coverage": 1.5}, "policies[0].usage.min_coverage: expected a share from 0 to 1"),
+    ],
+)
+def test_clock_and_coverage_settings_are_checked(usage: dict, problem: str) -> None:
+    (found,) = problems_of(with_policy(usage={"source": "nexthink", **usage}))
+    assert found.startswith(problem)
+
+
+def test_first_run_is_baseline_unless_new() -> None:
+    (policy,) = policies_from_data(with_policy())
+    assert policy.first_run.value == "baseline"
+    assert policy.usage.timestamp_column == "last_event" and policy.usage.min_coverage == 0.5
+    (cautious,) = policies_from_data(with_policy(first_run="new"))
+    assert cautious.first_run.value == "new"

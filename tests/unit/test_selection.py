@@ -37,13 +37,15 @@ def test_the_seeds_example_is_a_candidate() -> None:
     """Salesforce Lightning used for less than 5 minutes in 90 days, and no yes: a candidate."""
     d = decision(used={"alice@contoso.com": 4.5})
     assert d.kind is DecisionKind.CANDIDATE
-    assert d.reason == "used 4m 30s in 90d, under the threshold of 5m"
+    assert d.reason == "used 4m 30s in 90d, under the threshold of 5m; join date unknown (baseline)"
     assert d.evidence.to_dict() == {
         "rule": "threshold",
         "used": 4.5,
         "threshold": 5.0,
         "unit": "minutes",
         "window": "90d",
+        "joined": "join date unknown (baseline)",
+        "usage_as_of": NOW.isoformat(),
     }
 
 
@@ -109,7 +111,7 @@ def test_new_members_by_directory_date() -> None:
     member = Member(ALICE, added_at=NOW - timedelta(days=10))
     d = decision(member, used={"alice@contoso.com": 0.0})
     assert d.kind is DecisionKind.NEW
-    assert d.reason == "member for 10d, less than the grace of 90d"
+    assert d.reason == "member for 10d (the directory's join date), less than the grace of 90d"
 
 
 def test_first_snapshot_is_the_baseline_and_later_arrivals_are_new() -> None:
@@ -204,7 +206,7 @@ def test_sign_ins_are_counted_not_timed() -> None:
     policy = make_policy(
         usage={
             "source": "entra-signins",
-            "app_id": "app",
+            "app_id": "00000000-0000-0000-0000-00000000a990",
             "threshold": 2,
             "file": None,
             "match_on": "upn",
@@ -213,4 +215,6 @@ def test_sign_ins_are_counted_not_timed() -> None:
     index = usage({"alice@contoso.com": 1.0})
     d = decide(Member(ALICE), index, PolicyState(), policy, NOW)
     assert d.kind is DecisionKind.CANDIDATE
-    assert d.reason == "used 1 sign-in(s) in 90d, under the threshold of 2 sign-in(s)"
+    assert d.reason == (
+        "used 1 sign-in(s) in 30d, under the threshold of 2 sign-in(s); join date unknown (baseline)"
+    )

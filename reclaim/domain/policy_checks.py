@@ -1,0 +1,97 @@
+"""Combinations a run would only discover by failing: refused by validation, with their paths."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from reclaim.domain.durations import format_duration
+from reclaim.domain.policy import DirectoryKind, MatchOn, Policy, UsageSourceKind
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_SIGNIN_KEYS = (MatchOn.UPN, MatchOn.MAIL, MatchOn.OBJECT_ID)
+
+# Settings that only one kind reads: elsewhere they would be silently ignored.
+_USAGE_KEYS_OF = {
+    "file": {UsageSourceKind.CSV},
+    "query_id": {UsageSourceKind.NEXTHINK},
+    "parameters": {UsageSourceKind.NEXTHINK},
+    "app_id": {UsageSourceKind.ENTRA_SIGNINS},
+    "user_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
+    "usage_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
+    "answer_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
+    "answered_at_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
+    "timestamp_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
+    "timezone": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
+    "min_coverage": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
+}
+_DIRECTORY_KEYS_OF = {
+    "file": {DirectoryKind.CSV},
+    "devices": {DirectoryKind.NEXTHINK_REMOTE_ACTION},
+    "remote_action_id": {DirectoryKind.NEXTHINK_REMOTE_ACTION},
+}
+
+
+def unworkable(policy: Policy, data: Any, path: str) -> list[str]:
+    """Problems of a policy that reads well field by field but cannot work as a whole."""
+    raw = data if isinstance(data, Mapping) else {}
+    problems: list[str] = []
+
+    def problem(at: str, message: str) -> None:
+        problems.append(f"{path}.{at}: {message}")
+
+    if policy.enforcing and policy.directory.kind is DirectoryKind.CSV:
+        problem(
+            "mode",
+            "enforce needs a directory that can remove members; directory.kind csv is a "
+            "read-only export (use entra, ad or nexthink-remote-action, or mode: dry-run)",
+        )
+    if policy.enforcing and "ask_permission" not in raw:
+        problem(
+            "ask_permission",
+            "mode enforce needs it stated: true asks each candidate first, false removes "
+            "without asking",
+        )
+    usage = policy.usage
+    if usage.retention is not None and usage.lookback > usage.retention:
+        problem(
+            "usage.lookback",
+            f"{format_duration(usage.lookback)} is longer than the {usage.source.value} log "
+            f"keeps ({format_duration(usage.retention)}): the older days would read as no use. "
+            "Shorten it, or export the log to a file and use source csv",
+        )
+    if usage.source is UsageSourceKind.ENTRA_SIGNINS:
+        if usage.match_on not in _SIGNIN_KEYS:
+            problem(
+                "usage.match_on",
+                "the sign-in log names users by upn or object_id (mail matches the UPN), "
+                f"not {usage.match_on.value}",
+            )
+        if usage.app_id and not _GUID.match(usage.app_id):
+            problem(
+                "usage.app_id", f"expected the application's appId (a GUID), got {usage.app_id!r}"
+            )
+    problems += _unused(raw.get("usage"), "source", usage.source, _USAGE_KEYS_OF, f"{path}.usage")
+    problems += _unused(
+        raw.get("directory"), "kind", policy.directory.kind, _DIRECTORY_KEYS_OF, f"{path}.directory"
+    )
+    if policy.licence.sku_id and policy.directory.kind is not DirectoryKind.ENTRA:
+        problem(
+            "licence.sku_id",
+            f"is the SKU of an Entra group; directory.kind {policy.directory.kind.value} does not "
+            "read it (for users synced to Entra ID, use licence.entra_sku_id)",
+        )
+    return problems
+
+
+def _unused(
+    data: Any, kind_key: str, kind: Any, used_by: Mapping[str, set[Any]], path: str
+) -> list[str]:
+    if not isinstance(data, Mapping):
+        return []
+    return [
+        f"{path}.{key}: {kind_key} {kind.value} does not read it (remove it)"
+        for key in data
+        if key in used_by and kind not in used_by[key] and data[key] is not None
+    ]
