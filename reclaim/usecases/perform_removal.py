@@ -129,7 +129,12 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
     if not ctx.store.update_request(claimed):
         return RemovalReport(RemovalStatus.SKIPPED, "claimed by another worker")
     if exhausted:  # the workers of the earlier attempts died holding it
-        return fail(ctx, claimed, f"gave up after {request.attempts} attempt(s)", now)
+        return fail(
+            ctx,
+            claimed,
+            f"gave up after retries ({request.attempts} attempt(s)): {request.detail}",
+            now,
+        )
     user_gone = False  # no such user: not a membership our write could have ended
     try:
         result = _remove(ctx.adapters.directory(policy), policy, claimed)
@@ -147,7 +152,9 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         if isinstance(error, DirectoryOutage):
             breaker.outage(ctx, policy, error, now)
         if command.final_attempt or claimed.attempts >= ctx.limits.max_attempts:
-            return fail(ctx, claimed, f"gave up after {claimed.attempts} attempt(s): {error}", now)
+            return fail(
+                ctx, claimed, f"gave up after retries ({claimed.attempts} attempt(s)): {error}", now
+            )
         _release(ctx, claimed, f"retrying: {error}", now)
         delay = timedelta(seconds=30 if error.retry_after is None else error.retry_after)
         ctx.queue.enqueue(message, delay=delay)
