@@ -172,6 +172,7 @@ def test_a_frozen_dc_costs_a_few_timeouts_not_one_per_message(
             elapsed = time.monotonic() - started
         finally:
             os.kill(pid, signal.SIGCONT)
+        print(f"frozen DC: 10 removals answered in {elapsed:.1f} s")  # README's figure
         assert statuses == [S.DEFERRED] * 10
         assert elapsed < 3 * 2 * 2 + 5, f"{elapsed:.1f} s for 10 messages to a frozen DC"
         (breaker,) = world.ctx.store.breakers()
