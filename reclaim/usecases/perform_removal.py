@@ -129,11 +129,9 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
     if not ctx.store.update_request(claimed):
         return RemovalReport(RemovalStatus.SKIPPED, "claimed by another worker")
     if exhausted:  # the workers of the earlier attempts died holding it
+        last = f": {request.detail}" if request.detail else ""
         return fail(
-            ctx,
-            claimed,
-            f"gave up after retries ({request.attempts} attempt(s)): {request.detail}",
-            now,
+            ctx, claimed, f"gave up after retries ({request.attempts} attempt(s)){last}", now
         )
     user_gone = False  # no such user: not a membership our write could have ended
     try:
