@@ -12,6 +12,7 @@ from reclaim.domain.records import (
     LedgerOutcome,
 )
 from reclaim.errors import ReclaimError
+from reclaim.usecases import breaker
 from reclaim.usecases.bookkeeping import ledger, removal_message
 from reclaim.usecases.context import Context, InputError
 from reclaim.usecases.lease import PolicyBusy, policy_lease
@@ -143,7 +144,7 @@ def _lapse_silent(ctx: Context, policy: Policy, now: datetime) -> int:
 
 
 def _resend_lost(ctx: Context, policy: Policy, now: datetime) -> int:
-    if ctx.kill_switch:
+    if ctx.kill_switch or breaker.current(ctx, policy).is_open:
         return 0  # messages wait on purpose, and come back by themselves
     stale = [
         r

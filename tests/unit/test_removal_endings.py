@@ -229,3 +229,16 @@ def test_consecutive_outages_treat_the_directory_as_down_for_a_back_off(world) -
     directory.refuse_all = None  # the DC is back
     assert deliver(ctx, queue, NOW + timedelta(minutes=6)) == [S.REMOVED] * 4
     assert not ctx.store.breakers()[0].is_open and ctx.store.breakers()[0].outages == 0
+
+
+def test_removals_waiting_behind_an_open_breaker_are_not_resent_as_lost(world) -> None:
+    """A wait changes nothing on the request, so after an hour it looks like a lost message:
+    resending it every tick would add a copy each time, all waiting together."""
+    context, directory, queue = world
+    ctx = context()
+    directory.refuse_all = PermissionDenied("grant GroupMember.ReadWrite.All", "GroupMember")
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    deliver(ctx, queue)
+    assert len(queue.messages) == 4
+    later = NOW + usecases.RESEND_AFTER + timedelta(minutes=1)
+    assert usecases.expire_requests(ctx, later).resent == 0 and len(queue.messages) == 4
