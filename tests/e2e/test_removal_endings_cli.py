@@ -22,6 +22,7 @@ POLICY = """policies:
   - name: visio
     application: Microsoft Visio
     mode: enforce
+    ask_permission: false
     directory: {{kind: entra, group: "{group}"}}
     usage: {{source: csv, file: usage.csv, user_column: upn, usage_column: minutes, match_on: upn}}
     limits: {{max_removals_per_run: 1000, max_percent_of_group: 100}}
@@ -141,7 +142,9 @@ def test_a_missing_write_permission_stops_at_the_first_removal(tmp_path: Path) -
     names = [f"user{n:03d}" for n in range(300)]
     with FakeGraph() as graph:
         group, ids, policies, env = tenant(graph, tmp_path, names, RECLAIM_BREAKER_BACKOFF="2s")
-        graph.granted = {"GroupMember.Read.All", "User.Read.All"}
+        # Everything but the write: members can be read, no one removed.
+        graph.granted = set(LEAST_PRIVILEGED) - {"GroupMember.ReadWrite.All"}
+        graph.granted.add("GroupMember.Read.All")
         run = reclaim(env, "run", "--policies", str(policies), "--policy", "visio")
         assert run.returncode == 0, run.stderr + run.stdout
         assert graph.count("DELETE", REF) == 1
