@@ -325,6 +325,14 @@ var appSettings = {
   RECLAIM_WEBHOOK_TOLERANCE: webhookTolerance
   RECLAIM_OUTBOUND_WEBHOOK_SECRET_NAME: outboundWebhookSecretName
   RECLAIM_DIGEST_WEBHOOK_SECRET_NAME: digestWebhookSecretName
+  // reclaim: every removal ends (attempts, claims, circuit breakers, directory timeouts)
+  RECLAIM_MAX_ATTEMPTS: '5'
+  RECLAIM_CLAIM_LEASE: '5m'
+  RECLAIM_BREAKER_BACKOFF: '5m'
+  RECLAIM_BREAKER_MAX_WAIT: '3d'
+  RECLAIM_OUTAGE_THRESHOLD: '3'
+  RECLAIM_LDAP_TIMEOUT: '10'
+  RECLAIM_GRAPH_TIMEOUT: '30'
 }
 
 // RECLAIM_ADMIN_AUDIENCE is a comma list; Easy Auth takes the same audiences as a list

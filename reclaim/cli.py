@@ -129,9 +129,10 @@ class _App:
 
 
 def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
-    from reclaim.adapters.sqlite import SqliteQueue, SqliteStore
+    from reclaim.adapters.local_queue import SqliteQueue
+    from reclaim.adapters.sqlite import SqliteStore
     from reclaim.ports import StateStore
-    from reclaim.wiring import Wiring, build_notifier, build_store
+    from reclaim.wiring import Wiring, build_notifier, build_store, removal_limits
 
     settings = Settings.from_env(env)
     path = args.policies or settings.policies_file
@@ -150,7 +151,7 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
     else:
         store = build_store(settings)
     if isinstance(store, SqliteStore):
-        queue: Any = SqliteQueue(store)
+        queue: Any = SqliteQueue(store, lease=settings.claim_lease)
     else:
         from reclaim.adapters.queues import StorageQueue
 
@@ -163,6 +164,7 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
         policies,
         forced_kill_switch=settings.kill_switch,
         notifier=build_notifier(settings, wiring),
+        limits=removal_limits(settings),
     )
     return _App(settings, policies, ctx)
 
@@ -295,29 +297,45 @@ def _plan(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> in
     return EXIT_HALTED if any(o.halted for _, o in outcomes) else EXIT_OK
 
 
-def _work(app: _App, now: datetime, out: TextIO) -> int:
-    """Drain the local queue (the CLI's stand-in for the queue-triggered worker)."""
-    from reclaim.adapters.sqlite import SqliteQueue
+def _work(app: _App, now: datetime, out: TextIO, *, recover: bool = True) -> int:
+    """Drain the local queue (the CLI's stand-in for the queue-triggered worker), after sending
+    again the removals whose worker died holding them."""
+    from reclaim.adapters.local_queue import SqliteQueue
 
+    if recover and (recovered := usecases.recover_claims(app.ctx, now)):
+        out.write(f"{recovered} removal(s) left behind by a worker that stopped: sent again\n")
     queue = app.ctx.queue
     if not isinstance(queue, SqliteQueue):
         out.write("removals are queued to Azure Storage; the function app's worker performs them\n")
         return EXIT_OK
     failed = 0
     while (item := queue.take()) is not None:
-        body, _ = item
+        if item.dequeue_count > queue.max_dequeue_count:  # its workers died every time
+            queue.poison(item, f"delivered {item.dequeue_count} times without an outcome")
+            failed += 1
+            continue
         try:
-            message = RemovalMessage.from_json(body)
-            result = usecases.perform_removal(app.ctx, usecases.RemovalCommand(message), now)
+            message = RemovalMessage.from_json(item.body)
+            command = usecases.RemovalCommand(
+                message, final_attempt=item.dequeue_count >= queue.max_dequeue_count
+            )
+            result = usecases.perform_removal(app.ctx, command, now)
         except MessageError as error:
+            queue.poison(item, f"malformed: {error}")
             out.write(f"dropped a malformed message: {error}\n")
             failed += 1
             continue
+        # Settled only now that the outcome is stored: a worker that dies before leaves the
+        # message to come back after its lease.
+        if result.status is usecases.RemovalStatus.FAILED:
+            queue.poison(item, f"removal {message.request_id} failed: {result.detail}")
+            failed += 1
+        else:
+            queue.delete(item)
         out.write(
             f"{one_line(message.user.label)}: {result.status.value}"
             f"{': ' + one_line(result.detail) if result.detail else ''}\n"
         )
-        failed += result.status is usecases.RemovalStatus.FAILED
     if waiting := queue.waiting():
         out.write(f"{waiting} removal(s) wait in the queue for a later `python -m reclaim work`\n")
     return EXIT_HALTED if failed else EXIT_OK
@@ -462,7 +480,11 @@ def _expire(app: _App, now: datetime, out: TextIO) -> int:
         out.write(f"waiting: {busy}\n")
     for error in result.errors:
         out.write(f"error: {error}\n")
-    code = _work(app, now, out)
+    if result.recovered:
+        out.write(
+            f"{result.recovered} removal(s) left behind by a worker that stopped: sent again\n"
+        )
+    code = _work(app, now, out, recover=False)
     return EXIT_HALTED if result.errors or result.halted else code
 
 

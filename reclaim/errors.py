@@ -11,6 +11,15 @@ class ConfigurationError(ReclaimError):
     """A setting, permission or policy does not allow the work: an administrator must act."""
 
 
+class PermissionDenied(ConfigurationError):
+    """The directory refused the operation itself (not one object): the app lacks `permission`.
+    Every removal of the policy would fail the same way, so its circuit breaker opens."""
+
+    def __init__(self, message: str, permission: str = "") -> None:
+        super().__init__(message)
+        self.permission = permission
+
+
 class GroupRefused(ConfigurationError):
     """The group cannot be managed on this path (dynamic, synced from on-premises, missing)."""
 
@@ -25,6 +34,10 @@ class TransientError(ReclaimError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DirectoryOutage(TransientError):
+    """The directory timed out or answered 5xx: after a few in a row it is treated as down."""
 
 
 class PermanentError(ReclaimError):

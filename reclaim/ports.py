@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from reclaim.domain.access import Caller
+from reclaim.domain.breaker import Breaker
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.model import Answer, AnswerValue, Member, PolicyState, UsageRow, User
 from reclaim.domain.policy import Policy
@@ -36,6 +37,9 @@ class RemovalOutcome(StrEnum):
 class RemovalResult:
     outcome: RemovalOutcome
     detail: str = ""  # e.g. the Nexthink request id
+    # NOT_MEMBER answered to a retry of a write this call sent (its answer was lost): the user is
+    # absent after our own write, which is a removal, not someone else's.
+    after_own_write: bool = False
 
 
 class AddOutcome(StrEnum):
@@ -244,6 +248,14 @@ class StateStore(Protocol):
     def switch_history(self, name: str, limit: int = 20) -> list[SwitchChange]:
         """The newest `limit` flips of the switch, newest first."""
         ...
+
+    def get_breaker(self, policy: str, directory: str) -> Breaker | None: ...
+
+    def save_breaker(self, breaker: Breaker) -> bool:
+        """Compare-and-set on the version, like update_request; version 1 creates it."""
+        ...
+
+    def breakers(self) -> list[Breaker]: ...
 
 
 class WorkQueue(Protocol):

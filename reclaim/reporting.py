@@ -98,6 +98,8 @@ def as_table(reports: list[PolicyReport]) -> str:
                 f"waiting {one_line(r.policy)}: {len(r.held)} due removal(s), the oldest since "
                 f"{since:%Y-%m-%d %H:%M}: {one_line(why)}\n"
             )
+        if r.removals_halted:
+            out.write(f"{one_line(r.policy)}: {one_line(r.removals_halted)}\n")
     return out.getvalue()
 
 
@@ -118,6 +120,7 @@ def as_json(reports: list[PolicyReport]) -> str:
                 **row,
                 "halted_runs": [{"at": at.isoformat(), "reason": why} for at, why in r.halted],
                 "due_removals": [{"since": at.isoformat(), "detail": why} for at, why in r.held],
+                "removals_halted": r.removals_halted or None,
                 "timeline": [
                     {"date": d.isoformat(), "seats_freed": s, "monthly_savings": round(m, 2)}
                     for d, (s, m) in sorted(r.timeline.items())
@@ -214,6 +217,10 @@ def as_html(reports: list[PolicyReport], now: datetime, since: timedelta | None)
         f'<li class="halted">{html.escape(r.policy)} at {at:%Y-%m-%d %H:%M}: {html.escape(why)}</li>'
         for r in reports
         for at, why in r.halted
+    ) + "".join(
+        f'<li class="halted">{html.escape(r.policy)}: {html.escape(r.removals_halted)}</li>'
+        for r in reports
+        if r.removals_halted
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>reclaim: licences reclaimed</title>

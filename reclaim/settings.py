@@ -151,6 +151,14 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "webhook_tolerance": ("RECLAIM_WEBHOOK_TOLERANCE", _duration, "5m"),
     "outbound_webhook_secret_name": ("RECLAIM_OUTBOUND_WEBHOOK_SECRET_NAME", _text, ""),
     "digest_webhook_secret_name": ("RECLAIM_DIGEST_WEBHOOK_SECRET_NAME", _text, ""),
+    # every removal ends: attempts, claims, circuit breakers, directory timeouts
+    "max_attempts": ("RECLAIM_MAX_ATTEMPTS", _positive_int, "5"),
+    "claim_lease": ("RECLAIM_CLAIM_LEASE", _duration, "5m"),
+    "breaker_backoff": ("RECLAIM_BREAKER_BACKOFF", _duration, "5m"),
+    "breaker_max_wait": ("RECLAIM_BREAKER_MAX_WAIT", _duration, "3d"),
+    "outage_threshold": ("RECLAIM_OUTAGE_THRESHOLD", _positive_int, "3"),
+    "ldap_timeout": ("RECLAIM_LDAP_TIMEOUT", _positive_int, "10"),
+    "graph_timeout": ("RECLAIM_GRAPH_TIMEOUT", _positive_int, "30"),
 }
 
 
@@ -195,6 +203,13 @@ class Settings:
     webhook_tolerance: timedelta
     outbound_webhook_secret_name: str
     digest_webhook_secret_name: str
+    max_attempts: int
+    claim_lease: timedelta
+    breaker_backoff: timedelta
+    breaker_max_wait: timedelta
+    outage_threshold: int
+    ldap_timeout: int
+    graph_timeout: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

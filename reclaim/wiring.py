@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from reclaim.domain.breaker import BreakerRules
 from reclaim.domain.policy import Channel, DirectoryKind, Policy, UsageSourceKind
 from reclaim.errors import ConfigurationError
 from reclaim.ports import (
@@ -19,6 +20,7 @@ from reclaim.ports import (
     UsageSource,
 )
 from reclaim.settings import Settings
+from reclaim.usecases.context import RemovalLimits
 
 T = TypeVar("T")
 
@@ -159,6 +161,18 @@ def build_notifier(settings: Settings, wiring: Wiring) -> Notifier | None:
     from reclaim.adapters.digest import IncomingWebhookDigest
 
     return IncomingWebhookDigest.from_settings(settings, wiring.secrets())
+
+
+def removal_limits(settings: Settings) -> RemovalLimits:
+    return RemovalLimits(
+        max_attempts=settings.max_attempts,
+        claim_lease=settings.claim_lease,
+        breaker=BreakerRules(
+            backoff=settings.breaker_backoff,
+            max_wait=settings.breaker_max_wait,
+            outage_threshold=settings.outage_threshold,
+        ),
+    )
 
 
 def build_store(settings: Settings) -> StateStore:

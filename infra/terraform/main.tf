@@ -106,6 +106,14 @@ locals {
     RECLAIM_WEBHOOK_TOLERANCE            = var.webhook_tolerance
     RECLAIM_OUTBOUND_WEBHOOK_SECRET_NAME = var.outbound_webhook_secret_name
     RECLAIM_DIGEST_WEBHOOK_SECRET_NAME   = var.digest_webhook_secret_name
+    # reclaim: every removal ends (attempts, claims, circuit breakers, directory timeouts)
+    RECLAIM_MAX_ATTEMPTS     = "5"
+    RECLAIM_CLAIM_LEASE      = "5m"
+    RECLAIM_BREAKER_BACKOFF  = "5m"
+    RECLAIM_BREAKER_MAX_WAIT = "3d"
+    RECLAIM_OUTAGE_THRESHOLD = "3"
+    RECLAIM_LDAP_TIMEOUT     = "10"
+    RECLAIM_GRAPH_TIMEOUT    = "30"
   }
 }
 

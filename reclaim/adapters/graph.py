@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
@@ -38,11 +38,13 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from requests.adapters import HTTPAdapter
 
+from reclaim.adapters.graph_errors import WRITE_MEMBERS, denied
 from reclaim.adapters.http_retry import retry_after_seconds
 from reclaim.domain.model import Member, UsageRow, User, normalise_key
 from reclaim.domain.policy import MatchOn, Policy
 from reclaim.errors import (
     ConfigurationError,
+    DirectoryOutage,
     GroupRefused,
     PermanentError,
     ReclaimError,
@@ -66,7 +68,6 @@ log = logging.getLogger(__name__)
 
 # The application permission each kind of call needs; named in ConfigurationError on 401/403.
 READ_GROUPS = "GroupMember.Read.All (or GroupMember.ReadWrite.All)"
-WRITE_MEMBERS = "GroupMember.ReadWrite.All"
 READ_USERS = "User.Read.All"
 READ_SIGNINS = "AuditLog.Read.All (the tenant also needs Entra ID P1 or P2)"
 
@@ -153,6 +154,8 @@ class GraphReply:
     status: int
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
+    # An earlier attempt of the same call got no answer or a 5xx: a write may have been applied.
+    after_unanswered: bool = False
 
     @property
     def error_code(self) -> str:
@@ -236,23 +239,6 @@ class WritePacer:
 
 class _RetryableFault(Exception):
     """A failure worth another attempt that carries no HTTP status (connection, bad JSON)."""
-
-
-def _denied(reply: GraphReply, permission: str, what: str) -> ConfigurationError:
-    if reply.status == 401:
-        return ConfigurationError(
-            f"Graph refused the app's token for {what} ({reply.describe()}): check "
-            "RECLAIM_TENANT_ID, RECLAIM_CLIENT_ID and RECLAIM_GRAPH_BASE_URL belong together"
-        )
-    also = (
-        " (role-assignable groups also need RoleManagement.ReadWrite.Directory)"
-        if permission == WRITE_MEMBERS
-        else ""
-    )
-    return ConfigurationError(
-        f"Graph denied {what} ({reply.describe()}): grant the app registration the application "
-        f"permission {permission} with admin consent{also}"
-    )
 
 
 # ---- tokens ------------------------------------------------------------------------------------
@@ -452,6 +438,8 @@ class GraphClient:
             load_credential=load_credential,
             ca_bundle=settings.ca_bundle,
             retry=retry,
+            # RECLAIM_GRAPH_TIMEOUT bounds each request; the retry budget bounds the call.
+            timeout=(min(10.0, settings.graph_timeout), float(settings.graph_timeout)),
         )
 
     def url(self, path_or_url: str) -> str:
@@ -470,6 +458,7 @@ class GraphClient:
         policy = self.retry
         deadline = policy.clock() + policy.budget
         renewed_token = False
+        unanswered = False  # an attempt that may have done the work without our hearing of it
         attempt = 0
         while True:
             attempt += 1
@@ -477,6 +466,7 @@ class GraphClient:
                 reply = self._send(method, path, json)
             except _RetryableFault as fault:
                 retry_after, reason = None, str(fault)
+                unanswered = outage = True
             else:
                 if (
                     reply.status == 401
@@ -489,13 +479,15 @@ class GraphClient:
                     self._token.forget()
                     continue
                 if reply.status in (401, 403):
-                    raise _denied(reply, permission, what)
+                    raise denied(reply, permission, what)
                 if reply.status not in RETRYABLE_STATUSES:
-                    return reply
+                    return replace(reply, after_unanswered=unanswered) if unanswered else reply
                 retry_after, reason = reply.retry_after, reply.describe()
+                outage = reply.status != 429  # throttling is not the directory being down
+                unanswered = unanswered or outage
             delay = retry_after if retry_after is not None else policy.backoff(attempt)
             if attempt >= policy.max_attempts or delay > deadline - policy.clock():
-                raise TransientError(
+                raise (DirectoryOutage if outage else TransientError)(
                     f"Graph {what}: {reason} after {attempt} attempt(s); try again later",
                     retry_after=delay,
                 )
@@ -816,7 +808,7 @@ class GraphDirectory:
         for index, reply in zip(to_send, replies, strict=True):
             user = users[index]
             if reply.status in (401, 403):
-                raise _denied(reply, WRITE_MEMBERS, f"{what} of group {group}")
+                raise denied(reply, WRITE_MEMBERS, f"{what} of group {group}")
             try:
                 outcomes[index] = BulkOutcome(user, outcome=classify(reply, user))
             except ReclaimError as error:
@@ -845,7 +837,7 @@ class GraphDirectory:
         if reply.status == 404:
             return None
         if reply.status in (401, 403):
-            raise _denied(reply, READ_USERS, f"find {identifier}")
+            raise denied(reply, READ_USERS, f"find {identifier}")
         throttled = _final_throttle(reply, f"find {identifier}")
         if throttled:
             raise throttled
@@ -875,7 +867,12 @@ def _removal_result(reply: GraphReply, group: str, user: User) -> RemovalResult:
         return RemovalResult(RemovalOutcome.REMOVED)
     if reply.status == 404 and reply.error_code == "Request_ResourceNotFound":
         # Graph answers the same for a missing group; the run's pre-flight check catches that.
-        return RemovalResult(RemovalOutcome.NOT_MEMBER, detail=reply.error_code)
+        # After an unanswered attempt of this same DELETE, the 404 is that attempt's work.
+        return RemovalResult(
+            RemovalOutcome.NOT_MEMBER,
+            detail=reply.error_code,
+            after_own_write=reply.after_unanswered,
+        )
     throttled = _final_throttle(reply, what)
     if throttled:
         raise throttled

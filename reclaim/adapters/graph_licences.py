@@ -27,7 +27,7 @@ from reclaim.adapters.graph import (
     query,
     segment,
 )
-from reclaim.adapters.graph import _denied as denied  # the Graph path's one wording for 401/403
+from reclaim.adapters.graph_errors import denied  # the Graph path's one wording for 401/403
 from reclaim.errors import TransientError
 from reclaim.ports import SeatQuery, SeatResult, SeatState
 

@@ -59,8 +59,10 @@ from reclaim.adapters.ldap_members import (
 from reclaim.domain.model import Member, User
 from reclaim.errors import (
     ConfigurationError,
+    DirectoryOutage,
     GroupRefused,
     PermanentError,
+    PermissionDenied,
     ReclaimError,
     TransientError,
     UserNotFound,
@@ -183,6 +185,8 @@ class LdapDirectory:
             server_name=settings.ldap_server_name,
             start_tls=settings.ldap_start_tls,
             insecure=settings.ldap_insecure,
+            connect_timeout=settings.ldap_timeout,
+            receive_timeout=settings.ldap_timeout,
         )
 
     # ---- Directory -----------------------------------------------------------------------------
@@ -259,26 +263,32 @@ class LdapDirectory:
     def remove(self, group: str, user: User, **_: str) -> RemovalResult:
         """MODIFY_DELETE of the user's DN from the group's `member`.
 
-        A removal that reached the server just before the connection dropped is retried and then
-        reported NOT_MEMBER: the user is out of the group either way.
+        A removal that reached the server just before the connection dropped is retried; its
+        "already deleted" then reports NOT_MEMBER after_own_write: our write took the user out.
         """
         what = f"removing {user.label} from {group}"
+        sent: list[bool] = []  # a modify went out on a connection that was lost before its answer
 
         def change(conn: Connection) -> RemovalResult:
             group_dn = self._group_dn_for_change(conn, group)
             user_dn = self._user_dn(conn, user)
+            ours = bool(sent)
+            sent.append(True)
             conn.modify(group_dn, {"member": [(MODIFY_DELETE, [user_dn])]})
             result = dict(conn.result)  # later searches replace conn.result
             if result["result"] == SUCCESS:
                 return RemovalResult(RemovalOutcome.REMOVED)
+            absent = RemovalResult(
+                RemovalOutcome.NOT_MEMBER, detail=_server_says(result), after_own_write=ours
+            )
             if result["result"] == NO_SUCH_ATTRIBUTE:  # e.g. only the user's primary group
-                return RemovalResult(RemovalOutcome.NOT_MEMBER, detail=_server_says(result))
+                return absent
             if result["result"] == UNWILLING_TO_PERFORM and not self._is_member(
                 conn, group_dn, user_dn
             ):
                 # AD answers 53 ("already deleted" / 0x561) for a value that is not there; 53
                 # can also be a real refusal, so membership is read back before saying so.
-                return RemovalResult(RemovalOutcome.NOT_MEMBER, detail=_server_says(result))
+                return absent
             raise self._change_failed(conn, result, group, what)
 
         return self._run(what, change)
@@ -389,21 +399,32 @@ class LdapDirectory:
     # ---- connection ------------------------------------------------------------------------
 
     def _run(self, what: str, operation: Callable[[Connection], T], *, retry: bool = True) -> T:
-        """Run `operation` on the shared connection; a dropped one is renewed and tried once more."""
+        """Run `operation` on the shared connection; a dropped one is renewed and tried once more.
+        A timeout is not: the DC that did not answer in time would only cost another one."""
         with self._lock:
             if retry:
                 try:
                     return self._attempt(what, operation)
                 except _LOST as error:
                     self._discard()
+                    if isinstance(error, TimeoutError):
+                        raise self._timed_out(what, error) from error
                     log.info("LDAP connection to %s lost (%s); reconnecting", self._url, error)
             try:
                 return self._attempt(what, operation)
             except _LOST as error:
                 self._discard()
-                raise TransientError(
+                if isinstance(error, TimeoutError):
+                    raise self._timed_out(what, error) from error
+                raise DirectoryOutage(
                     f"{what}: the connection to {self._url} failed: {error}"
                 ) from error
+
+    def _timed_out(self, what: str, error: Exception) -> DirectoryOutage:
+        return DirectoryOutage(
+            f"{what}: {self._url} did not answer within {self._receive_timeout} s "
+            f"(RECLAIM_LDAP_TIMEOUT): {error}"
+        )
 
     def _attempt(self, what: str, operation: Callable[[Connection], T]) -> T:
         if self._connection is None:
@@ -453,7 +474,7 @@ class LdapDirectory:
                     " use ldaps:// or RECLAIM_LDAP_START_TLS=true"
                 )
             if code in (BUSY, UNAVAILABLE):
-                raise TransientError(f"{self._url} is not available: {_server_says(conn.result)}")
+                raise DirectoryOutage(f"{self._url} is not available: {_server_says(conn.result)}")
             raise ConfigurationError(
                 f"the bind for {self._bind_dn} failed: {_server_says(conn.result)}"
             )
@@ -480,7 +501,7 @@ class LdapDirectory:
                 f"{f' (it names {named.group(1)})' if named else ''}: set "
                 "RECLAIM_LDAP_SERVER_NAME to the name in the certificate"
             )
-        return TransientError(f"cannot reach the LDAP server {self._url}: {text}")
+        return DirectoryOutage(f"cannot reach the LDAP server {self._url}: {text}")
 
     def _check(self, conn: Connection, what: str) -> None:
         """Return on success; otherwise raise what the result means."""
@@ -492,11 +513,12 @@ class LdapDirectory:
         if code == UNAVAILABLE:
             return _ConnectionLost(_server_says(result))
         if code in (TIME_LIMIT_EXCEEDED, BUSY):
-            return TransientError(f"{what}: {_server_says(result)}")
+            return DirectoryOutage(f"{what}: {_server_says(result)}")
         if code == INSUFFICIENT_ACCESS_RIGHTS:
-            return ConfigurationError(
+            return PermissionDenied(
                 f"{what}: {self._bind_dn} lacks the right to do this ({_server_says(result)}); "
-                "grant it read access, and write access to the groups' member attribute"
+                "grant it read access, and write access to the groups' member attribute",
+                "write access to the member attribute of the group",
             )
         if code == NO_SUCH_OBJECT and not self._base_dn_exists(conn):
             return ConfigurationError(f"RECLAIM_LDAP_BASE_DN {self._base_dn} does not exist")

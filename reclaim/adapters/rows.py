@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+from reclaim.domain.breaker import Breaker, HaltKind
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState
 from reclaim.domain.model import User
 from reclaim.domain.records import DecisionRecord, LedgerEntry, LedgerOutcome, RunRecord, RunStatus
@@ -66,6 +67,22 @@ def request_from_row(row: Mapping[str, Any], read_time: ReadTime) -> Request:
         reason=row.get("reason") or "",
         queue_reason=QueueReason(row["queue_reason"]) if row.get("queue_reason") else None,
         detail=row.get("detail") or "",
+        version=int(row["version"]),
+        attempts=int(row.get("attempts") or 0),
+    )
+
+
+def breaker_from_row(row: Mapping[str, Any], read_time: ReadTime) -> Breaker:
+    return Breaker(
+        policy=row["policy"],
+        directory=row["directory"],
+        is_open=bool(row["is_open"]),
+        kind=HaltKind(row["kind"]) if row.get("kind") else None,
+        reason=row.get("reason") or "",
+        permission=row.get("permission") or "",
+        opened_at=read_time(row.get("opened_at")),
+        retry_at=read_time(row.get("retry_at")),
+        outages=int(row.get("outages") or 0),
         version=int(row["version"]),
     )
 

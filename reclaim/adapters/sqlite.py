@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from reclaim.adapters.rows import (
+    breaker_from_row,
     decision_from_row,
     ledger_from_row,
     request_from_row,
@@ -22,13 +23,13 @@ from reclaim.adapters.rows import (
     user_json,
 )
 from reclaim.adapters.switch_log import SqliteSwitchLog
+from reclaim.domain.breaker import Breaker
 from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import (
     DecisionRecord,
     Lease,
     LedgerEntry,
-    RemovalMessage,
     RunRecord,
 )
 from reclaim.domain.switches import SwitchChange
@@ -53,7 +54,7 @@ CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY, policy TEXT NOT NULL, grp TEXT NOT NULL, user TEXT NOT NULL,
     state_key TEXT NOT NULL, run_id TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL, deadline TEXT, reason TEXT NOT NULL, queue_reason TEXT,
-    detail TEXT NOT NULL, version INTEGER NOT NULL);
+    detail TEXT NOT NULL, version INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests (policy, state);
 CREATE TABLE IF NOT EXISTS answers (
     request_id TEXT NOT NULL, value TEXT NOT NULL, answered_at TEXT NOT NULL, source TEXT NOT NULL,
@@ -70,7 +71,13 @@ CREATE TABLE IF NOT EXISTS quarantine (
     at TEXT NOT NULL, PRIMARY KEY (tbl, row_key));
 CREATE TABLE IF NOT EXISTS leases (
     policy TEXT PRIMARY KEY, holder TEXT NOT NULL, since TEXT NOT NULL, expires TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS breakers (
+    policy TEXT NOT NULL, directory TEXT NOT NULL, is_open INTEGER NOT NULL, kind TEXT,
+    reason TEXT NOT NULL, permission TEXT NOT NULL, opened_at TEXT, retry_at TEXT,
+    outages INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (policy, directory));
 """
+# Columns added after a table was first created: (table, column, definition).
+_ADDED_COLUMNS = [("requests", "attempts", "INTEGER NOT NULL DEFAULT 0")]
 
 
 log = logging.getLogger("reclaim.adapters.sqlite")
@@ -102,11 +109,20 @@ class SqliteStore:
         self._local = threading.local()
         try:
             self._db().executescript(_SCHEMA)  # runs in its own transaction
+            self._add_columns()
         except sqlite3.Error as error:
             raise ConfigurationError(
                 f"state database {self.path}: {error} (RECLAIM_STATE_DB)"
             ) from None
         self._switches = SqliteSwitchLog(self._db, self._write)
+
+    def _add_columns(self) -> None:
+        """Bring a state file made by an earlier version up to this schema."""
+        with self._write() as db:
+            for table, column, definition in _ADDED_COLUMNS:
+                present = {r["name"] for r in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -255,6 +271,7 @@ class SqliteStore:
             r.queue_reason.value if r.queue_reason else None,
             r.detail,
             r.version,
+            r.attempts,
         )
 
     @staticmethod
@@ -264,7 +281,9 @@ class SqliteStore:
     def add_request(self, request: Request) -> bool:
         with self._write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO requests (id, policy, grp, user, state_key, run_id, state, "
+                "created_at, updated_at, deadline, reason, queue_reason, detail, version, attempts)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 self._request_row(request),
             )
             return cursor.rowcount == 1
@@ -273,7 +292,7 @@ class SqliteStore:
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE requests SET state=?, updated_at=?, deadline=?, queue_reason=?, detail=?, "
-                "version=? WHERE id=? AND version=?",
+                "version=?, attempts=? WHERE id=? AND version=?",
                 (
                     request.state.value,
                     _ts(request.updated_at),
@@ -281,6 +300,7 @@ class SqliteStore:
                     request.queue_reason.value if request.queue_reason else None,
                     request.detail,
                     request.version,
+                    request.attempts,
                     request.id,
                     request.version - 1,
                 ),
@@ -385,6 +405,45 @@ class SqliteStore:
         with self._write() as db:
             db.execute("DELETE FROM leases WHERE policy=? AND holder=?", (policy, holder))
 
+    # ---- circuit breakers ----------------------------------------------------------------------
+
+    def get_breaker(self, policy: str, directory: str) -> Breaker | None:
+        row = (
+            self._db()
+            .execute("SELECT * FROM breakers WHERE policy=? AND directory=?", (policy, directory))
+            .fetchone()
+        )
+        return breaker_from_row(dict(row), _dt) if row else None
+
+    def save_breaker(self, breaker: Breaker) -> bool:
+        values = (
+            int(breaker.is_open),
+            breaker.kind.value if breaker.kind else None,
+            breaker.reason,
+            breaker.permission,
+            _ts(breaker.opened_at),
+            _ts(breaker.retry_at),
+            breaker.outages,
+            breaker.version,
+        )
+        with self._write() as db:
+            if breaker.version == 1:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO breakers VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (breaker.policy, breaker.directory, *values),
+                )
+            else:
+                cursor = db.execute(
+                    "UPDATE breakers SET is_open=?, kind=?, reason=?, permission=?, opened_at=?, "
+                    "retry_at=?, outages=?, version=? WHERE policy=? AND directory=? AND version=?",
+                    (*values, breaker.policy, breaker.directory, breaker.version - 1),
+                )
+            return cursor.rowcount == 1
+
+    def breakers(self) -> list[Breaker]:
+        rows = self._db().execute("SELECT * FROM breakers ORDER BY policy, directory")
+        return [breaker_from_row(dict(r), _dt) for r in rows]
+
     # ---- ledger, runs, decisions ---------------------------------------------------------------
 
     def append_ledger(self, entry: LedgerEntry) -> bool:
@@ -453,42 +512,3 @@ class SqliteStore:
 
     def switch_history(self, name: str, limit: int = 20) -> list[SwitchChange]:
         return self._switches.history(name, limit)
-
-
-class SqliteQueue:
-    """reclaim.ports.WorkQueue for the CLI: removal messages kept in the state file until a worker
-    drains them, so a message deferred by throttling or the kill switch is not lost."""
-
-    def __init__(
-        self, store: SqliteStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        with store._write() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS queue (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "body TEXT NOT NULL, visible_at TEXT NOT NULL, dequeue_count INTEGER NOT NULL)"
-            )
-
-    def enqueue(self, message: RemovalMessage, delay: timedelta | None = None) -> None:
-        visible = self._clock() + (delay or timedelta(0))
-        with self._store._write() as db:
-            db.execute(
-                "INSERT INTO queue (body, visible_at, dequeue_count) VALUES (?,?,0)",
-                (message.to_json(), _ts(visible)),
-            )
-
-    def take(self) -> tuple[str, int] | None:
-        """The next visible message body and how often it was delivered; removed from the queue."""
-        with self._store._write() as db:
-            row = db.execute(
-                "SELECT id, body, dequeue_count FROM queue WHERE visible_at <= ? ORDER BY id LIMIT 1",
-                (_ts(self._clock()),),
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute("DELETE FROM queue WHERE id=?", (row["id"],))
-            return row["body"], row["dequeue_count"] + 1
-
-    def waiting(self) -> int:
-        return self._store._db().execute("SELECT COUNT(*) FROM queue").fetchone()[0]

@@ -17,6 +17,7 @@ use cases make:
 |           |              | the first snapshot was taken)   |                                   |
 | Cursors   | policy       | "schedule"                      | the scheduler's compare-and-set   |
 |           |              | "lease"                         | the run lease (take_lease)        |
+|           |              | "breaker:" directory kind       | the policy's circuit breaker      |
 | Quarantine| source table | source keys                     | people: rows that did not read    |
 |           |              |                                 | back (reclaim.adapters.quarantine)|
 
@@ -52,6 +53,7 @@ from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from reclaim.adapters.quarantine import TableQuarantine
 from reclaim.adapters.rows import (
+    breaker_from_row,
     decision_from_row,
     ledger_from_row,
     request_from_row,
@@ -60,6 +62,7 @@ from reclaim.adapters.rows import (
 )
 from reclaim.adapters.storage import StorageAccount, storage_from_env
 from reclaim.adapters.switch_log import TableSwitchLog
+from reclaim.domain.breaker import Breaker
 from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import (
@@ -84,6 +87,7 @@ BASELINE_ROW = "!baseline"  # '!' is always percent-encoded in keys, so no state
 REQUEST_ROW = "request"
 CURSOR_ROW = "schedule"
 LEASE_ROW = "lease"
+BREAKER_ROW = "breaker:"  # + the directory kind, in the Cursors table
 ETAG_CACHE_SIZE = 10_000
 MAX_TEXT = 30_000  # a string property holds at most 64 KiB (32K UTF-16 characters)
 _KEY_SAFE = "@:._-"
@@ -395,6 +399,7 @@ class TableStore:
             "reason": _text(r.reason),
             "detail": _text(r.detail),
             "version": r.version,
+            "attempts": r.attempts,
         }
         if r.deadline is not None:
             entity["deadline"] = r.deadline
@@ -550,6 +555,45 @@ class TableStore:
                 etag=stored.metadata["etag"],
                 match_condition=MatchConditions.IfNotModified,
             )
+
+    # ---- circuit breakers --------------------------------------------------------------------
+
+    def get_breaker(self, policy: str, directory: str) -> Breaker | None:
+        stored = self._get(self._cursors, key(policy), BREAKER_ROW + key(directory))
+        return None if stored is None else breaker_from_row(stored, _dt)
+
+    def save_breaker(self, breaker: Breaker) -> bool:
+        entity: dict[str, Any] = {
+            "PartitionKey": key(breaker.policy),
+            "RowKey": BREAKER_ROW + key(breaker.directory),
+            "policy": breaker.policy,
+            "directory": breaker.directory,
+            "is_open": breaker.is_open,
+            "kind": breaker.kind.value if breaker.kind else "",
+            "reason": _text(breaker.reason),
+            "permission": breaker.permission,
+            "outages": breaker.outages,
+            "version": breaker.version,
+        }
+        for name in ("opened_at", "retry_at"):
+            if (moment := getattr(breaker, name)) is not None:
+                entity[name] = moment
+        if breaker.version == 1:
+            return self._create(self._cursors, entity) is not None
+        stored = self._get(self._cursors, entity["PartitionKey"], entity["RowKey"])
+        if stored is None or int(stored["version"]) != breaker.version - 1:
+            return False
+        return self._replace_if(self._cursors, entity, stored.metadata["etag"]) is not None
+
+    def breakers(self) -> list[Breaker]:
+        found = self._query(
+            self._cursors,
+            "RowKey ge @lo and RowKey lt @hi",
+            {"lo": BREAKER_ROW, "hi": BREAKER_ROW[:-1] + chr(ord(BREAKER_ROW[-1]) + 1)},
+        )
+        return sorted(
+            (breaker_from_row(e, _dt) for e in found), key=lambda b: (b.policy, b.directory)
+        )
 
     # ---- ledger, runs, decisions -------------------------------------------------------------
 

@@ -66,10 +66,12 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
     RequestState.QUEUED: frozenset(
         {RequestState.REMOVING, RequestState.DUE, RequestState.CANCELLED}
     ),
-    # REMOVING -> REMOVING takes over the claim of a worker that died; -> QUEUED releases it.
+    # REMOVING -> REMOVING takes over the claim of a worker that died; -> QUEUED releases it;
+    # -> CANCELLED: the directory's breaker stayed open longer than the removal may wait.
     RequestState.REMOVING: frozenset(
         {
             RequestState.REMOVING,
+            RequestState.CANCELLED,
             RequestState.QUEUED,
             RequestState.REMOVED,
             RequestState.NOT_MEMBER,
@@ -107,6 +109,9 @@ class Request:
     queue_reason: QueueReason | None = None
     detail: str = ""  # the last outcome's detail (error, Nexthink request id, ...)
     version: int = 0  # bumped by every transition; stores compare-and-set on it
+    # Directory calls started for this removal, stored with the claim before each call: a
+    # retry knows its write may have been applied, and the count gives every request an end.
+    attempts: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -120,6 +125,7 @@ def transition(
     *,
     detail: str = "",
     queue_reason: QueueReason | None = None,
+    attempts: int | None = None,
 ) -> Request:
     """The request in its new state; raises InvalidTransition for a move the lifecycle forbids."""
     if to not in _ALLOWED.get(request.state, frozenset()):
@@ -131,4 +137,5 @@ def transition(
         detail=detail or request.detail,
         queue_reason=queue_reason or request.queue_reason,
         version=request.version + 1,
+        attempts=request.attempts if attempts is None else attempts,
     )

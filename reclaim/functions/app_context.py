@@ -134,7 +134,7 @@ def build(
     from reclaim.adapters.storage import storage_from_env
     from reclaim.adapters.tables import TableStore
     from reclaim.policy_file import load_policies
-    from reclaim.wiring import Wiring
+    from reclaim.wiring import Wiring, removal_limits
 
     settings = settings or Settings.from_env(env)
     if settings.state_backend != "tables":
@@ -153,7 +153,12 @@ def build(
     queue = StorageQueue(account, settings.removal_queue)
     wiring = Wiring(settings, path.parent, secrets)
     ctx = usecases.Context(
-        store, queue, adapters or wiring, dict(policies), forced_kill_switch=settings.kill_switch
+        store,
+        queue,
+        adapters or wiring,
+        dict(policies),
+        forced_kill_switch=settings.kill_switch,
+        limits=removal_limits(settings),
     )
     return AppContext(settings, ctx, queue, wiring.secrets, clock=clock)
 

@@ -11,6 +11,7 @@ from reclaim.usecases.context import (
     Adapters,
     Context,
     InputError,
+    RemovalLimits,
 )
 from reclaim.usecases.expire_requests import RESEND_AFTER, ExpiryReport, expire_requests
 from reclaim.usecases.kill_switch import KillSwitchReport, kill_switch_report, set_kill_switch
@@ -22,6 +23,7 @@ from reclaim.usecases.perform_removal import (
     perform_removal,
 )
 from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, find_request, record_answer
+from reclaim.usecases.recover_claims import recover_claims
 from reclaim.usecases.report import PolicyReport, report, user_history
 from reclaim.usecases.restore import RestoreCommand, RestoreReport, restore
 from reclaim.usecases.run_policy import RunOutcome, digest, run_policy
@@ -41,6 +43,7 @@ __all__ = [
     "PolicyBusy",
     "PolicyReport",
     "RemovalCommand",
+    "RemovalLimits",
     "RemovalReport",
     "RemovalStatus",
     "RestoreCommand",
@@ -53,6 +56,7 @@ __all__ = [
     "perform_removal",
     "policy_lease",
     "record_answer",
+    "recover_claims",
     "report",
     "restore",
     "run_policy",

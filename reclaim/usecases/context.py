@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
+from reclaim.domain.breaker import BreakerRules
 from reclaim.domain.policy import Policy
 from reclaim.domain.switches import KILL_SWITCH, KillSwitch
 from reclaim.errors import ReclaimError
@@ -25,6 +26,16 @@ from reclaim.ports import (
 CLAIM_TIMEOUT = timedelta(minutes=5)
 # With the kill switch on, removal messages wait and come back this much later.
 KILL_SWITCH_DELAY = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class RemovalLimits:
+    """When a removal ends even if the world keeps failing (RECLAIM_MAX_ATTEMPTS,
+    RECLAIM_CLAIM_LEASE, RECLAIM_BREAKER_*)."""
+
+    max_attempts: int = 5  # failed directory calls before the request is FAILED
+    claim_lease: timedelta = CLAIM_TIMEOUT
+    breaker: BreakerRules = field(default_factory=BreakerRules)
 
 
 class Adapters(Protocol):
@@ -48,6 +59,7 @@ class Context:
     forced_kill_switch: bool = False  # RECLAIM_KILL_SWITCH=true: on whatever the store says
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
     notifier: Notifier | None = None  # the admin digest after each recorded run
+    limits: RemovalLimits = field(default_factory=RemovalLimits)
 
     def kill_switch_state(self) -> KillSwitch:
         """Read from the store on every call: the function app keeps its Context for the life of

@@ -12,11 +12,13 @@ from reclaim.domain.records import (
     LedgerOutcome,
 )
 from reclaim.errors import ReclaimError
+from reclaim.usecases import breaker
 from reclaim.usecases.bookkeeping import ledger, removal_message
 from reclaim.usecases.context import Context, InputError
 from reclaim.usecases.lease import PolicyBusy, policy_lease
 from reclaim.usecases.perform_removal import finish_removal
 from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, record_answer
+from reclaim.usecases.recover_claims import recover_claims
 from reclaim.usecases.release import Release, due_requests, release_due
 from reclaim.usecases.verify_seats import verify_seats
 
@@ -36,6 +38,7 @@ class ExpiryReport:
     held: int = 0  # due, but held back (the rate, a halt, the kill switch); they wait
     halted: list[str] = field(default_factory=list)  # policy: why its releases were halted
     busy: list[str] = field(default_factory=list)  # policies whose lease another run held
+    recovered: int = 0  # claims of workers that died, sent again (recover_claims)
 
 
 # A QUEUED request this old has lost its message (the send failed after the request was stored);
@@ -46,8 +49,8 @@ RESEND_AFTER = timedelta(hours=1)
 def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
     """Pull answers from channels that cannot push, lapse the silent where silence keeps,
     re-decide and release what is due (release.py), settle removals handed to an asynchronous
-    executor, resend lost removal messages, and verify in Entra ID that removals freed their
-    seats (verify_seats)."""
+    executor, resend lost removal messages, verify in Entra ID that removals freed their seats
+    (verify_seats), and recover the claims of workers that died (recover_claims)."""
     pulled = lapsed = finished = resent = seats_checked = 0
     released = Release()
     errors: list[str] = []
@@ -78,6 +81,11 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
         except ReclaimError as error:
             errors.append(f"{policy.name}: {error}")
             log.error("expiry of %s failed: %s", policy.name, error)
+    try:
+        recovered = recover_claims(ctx, now)
+    except ReclaimError as error:
+        recovered = 0
+        errors.append(f"recovering claims: {error}")
     return ExpiryReport(
         pulled,
         released.released,
@@ -90,6 +98,7 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
         held=released.held,
         halted=halted,
         busy=busy,
+        recovered=recovered,
     )
 
 
@@ -135,7 +144,7 @@ def _lapse_silent(ctx: Context, policy: Policy, now: datetime) -> int:
 
 
 def _resend_lost(ctx: Context, policy: Policy, now: datetime) -> int:
-    if ctx.kill_switch:
+    if ctx.kill_switch or breaker.current(ctx, policy).is_open:
         return 0  # messages wait on purpose, and come back by themselves
     stale = [
         r

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from reclaim.domain.breaker import Passage
 from reclaim.domain.durations import format_duration
 from reclaim.domain.lifecycle import FINAL_STATES, Request, RequestState, transition
 from reclaim.domain.policy import Policy
@@ -15,14 +16,21 @@ from reclaim.domain.records import (
     MessageError,
     RemovalMessage,
 )
-from reclaim.errors import ReclaimError, TransientError, UserNotFound
+from reclaim.errors import (
+    ConfigurationError,
+    DirectoryOutage,
+    ReclaimError,
+    TransientError,
+    UserNotFound,
+)
 from reclaim.ports import (
     Directory,
     RemovalOutcome,
     RemovalResult,
 )
+from reclaim.usecases import breaker
 from reclaim.usecases.bookkeeping import cancel, ledger
-from reclaim.usecases.context import CLAIM_TIMEOUT, KILL_SWITCH_DELAY, Context
+from reclaim.usecases.context import KILL_SWITCH_DELAY, Context
 
 # Outcomes stored on the request first, then appended to the ledger.
 _LEDGERED_STATES = frozenset(
@@ -84,9 +92,10 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         # A message from before a hand-back (or a resend): the tick that re-decides the request
         # sends a new one if it still holds.
         return RemovalReport(RemovalStatus.SKIPPED, "waiting for a tick to re-decide it")
-    if request.state is RequestState.REMOVING and now - request.updated_at < CLAIM_TIMEOUT:
+    lease = ctx.limits.claim_lease
+    if request.state is RequestState.REMOVING and now - request.updated_at < lease:
         # Another worker holds it; come back after its claim would have expired.
-        ctx.queue.enqueue(message, delay=CLAIM_TIMEOUT)
+        ctx.queue.enqueue(message, delay=lease)
         return RemovalReport(RemovalStatus.DEFERRED, "being removed by another worker")
     policy = ctx.policies.get(request.policy)
     if policy is None:
@@ -102,25 +111,67 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         if yes_at is not None and now - yes_at < policy.keep_after_yes:
             cancel(ctx, request, f"answered yes on {yes_at:%Y-%m-%d}", now)
             return RemovalReport(RemovalStatus.CANCELLED, "answered yes")
+    passage, seen = breaker.admit(ctx, policy, now)
+    if passage is Passage.CANCEL:
+        why = f"{seen.describe()}; waited longer than {ctx.limits.breaker.max_wait}"
+        cancel(ctx, request, why, now)
+        return RemovalReport(RemovalStatus.CANCELLED, why)
+    if passage is Passage.WAIT:
+        ctx.queue.enqueue(message, delay=_until(seen.retry_at, now))
+        return RemovalReport(RemovalStatus.DEFERRED, seen.describe())
+    # Every deferral above never reached the directory, so none counts as an attempt (nor do
+    # removals the rate holds back: they wait as DUE before release, usecases/release.py).
 
-    claimed = transition(request, RequestState.REMOVING, now)
+    exhausted = request.attempts >= ctx.limits.max_attempts
+    claimed = transition(
+        request, RequestState.REMOVING, now, attempts=request.attempts + (not exhausted)
+    )
     if not ctx.store.update_request(claimed):
         return RemovalReport(RemovalStatus.SKIPPED, "claimed by another worker")
-    directory = ctx.adapters.directory(policy)
+    if exhausted:  # the workers of the earlier attempts died holding it
+        last = f": {request.detail}" if request.detail else ""
+        return fail(
+            ctx, claimed, f"gave up after retries ({request.attempts} attempt(s)){last}", now
+        )
+    user_gone = False  # no such user: not a membership our write could have ended
     try:
-        result = _remove(directory, policy, claimed)
+        result = _remove(ctx.adapters.directory(policy), policy, claimed)
     except UserNotFound as error:
         result = RemovalResult(RemovalOutcome.NOT_MEMBER, f"user not found: {error}")
+        user_gone = True
+    except ConfigurationError as error:
+        # The operation itself was refused: every removal would be, so they wait together.
+        halt = breaker.refused(ctx, policy, error, now)
+        # A refused call changed nothing: it is the breaker's attempt, not this request's.
+        _release(ctx, claimed, f"waiting: {error}", now, attempts=request.attempts)
+        ctx.queue.enqueue(message, delay=_until(halt.retry_at, now))
+        return RemovalReport(RemovalStatus.DEFERRED, halt.describe())
     except TransientError as error:
-        if not command.final_attempt:
-            released = transition(claimed, RequestState.QUEUED, now, detail=f"retrying: {error}")
-            ctx.store.update_request(released)
-            delay = timedelta(seconds=30 if error.retry_after is None else error.retry_after)
-            ctx.queue.enqueue(message, delay=delay)
-            return RemovalReport(RemovalStatus.DEFERRED, str(error))
-        return fail(ctx, claimed, f"gave up after retries: {error}", now)
+        if isinstance(error, DirectoryOutage):
+            breaker.outage(ctx, policy, error, now)
+        if command.final_attempt or claimed.attempts >= ctx.limits.max_attempts:
+            return fail(
+                ctx, claimed, f"gave up after retries ({claimed.attempts} attempt(s)): {error}", now
+            )
+        _release(ctx, claimed, f"retrying: {error}", now)
+        delay = timedelta(seconds=30 if error.retry_after is None else error.retry_after)
+        ctx.queue.enqueue(message, delay=delay)
+        return RemovalReport(RemovalStatus.DEFERRED, str(error))
     except ReclaimError as error:
         return fail(ctx, claimed, str(error), now)
+    breaker.answered(ctx, policy, seen)
+    if (
+        result.outcome is RemovalOutcome.NOT_MEMBER
+        and not user_gone
+        and (result.after_own_write or request.attempts > 0)
+    ):
+        # Our own earlier write (its answer lost) took the user out: a removal, restorable.
+        said = f" ({result.detail})" if result.detail else ""
+        result = replace(
+            result,
+            outcome=RemovalOutcome.REMOVED,
+            detail=f"confirmed absent after our write{said}",
+        )
     finish_removal(ctx, claimed, result, now)
     status = {
         RemovalOutcome.REMOVED: RemovalStatus.REMOVED,
@@ -152,6 +203,17 @@ def _hand_back(
         return RemovalReport(RemovalStatus.SKIPPED, "moved on by another writer")
     log.info("removal %s of %s %s", request.id, request.user.label, why)
     return RemovalReport(RemovalStatus.HANDED_BACK, why)
+
+
+def _until(moment: datetime | None, now: datetime) -> timedelta:
+    return max(timedelta(seconds=1), (moment or now) - now)
+
+
+def _release(
+    ctx: Context, claimed: Request, why: str, now: datetime, attempts: int | None = None
+) -> None:
+    released = transition(claimed, RequestState.QUEUED, now, detail=why, attempts=attempts)
+    ctx.store.update_request(released)
 
 
 def _remove(directory: Directory, policy: Policy, request: Request) -> RemovalResult:

@@ -44,6 +44,8 @@ class PolicyReport:
     held: list[tuple[datetime, str]] = field(default_factory=list)
     # Day by day: verified seats freed net of restores, and the monthly savings they add.
     timeline: dict[date, tuple[int, float]] = field(default_factory=dict)
+    # An open circuit breaker: why removals wait, and how many wait (usecases/breaker.py).
+    removals_halted: str = ""
 
     def _freed(self, day: date, seats: int, money: float) -> None:
         self.seats_freed += seats
@@ -111,6 +113,10 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
         _count_seat(of(removal.policy), removal, checks.get(request_id), restores.get(request_id))
     for request in ctx.store.requests(states=[RequestState.DUE]):
         of(request.policy).held.append((due_since(request), request.detail))
+    for halt in ctx.store.breakers():
+        if halt.is_open:
+            waiting = len(ctx.store.requests(halt.policy, [RequestState.QUEUED]))
+            of(halt.policy).removals_halted = f"{halt.describe()} ({waiting} removal(s) waiting)"
     return sorted(reports.values(), key=lambda r: r.policy)
 
 

@@ -10,7 +10,14 @@ import pytest
 from reclaim.adapters.environment import EnvironmentSecrets
 from reclaim.adapters.graph import GraphClient, GraphDirectory, RetryPolicy
 from reclaim.domain.model import User
-from reclaim.errors import ConfigurationError, PermanentError, SourceError, TransientError
+from reclaim.errors import (
+    ConfigurationError,
+    DirectoryOutage,
+    PermanentError,
+    PermissionDenied,
+    SourceError,
+    TransientError,
+)
 from reclaim.ports import RemovalOutcome
 from reclaim.settings import Settings
 from tests.adapters.test_graph import FakeClock, Tenant, make_directory, user_of
@@ -337,3 +344,46 @@ def test_a_removal_graph_refuses_is_a_permanent_error(
     fake_graph.add_member(group, user)
     with pytest.raises(PermanentError, match="Request_BadRequest"):
         directory.remove(group, user_of(fake_graph, user))
+
+
+# ---- issue 13: lost answers, refusals of one object, outages ------------------------------------
+
+
+def test_a_lost_answer_to_our_delete_is_reported_as_our_own_write(
+    fake_graph: FakeGraph, directory: GraphDirectory, tenant: Tenant
+) -> None:
+    fake_graph.inject("DELETE", REF, Fault.connection_reset(after_work=True))
+    result = directory.remove(tenant.group, user_of(fake_graph, tenant.users[0]))
+    assert result.outcome is RemovalOutcome.NOT_MEMBER and result.after_own_write
+    assert fake_graph.count("DELETE") == 2 and not fake_graph.is_member(
+        tenant.group, tenant.users[0]
+    )
+    fake_graph.remove_member(tenant.group, tenant.users[1])  # someone else removed her first
+    result = directory.remove(tenant.group, user_of(fake_graph, tenant.users[1]))
+    assert result.outcome is RemovalOutcome.NOT_MEMBER and not result.after_own_write
+
+
+def test_a_missing_permission_names_it_and_a_protected_user_fails_alone(
+    fake_graph: FakeGraph, directory: GraphDirectory, tenant: Tenant
+) -> None:
+    protected = fake_graph.add_user("vip@contoso.test", restricted=True)
+    fake_graph.add_member(tenant.group, protected)
+    with pytest.raises(PermanentError, match="restricted management") as caught:
+        directory.remove(tenant.group, user_of(fake_graph, protected))
+    assert not isinstance(caught.value, ConfigurationError)
+    fake_graph.granted = {"GroupMember.Read.All", "User.Read.All"}
+    with pytest.raises(PermissionDenied) as denied:
+        directory.remove(tenant.group, user_of(fake_graph, tenant.users[0]))
+    assert denied.value.permission == "GroupMember.ReadWrite.All"
+
+
+def test_5xx_to_the_end_is_an_outage_and_throttling_is_not(
+    fake_graph: FakeGraph, directory: GraphDirectory, tenant: Tenant
+) -> None:
+    fake_graph.inject("DELETE", REF, *[Fault.unavailable()] * 5)
+    with pytest.raises(DirectoryOutage):
+        directory.remove(tenant.group, user_of(fake_graph, tenant.users[0]))
+    fake_graph.inject("DELETE", REF, *[Fault.throttled(retry_after=1)] * 5)
+    with pytest.raises(TransientError) as caught:
+        directory.remove(tenant.group, user_of(fake_graph, tenant.users[1]))
+    assert not isinstance(caught.value, DirectoryOutage)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from reclaim.adapters.sqlite import SqliteStore
+from reclaim.domain.breaker import Breaker, BreakerRules, HaltKind
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
 from reclaim.domain.model import Answer, AnswerValue, User
 from reclaim.domain.records import (
@@ -391,3 +392,42 @@ def test_of_many_callers_at_once_exactly_one_takes_the_lease(stores: StoreFactor
         holders = list(pool.map(take, range(callers)))
     assert len(set(holders)) == 1  # every caller sees the same winner
     assert holders.count(holders[0]) == callers
+
+
+def test_the_attempts_of_a_request_are_kept_with_its_claim(stores: StoreFactory) -> None:
+    writer, reader = stores(), stores()
+    queued = a_request(state=RequestState.QUEUED, attempts=2)
+    writer.add_request(queued)
+    claim = transition(queued, RequestState.REMOVING, NOW, attempts=3)
+    assert writer.update_request(claim)
+    assert reader.get_request(queued.id) == claim and claim.attempts == 3
+    assert [r.attempts for r in reader.requests(states=[RequestState.REMOVING])] == [3]
+
+
+def test_a_circuit_breaker_is_shared_and_compare_and_set(stores: StoreFactory) -> None:
+    first_process, second_process = stores(), stores()
+    rules = BreakerRules(backoff=timedelta(minutes=5))
+    assert first_process.get_breaker("sales/force", "entra") is None
+    closed = Breaker("sales/force", "entra")
+    opened = closed.tripped(
+        HaltKind.PERMISSION,
+        "grant GroupMember.ReadWrite.All",
+        rules,
+        NOW,
+        "GroupMember.ReadWrite.All",
+    )
+    assert first_process.save_breaker(opened) is True
+    assert second_process.save_breaker(opened) is False  # version 1 exists already
+    assert second_process.get_breaker("sales/force", "entra") == opened
+    probe = opened.probing(rules, NOW + timedelta(minutes=5))
+    assert second_process.save_breaker(probe) is True
+    assert first_process.save_breaker(opened.probing(rules, NOW)) is False  # a rival probe
+    assert first_process.save_breaker(probe.closed()) is True
+    assert second_process.get_breaker("sales/force", "entra") == probe.closed()
+    other = Breaker("sales/force", "ad").outage("timed out", rules, NOW)
+    assert second_process.save_breaker(other) is True
+    assert [(b.directory, b.is_open) for b in first_process.breakers()] == [
+        ("ad", False),
+        ("entra", False),
+    ]
+    assert first_process.get_breaker("sales/force", "ad").outages == 1  # type: ignore[union-attr]

@@ -24,7 +24,8 @@ targetResources/any(t: t/id eq ...) only, no $select, as documented), and
 POST /$batch (at most 20 unique ids, items answered in another order).
 
 Knobs: page_size, signin_page_size, granted (application permissions), premium (P1/P2 for sign-in
-logs), inject(...) faults for the next requests on a path (429/503/504 with or without
+logs), add_user(restricted=True) for a user in a restricted management administrative unit (its
+membership changes get 403 Authorization_RequestDenied naming the target object), inject(...) faults for the next requests on a path (429/503/504 with or without
 Retry-After, slow answers, malformed JSON, expired token, 403, a connection dropped before or
 after the work was done), throttle_writes(capacity, refill_per_second) for Graph's write token
 bucket, reports_limit for the 5-per-10-s reports limit, latency=(low, high) seconds every answer
@@ -98,6 +99,8 @@ class FakeUser:
     sid: str | None = None
     direct_licences: list[str] = field(default_factory=list)  # skuIds assigned directly
     created: datetime | None = None  # createdDateTime (null for some old accounts, as in Graph)
+    # in a restricted management administrative unit: the app may not change it (403 on the user)
+    restricted: bool = False
 
 
 @dataclass
@@ -378,6 +381,7 @@ class FakeGraph(FakeService):
         user_id: str = "",
         direct_licences: list[str] | None = None,
         created: datetime | None = datetime(2020, 1, 6, 9, 0, tzinfo=UTC),
+        restricted: bool = False,
     ) -> str:
         user = FakeUser(
             id=user_id or str(uuid.uuid4()),
@@ -388,6 +392,7 @@ class FakeGraph(FakeService):
             sid=sid,
             direct_licences=list(direct_licences or []),
             created=created,
+            restricted=restricted,
         )
         with self._lock:
             self.users[user.id] = user
@@ -441,6 +446,11 @@ class FakeGraph(FakeService):
         """Group-based licensing catches up: removed members lose the groups' assignments."""
         with self._lock:
             self._releasing.clear()
+
+    def remove_member(self, group_id: str, user_id: str) -> None:
+        """As an administrator would, outside reclaim."""
+        with self._lock:
+            self.groups[group_id].members.pop(user_id, None)
 
     def is_member(self, group_id: str, user_id: str) -> bool:
         with self._lock:
@@ -777,6 +787,9 @@ class FakeGraph(FakeService):
             refused = self._refuse_change(group)
             if refused:
                 return refused
+            member = self.users.get(user_id)
+            if member is not None and member.restricted:
+                return _error(403, "Authorization_RequestDenied", _RESTRICTED_MESSAGE)
             del group.members[user_id]
             if self.licence_lag and group.licences:
                 self._releasing.add((user_id, group_id))
@@ -1121,6 +1134,13 @@ class FakeGraph(FakeService):
             reply = self._dispatch(method, path, target, query, headers, body, host_url)
         self._record(method, path, target, headers, body, True, reply)
         return reply
+
+
+_RESTRICTED_MESSAGE = (
+    "Insufficient privileges to complete the operation. Target object is a member of a restricted "
+    "management administrative unit and can only be modified by administrators scoped to that "
+    "administrative unit."
+)
 
 
 def _denied() -> FakeReply:

@@ -185,3 +185,22 @@ class UnreachableStore:
 
     def get_request(self, request_id: str) -> None:
         raise ConnectionError("storage unreachable")
+
+
+def test_a_transient_error_that_never_clears_ends_failed_and_poisoned(
+    world: World, enqueued: list[RemovalMessage]
+) -> None:
+    """Each deferral sends a fresh message (dequeue count 1 again), so maxDequeueCount never
+    ended this loop (20 deliveries in 25 s, poison 0). The attempts counted on the request do."""
+    world.directory.failures["u1@c.com"] = TransientError("503 from the directory", retry_after=0)
+
+    pump(world.app).drain()
+
+    assert outcomes(world, LedgerOutcome.FAILED) == ["u1@c.com"]
+    assert outcomes(world, LedgerOutcome.REMOVED) == ["u0@c.com", "u2@c.com", "u3@c.com"]
+    message = next(m for m in enqueued if m.user.upn == "u1@c.com")
+    request = world.ctx.store.get_request(message.request_id)
+    assert request is not None and request.attempts == world.ctx.limits.max_attempts
+    assert "503 from the directory" in request.detail
+    assert world.queued_texts(poison=True) == [message.to_json()]
+    assert world.message_count() == 0

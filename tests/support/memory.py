@@ -37,6 +37,10 @@ class MemoryDirectory:
     add_failures: dict[str, Exception] = field(default_factory=dict)  # label -> raised by add()
     read_delay: float = 0.0  # seconds each listing takes, so overlapping runs really overlap
     nested: dict[str, list[str]] = field(default_factory=dict)  # group -> groups among its members
+    # labels whose removal is done and then its answer lost (the connection dropped after it)
+    lost_answers: set[str] = field(default_factory=set)
+    refuse_all: Exception | None = None  # raised by every remove() (a missing permission, ...)
+    remove_calls: int = 0
 
     def holds(self, group: str, label: str) -> bool:
         return any(m.user.label == label for m in self.groups.get(group, []))
@@ -60,6 +64,9 @@ class MemoryDirectory:
             yield from self.transitive_users(inner, _seen | {group})
 
     def remove(self, group: str, user: User, **_: str) -> RemovalResult:
+        self.remove_calls += 1
+        if self.refuse_all is not None:
+            raise self.refuse_all
         if user.label in self.failures:
             raise self.failures[user.label]
         if self.transient_failures:
@@ -70,6 +77,9 @@ class MemoryDirectory:
             if member.user == user:
                 members.remove(member)
                 self.removed.append((group, user.label))
+                if user.label in self.lost_answers:
+                    self.lost_answers.discard(user.label)
+                    raise TransientError("connection reset before the answer")
                 return RemovalResult(RemovalOutcome.REMOVED)
         return RemovalResult(RemovalOutcome.NOT_MEMBER)
 

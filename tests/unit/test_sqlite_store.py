@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from reclaim.adapters.sqlite import SqliteQueue, SqliteStore
+from reclaim.adapters.local_queue import SqliteQueue
+from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.lifecycle import Request, RequestState, transition
 from reclaim.domain.model import User
 from reclaim.domain.records import LedgerEntry, LedgerOutcome, RemovalMessage
@@ -90,7 +91,26 @@ def test_the_local_queue_keeps_deferred_messages(tmp_path: Path) -> None:
     message = RemovalMessage("r1", "run", "p", "g", User(upn="a@c.com"), "no-ask")
     queue.enqueue(message)
     queue.enqueue(replace(message, request_id="r2"), delay=timedelta(hours=1))
-    body, count = queue.take()
-    assert RemovalMessage.from_json(body) == message and count == 1
+    taken = queue.take()
+    assert RemovalMessage.from_json(taken.body) == message and taken.dequeue_count == 1
     assert queue.take() is None
+    queue.delete(taken)
     assert queue.waiting() == 1
+
+
+def test_a_local_message_stays_until_its_outcome_is_stored(tmp_path: Path) -> None:
+    """As on Azure queues: taken is invisible for the lease, not gone. A worker killed before
+    `delete` leaves the message to come back; after max_dequeue_count it is for the poison table."""
+    clock = [NOW]
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    queue = SqliteQueue(store, lambda: clock[0], lease=timedelta(minutes=5), max_dequeue_count=2)
+    queue.enqueue(RemovalMessage("r1", "run", "p", "g", User(upn="a@c.com"), "no-ask"))
+    first = queue.take()
+    assert first is not None and queue.take() is None and queue.waiting() == 1
+    clock[0] += timedelta(minutes=5)  # the worker died: the lease ran out
+    again = queue.take()
+    assert again is not None and again.id == first.id and again.dequeue_count == 2
+    queue.delete(first)  # the first worker's receipt is stale: it cannot delete the message now
+    assert queue.waiting() == 1
+    queue.poison(again, "gave up")
+    assert queue.waiting() == 0 and queue.poisoned() == [(again.body, "gave up")]

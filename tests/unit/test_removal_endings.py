@@ -1,0 +1,244 @@
+"""Every removal accounted once and every request ending (issue 13, items 1-3), through the use
+cases over the real SQLite store with the in-memory directory. The real directories' side of the
+same rules (Graph's lost answers and 403s, a frozen Samba DC) is tested in tests/e2e."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from reclaim import usecases
+from reclaim.adapters.sqlite import SqliteStore
+from reclaim.domain.breaker import BreakerRules, HaltKind
+from reclaim.domain.lifecycle import RequestState, transition
+from reclaim.domain.model import Member, UsageRow, User
+from reclaim.domain.records import LedgerOutcome
+from reclaim.errors import ConfigurationError, DirectoryOutage, PermanentError, PermissionDenied
+from tests.conftest import NOW, make_policy
+from tests.support.memory import MemoryAdapters, MemoryDirectory, MemoryQueue, MemoryUsage
+
+USERS = [User(object_id=f"id{i}", upn=f"u{i}@c.com") for i in range(6)]
+USAGE = [UsageRow(f"u{i}@c.com", 1.0 if i < 4 else 120.0) for i in range(6)]  # u0..u3 idle
+LIMITS = usecases.RemovalLimits(
+    max_attempts=3,
+    breaker=BreakerRules(
+        backoff=timedelta(minutes=5), max_wait=timedelta(hours=1), outage_threshold=2
+    ),
+)
+S = usecases.RemovalStatus
+
+
+class BreakableWiring(MemoryAdapters):
+    """Once broken, the directory cannot even be built (a setting is missing): the worker
+    finds out after it claimed the removal."""
+
+    broken = False
+
+    def directory(self, policy):  # type: ignore[no-untyped-def]
+        if self.broken:
+            raise ConfigurationError("the Entra ID (Graph) path needs RECLAIM_TENANT_ID")
+        return super().directory(policy)
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    directory = MemoryDirectory({"SF": [Member(u) for u in USERS]})
+    queue = MemoryQueue()
+    ids = (f"id-{n:03d}" for n in itertools.count())
+    policy = make_policy(mode="enforce", limits={"max_removals_per_run": 10})
+
+    def context(adapters: MemoryAdapters | None = None) -> usecases.Context:
+        return usecases.Context(
+            SqliteStore(tmp_path / "s.sqlite3"),
+            queue,
+            adapters or MemoryAdapters(directory, MemoryUsage(USAGE, NOW)),
+            {policy.name: policy},
+            new_id=lambda: next(ids),
+            limits=LIMITS,
+        )
+
+    return context, directory, queue
+
+
+def deliver(ctx: usecases.Context, queue: MemoryQueue, now=NOW) -> list[usecases.RemovalStatus]:
+    return [
+        usecases.perform_removal(ctx, usecases.RemovalCommand(m), now).status for m in queue.drain()
+    ]
+
+
+def request_of(ctx: usecases.Context, upn: str):
+    (found,) = [r for r in ctx.store.requests() if r.user.upn == upn]
+    return found
+
+
+# ---- 1. our own write, recognised ---------------------------------------------------------------
+
+
+def test_a_removal_whose_answer_was_lost_is_removed_and_restorable(world) -> None:
+    context, directory, queue = world
+    ctx = context()
+    directory.lost_answers = {"u0@c.com"}  # Graph applied the DELETE, the connection dropped
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    first = deliver(ctx, queue)
+    assert first.count(S.DEFERRED) == 1 and request_of(ctx, "u0@c.com").attempts == 1
+    assert deliver(ctx, queue, NOW + timedelta(minutes=1)) == [S.REMOVED]  # the retry: 404
+    request = request_of(ctx, "u0@c.com")
+    assert request.state is RequestState.REMOVED
+    assert request.detail.startswith("confirmed absent after our write")
+    removed = [e for e in ctx.store.ledger() if e.outcome is LedgerOutcome.REMOVED]
+    assert {e.user.upn for e in removed} == {"u0@c.com", "u1@c.com", "u2@c.com", "u3@c.com"}
+    assert usecases.report(ctx)[0].removed == 4  # counted, with its savings
+    restored = usecases.restore(
+        ctx, usecases.RestoreCommand("salesforce", "u0@c.com", ""), NOW + timedelta(hours=1)
+    )
+    assert restored.restored == ["u0@c.com"] and directory.holds("SF", "u0@c.com")
+
+
+def test_a_user_gone_before_our_first_write_stays_not_member(world) -> None:
+    context, directory, queue = world
+    ctx = context()
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    directory.groups["SF"] = [m for m in directory.groups["SF"] if m.user.upn != "u1@c.com"]
+    assert sorted(deliver(ctx, queue)) == sorted([S.REMOVED] * 3 + [S.NOT_MEMBER])
+    assert request_of(ctx, "u1@c.com").state is RequestState.NOT_MEMBER
+
+
+# ---- 2. no request without an end ----------------------------------------------------------------
+
+
+def test_a_transient_error_that_never_clears_ends_failed_after_max_attempts(world) -> None:
+    context, directory, queue = world
+    ctx = context()
+    directory.groups["SF"] = [Member(USERS[0])]
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    directory.transient_failures = 1_000  # every delivery is a new message: no dequeue count
+    statuses = []
+    for minute in range(10):
+        statuses += deliver(ctx, queue, NOW + timedelta(minutes=minute))
+        if not queue.messages:
+            break
+    assert statuses == [S.DEFERRED, S.DEFERRED, S.FAILED]  # max_attempts 3
+    request = request_of(ctx, "u0@c.com")
+    assert request.state is RequestState.FAILED and "throttled" in request.detail
+    assert request.attempts == 3 and queue.messages == []
+
+
+def test_deferrals_that_never_reached_the_directory_are_not_attempts(world) -> None:
+    context, directory, queue = world
+    ctx = context()
+    directory.groups["SF"] = [Member(USERS[0])]
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    ctx.kill_switch = True
+    for _ in range(5):
+        assert deliver(ctx, queue) == [S.DEFERRED]
+    ctx.kill_switch = False
+    assert directory.remove_calls == 0 and request_of(ctx, "u0@c.com").attempts == 0
+    assert deliver(ctx, queue) == [S.REMOVED]
+
+
+def test_a_failure_after_the_claim_does_not_leave_the_request_removing(world) -> None:
+    """RECLAIM_TENANT_ID unset: the directory fails to build after the claim. The request waits
+    behind the policy's breaker with the reason (no copy per delivery), then is cancelled."""
+    context, directory, queue = world
+    wiring = BreakableWiring(directory, MemoryUsage(USAGE, NOW))
+    ctx = context(wiring)
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    wiring.broken = True  # the worker's process lacks the setting
+    assert deliver(ctx, queue) == [S.DEFERRED] * 4
+    assert {r.state for r in ctx.store.requests()} == {RequestState.QUEUED}
+    assert len(queue.messages) == 4  # one message each, none multiplied
+    assert all(delay == LIMITS.breaker.backoff for _, delay in queue.messages)
+    assert "RECLAIM_TENANT_ID" in usecases.report(ctx)[0].removals_halted
+    (breaker,) = ctx.store.breakers()
+    assert breaker.is_open and breaker.kind is HaltKind.CONFIGURATION
+    assert deliver(ctx, queue, NOW + timedelta(hours=1)) == [S.CANCELLED] * 4
+    assert {r.state for r in ctx.store.requests()} == {RequestState.CANCELLED}
+    assert all("RECLAIM_TENANT_ID" in r.detail for r in ctx.store.requests())
+
+
+def test_a_claim_older_than_its_lease_is_recovered_by_the_expiry_tick(world) -> None:
+    context, directory, queue = world
+    ctx = context()
+    directory.groups["SF"] = [Member(USERS[0]), Member(USERS[1])]
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    queue.drain()  # the worker took the messages and died (the local queue used to delete them)
+    for upn, attempts in (("u0@c.com", 0), ("u1@c.com", LIMITS.max_attempts)):
+        request = request_of(ctx, upn)
+        dying = transition(request, RequestState.REMOVING, NOW, attempts=attempts)
+        assert ctx.store.update_request(dying)
+    assert usecases.expire_requests(ctx, NOW + timedelta(minutes=1)).recovered == 0  # leased
+    later = NOW + LIMITS.claim_lease
+    assert usecases.expire_requests(ctx, later).recovered == 2
+    assert sorted(deliver(ctx, queue, later)) == sorted([S.REMOVED, S.FAILED])
+    assert request_of(ctx, "u1@c.com").detail.startswith("gave up after retries (3 attempt(s))")
+    assert usecases.expire_requests(ctx, later + timedelta(hours=1)).recovered == 0
+
+
+# ---- 3. circuit breakers -------------------------------------------------------------------------
+
+
+def test_a_missing_permission_stops_removals_at_the_first_and_a_probe_resumes_them(world) -> None:
+    context, directory, queue = world
+    ctx = context()
+    directory.refuse_all = PermissionDenied(
+        "Graph denied remove (403 Authorization_RequestDenied): grant GroupMember.ReadWrite.All",
+        "GroupMember.ReadWrite.All",
+    )
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    assert deliver(ctx, queue) == [S.DEFERRED] * 4
+    assert directory.remove_calls == 1  # not 4 of 4
+    (breaker,) = ctx.store.breakers()
+    assert breaker.kind is HaltKind.PERMISSION and breaker.permission == "GroupMember.ReadWrite.All"
+    halted = usecases.report(ctx)[0].removals_halted
+    assert "grant GroupMember.ReadWrite.All" in halted and "4 removal(s) waiting" in halted
+    assert {r.attempts for r in ctx.store.requests(states=[RequestState.QUEUED])} == {0}
+    # Still refused at the first probe: one more call, the others keep waiting.
+    probe_time = NOW + LIMITS.breaker.backoff
+    assert deliver(ctx, queue, probe_time) == [S.DEFERRED] * 4 and directory.remove_calls == 2
+    directory.refuse_all = None  # the permission was granted
+    later = probe_time + LIMITS.breaker.backoff
+    assert deliver(ctx, queue, later) == [S.REMOVED] * 4
+    assert directory.remove_calls == 6 and not ctx.store.breakers()[0].is_open
+    assert usecases.report(ctx)[0].removals_halted == ""
+
+
+def test_a_refusal_about_one_user_fails_that_removal_only(world) -> None:
+    context, directory, queue = world
+    ctx = context()
+    directory.failures["u2@c.com"] = PermanentError(
+        "Graph denied remove u2 for this object only (restricted management unit)"
+    )
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    assert sorted(deliver(ctx, queue)) == sorted([S.REMOVED] * 3 + [S.FAILED])
+    assert request_of(ctx, "u2@c.com").state is RequestState.FAILED
+    assert all(not b.is_open for b in ctx.store.breakers())
+
+
+def test_consecutive_outages_treat_the_directory_as_down_for_a_back_off(world) -> None:
+    context, directory, queue = world
+    ctx = context()
+    directory.refuse_all = DirectoryOutage("ad.example.test did not answer within 10 s")
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    assert deliver(ctx, queue) == [S.DEFERRED] * 4
+    assert directory.remove_calls == 2  # outage_threshold, then no timeout is spent per message
+    (breaker,) = ctx.store.breakers()
+    assert breaker.is_open and breaker.kind is HaltKind.OUTAGE
+    directory.refuse_all = None  # the DC is back
+    assert deliver(ctx, queue, NOW + timedelta(minutes=6)) == [S.REMOVED] * 4
+    assert not ctx.store.breakers()[0].is_open and ctx.store.breakers()[0].outages == 0
+
+
+def test_removals_waiting_behind_an_open_breaker_are_not_resent_as_lost(world) -> None:
+    """A wait changes nothing on the request, so after an hour it looks like a lost message:
+    resending it every tick would add a copy each time, all waiting together."""
+    context, directory, queue = world
+    ctx = context()
+    directory.refuse_all = PermissionDenied("grant GroupMember.ReadWrite.All", "GroupMember")
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    deliver(ctx, queue)
+    assert len(queue.messages) == 4
+    later = NOW + usecases.RESEND_AFTER + timedelta(minutes=1)
+    assert usecases.expire_requests(ctx, later).resent == 0 and len(queue.messages) == 4
