@@ -31,9 +31,14 @@ class SourceError(ReclaimError):
 class TransientError(ReclaimError):
     """Worth trying again later (throttling, 5xx, a dropped connection)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, unsent: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # True only when the write certainly never reached the directory (connection refused,
+        # every attempt throttled, no token): otherwise it may have been applied.
+        self.unsent = unsent
 
 
 class DirectoryOutage(TransientError):

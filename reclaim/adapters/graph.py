@@ -490,13 +490,18 @@ class GraphClient:
                 raise (DirectoryOutage if outage else TransientError)(
                     f"Graph {what}: {reason} after {attempt} attempt(s); try again later",
                     retry_after=delay,
+                    unsent=not unanswered,  # every attempt was answered "throttled": none applied
                 )
             log.warning("Graph %s: %s; retrying in %.1f s", what, reason, delay)
             policy.sleep(delay)
 
     def _send(self, method: str, path: str, body: Any) -> GraphReply:
+        try:
+            token = self._token.get()
+        except TransientError as error:  # no token, so nothing was sent
+            raise TransientError(str(error), error.retry_after, unsent=True) from error
         headers = {
-            "Authorization": f"Bearer {self._token.get()}",
+            "Authorization": f"Bearer {token}",
             "Accept": "application/json",
             "x-ms-throttle-priority": "low",  # background work: throttled before interactive use
         }

@@ -291,7 +291,13 @@ class LdapDirectory:
                 return absent
             raise self._change_failed(conn, result, group, what)
 
-        return self._run(what, change)
+        try:
+            return self._run(what, change)
+        except TransientError as error:
+            if sent:
+                raise
+            # The DC was never asked to change anything (no connection, no bind, lookup failed).
+            raise type(error)(str(error), error.retry_after, unsent=True) from error
 
     def add(self, group: str, user: User) -> AddOutcome:
         what = f"adding {user.label} to {group}"

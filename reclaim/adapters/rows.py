@@ -69,6 +69,7 @@ def request_from_row(row: Mapping[str, Any], read_time: ReadTime) -> Request:
         detail=row.get("detail") or "",
         version=int(row["version"]),
         attempts=int(row.get("attempts") or 0),
+        unanswered_writes=int(row.get("unanswered_writes") or 0),
     )
 
 

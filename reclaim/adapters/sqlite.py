@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY, policy TEXT NOT NULL, grp TEXT NOT NULL, user TEXT NOT NULL,
     state_key TEXT NOT NULL, run_id TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL, deadline TEXT, reason TEXT NOT NULL, queue_reason TEXT,
-    detail TEXT NOT NULL, version INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
+    detail TEXT NOT NULL, version INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    unanswered_writes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests (policy, state);
 CREATE TABLE IF NOT EXISTS answers (
     request_id TEXT NOT NULL, value TEXT NOT NULL, answered_at TEXT NOT NULL, source TEXT NOT NULL,
@@ -77,7 +78,10 @@ CREATE TABLE IF NOT EXISTS breakers (
     outages INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (policy, directory));
 """
 # Columns added after a table was first created: (table, column, definition).
-_ADDED_COLUMNS = [("requests", "attempts", "INTEGER NOT NULL DEFAULT 0")]
+_ADDED_COLUMNS = [
+    ("requests", "attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("requests", "unanswered_writes", "INTEGER NOT NULL DEFAULT 0"),
+]
 
 
 log = logging.getLogger("reclaim.adapters.sqlite")
@@ -272,6 +276,7 @@ class SqliteStore:
             r.detail,
             r.version,
             r.attempts,
+            r.unanswered_writes,
         )
 
     @staticmethod
@@ -282,8 +287,8 @@ class SqliteStore:
         with self._write() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO requests (id, policy, grp, user, state_key, run_id, state, "
-                "created_at, updated_at, deadline, reason, queue_reason, detail, version, attempts)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "created_at, updated_at, deadline, reason, queue_reason, detail, version, attempts, "
+                "unanswered_writes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 self._request_row(request),
             )
             return cursor.rowcount == 1
@@ -292,7 +297,7 @@ class SqliteStore:
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE requests SET state=?, updated_at=?, deadline=?, queue_reason=?, detail=?, "
-                "version=?, attempts=? WHERE id=? AND version=?",
+                "version=?, attempts=?, unanswered_writes=? WHERE id=? AND version=?",
                 (
                     request.state.value,
                     _ts(request.updated_at),
@@ -301,6 +306,7 @@ class SqliteStore:
                     request.detail,
                     request.version,
                     request.attempts,
+                    request.unanswered_writes,
                     request.id,
                     request.version - 1,
                 ),

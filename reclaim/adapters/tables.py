@@ -400,6 +400,7 @@ class TableStore:
             "detail": _text(r.detail),
             "version": r.version,
             "attempts": r.attempts,
+            "unanswered_writes": r.unanswered_writes,
         }
         if r.deadline is not None:
             entity["deadline"] = r.deadline

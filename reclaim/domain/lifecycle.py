@@ -61,16 +61,21 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
         }
     ),
     # DUE -> DUE records why a tick held it back (a cap, the rate, a halt).
-    RequestState.DUE: frozenset({RequestState.DUE, RequestState.QUEUED, RequestState.CANCELLED}),
+    # DUE -> REMOVED: re-decided after a write of ours whose answer was lost had taken her out.
+    RequestState.DUE: frozenset(
+        {RequestState.DUE, RequestState.QUEUED, RequestState.CANCELLED, RequestState.REMOVED}
+    ),
     # QUEUED -> DUE: the worker found the decision too old and handed it back to be re-decided.
     RequestState.QUEUED: frozenset(
         {RequestState.REMOVING, RequestState.DUE, RequestState.CANCELLED}
     ),
     # REMOVING -> REMOVING takes over the claim of a worker that died; -> QUEUED releases it;
     # -> CANCELLED: the directory's breaker stayed open longer than the removal may wait.
+    # REMOVING -> DUE: a dead worker's claim taken over on a decision too old to act on.
     RequestState.REMOVING: frozenset(
         {
             RequestState.REMOVING,
+            RequestState.DUE,
             RequestState.CANCELLED,
             RequestState.QUEUED,
             RequestState.REMOVED,
@@ -112,6 +117,9 @@ class Request:
     # Directory calls started for this removal, stored with the claim before each call: a
     # retry knows its write may have been applied, and the count gives every request an end.
     attempts: int = 0
+    # Writes sent whose answer never came (counted with the claim, taken back when the call
+    # proves nothing was sent): a later "not a member" is then our own write's work.
+    unanswered_writes: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -126,6 +134,7 @@ def transition(
     detail: str = "",
     queue_reason: QueueReason | None = None,
     attempts: int | None = None,
+    unanswered_writes: int | None = None,
 ) -> Request:
     """The request in its new state; raises InvalidTransition for a move the lifecycle forbids."""
     if to not in _ALLOWED.get(request.state, frozenset()):
@@ -138,4 +147,7 @@ def transition(
         queue_reason=queue_reason or request.queue_reason,
         version=request.version + 1,
         attempts=request.attempts if attempts is None else attempts,
+        unanswered_writes=(
+            request.unanswered_writes if unanswered_writes is None else unanswered_writes
+        ),
     )

@@ -104,7 +104,15 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
     if ctx.kill_switch:
         ctx.queue.enqueue(message, delay=KILL_SWITCH_DELAY)
         return RemovalReport(RemovalStatus.DEFERRED, "kill switch is on")
-    if request.state is RequestState.QUEUED and _too_old(message, policy, now):
+    # A dead worker's claim is taken over only on a decision still young enough; otherwise the
+    # request is re-decided (release_due then recognises a lost write of ours). A claim whose
+    # attempts are spent ends FAILED below instead of waiting again.
+    spent = request.state is RequestState.REMOVING and request.attempts >= ctx.limits.max_attempts
+    if (
+        request.state in (RequestState.QUEUED, RequestState.REMOVING)
+        and not spent
+        and _too_old(message, policy, now)
+    ):
         return _hand_back(ctx, request, message, policy, now)
     if request.state is RequestState.QUEUED:
         yes_at = ctx.store.latest_yes(policy.name, request.state_key)
@@ -124,7 +132,12 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
 
     exhausted = request.attempts >= ctx.limits.max_attempts
     claimed = transition(
-        request, RequestState.REMOVING, now, attempts=request.attempts + (not exhausted)
+        request,
+        RequestState.REMOVING,
+        now,
+        attempts=request.attempts + (not exhausted),
+        # Stored before the call: if its answer is lost, the next try knows a write went out.
+        unanswered_writes=request.unanswered_writes + (not exhausted),
     )
     if not ctx.store.update_request(claimed):
         return RemovalReport(RemovalStatus.SKIPPED, "claimed by another worker")
@@ -143,7 +156,14 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         # The operation itself was refused: every removal would be, so they wait together.
         halt = breaker.refused(ctx, policy, error, now)
         # A refused call changed nothing: it is the breaker's attempt, not this request's.
-        _release(ctx, claimed, f"waiting: {error}", now, attempts=request.attempts)
+        _release(
+            ctx,
+            claimed,
+            f"waiting: {error}",
+            now,
+            attempts=request.attempts,
+            unanswered_writes=request.unanswered_writes,
+        )
         ctx.queue.enqueue(message, delay=_until(halt.retry_at, now))
         return RemovalReport(RemovalStatus.DEFERRED, halt.describe())
     except TransientError as error:
@@ -153,7 +173,9 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
             return fail(
                 ctx, claimed, f"gave up after retries ({claimed.attempts} attempt(s)): {error}", now
             )
-        _release(ctx, claimed, f"retrying: {error}", now)
+        # A write that certainly never went out cannot explain a later "not a member".
+        unanswered = request.unanswered_writes if error.unsent else None
+        _release(ctx, claimed, f"retrying: {error}", now, unanswered_writes=unanswered)
         delay = timedelta(seconds=30 if error.retry_after is None else error.retry_after)
         ctx.queue.enqueue(message, delay=delay)
         return RemovalReport(RemovalStatus.DEFERRED, str(error))
@@ -163,7 +185,7 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
     if (
         result.outcome is RemovalOutcome.NOT_MEMBER
         and not user_gone
-        and (result.after_own_write or request.attempts > 0)
+        and (result.after_own_write or request.unanswered_writes > 0)
     ):
         # Our own earlier write (its answer lost) took the user out: a removal, restorable.
         said = f" ({result.detail})" if result.detail else ""
@@ -210,9 +232,21 @@ def _until(moment: datetime | None, now: datetime) -> timedelta:
 
 
 def _release(
-    ctx: Context, claimed: Request, why: str, now: datetime, attempts: int | None = None
+    ctx: Context,
+    claimed: Request,
+    why: str,
+    now: datetime,
+    attempts: int | None = None,
+    unanswered_writes: int | None = None,
 ) -> None:
-    released = transition(claimed, RequestState.QUEUED, now, detail=why, attempts=attempts)
+    released = transition(
+        claimed,
+        RequestState.QUEUED,
+        now,
+        detail=why,
+        attempts=attempts,
+        unanswered_writes=unanswered_writes,
+    )
     ctx.store.update_request(released)
 
 

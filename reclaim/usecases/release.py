@@ -26,9 +26,11 @@ from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transit
 from reclaim.domain.policy import OnNoResponse, Policy
 from reclaim.domain.records import DecisionRecord, LedgerOutcome, RunRecord, RunStatus
 from reclaim.domain.selection import Decision, DecisionKind, count_by_kind
+from reclaim.ports import RemovalOutcome, RemovalResult
 from reclaim.usecases.bookkeeping import cancel, enqueue_removal, ledger
 from reclaim.usecases.context import Context
 from reclaim.usecases.decide import assess
+from reclaim.usecases.perform_removal import finish_removal
 
 log = logging.getLogger("reclaim")
 
@@ -164,6 +166,11 @@ def release_due(ctx: Context, policy: Policy, now: datetime) -> Release:
     cancelled = 0
     for request in due:
         decision = by_key.get(request.state_key)
+        if decision is None and request.unanswered_writes:
+            # Gone after a write of ours whose answer never came: that write took her out.
+            detail = "confirmed absent after our write (re-decided after a dead worker's claim)"
+            finish_removal(ctx, request, RemovalResult(RemovalOutcome.REMOVED, detail), now)
+            continue
         if decision is None:
             why = "no longer a member of the group"
         elif request.state_key in releasing:

@@ -39,6 +39,7 @@ class MemoryDirectory:
     nested: dict[str, list[str]] = field(default_factory=dict)  # group -> groups among its members
     # labels whose removal is done and then its answer lost (the connection dropped after it)
     lost_answers: set[str] = field(default_factory=set)
+    unreachable: int = 0  # the next N removals find the directory unreachable: nothing sent
     refuse_all: Exception | None = None  # raised by every remove() (a missing permission, ...)
     remove_calls: int = 0
 
@@ -69,6 +70,9 @@ class MemoryDirectory:
             raise self.refuse_all
         if user.label in self.failures:
             raise self.failures[user.label]
+        if self.unreachable:
+            self.unreachable -= 1
+            raise TransientError("connection refused", retry_after=2, unsent=True)
         if self.transient_failures:
             self.transient_failures -= 1
             raise TransientError("throttled", retry_after=2)

@@ -28,6 +28,7 @@ VALID = [
     (S.DUE, S.DUE),  # held again, for another reason
     (S.DUE, S.QUEUED),  # released by a tick that re-decided it
     (S.DUE, S.CANCELLED),
+    (S.DUE, S.REMOVED),  # re-decided: a lost write of a dead worker had taken her out
     (S.QUEUED, S.REMOVING),
     (S.QUEUED, S.DUE),  # handed back by the worker: the decision was too old
     (S.QUEUED, S.CANCELLED),
@@ -38,6 +39,7 @@ VALID = [
     (S.REMOVING, S.REQUESTED),
     (S.REMOVING, S.QUEUED),
     (S.REMOVING, S.CANCELLED),
+    (S.REMOVING, S.DUE),  # a dead worker's claim on a decision too old: re-decided, not acted on
     (S.REQUESTED, S.REMOVED),
     (S.REQUESTED, S.FAILED),
     (S.REMOVED, S.RESTORED),

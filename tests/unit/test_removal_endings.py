@@ -69,6 +69,10 @@ def deliver(ctx: usecases.Context, queue: MemoryQueue, now=NOW) -> list[usecases
     ]
 
 
+def deliver_one(ctx: usecases.Context, message, now) -> usecases.RemovalStatus:  # type: ignore[no-untyped-def]
+    return usecases.perform_removal(ctx, usecases.RemovalCommand(message), now).status
+
+
 def request_of(ctx: usecases.Context, upn: str):
     (found,) = [r for r in ctx.store.requests() if r.user.upn == upn]
     return found
@@ -172,9 +176,70 @@ def test_a_claim_older_than_its_lease_is_recovered_by_the_expiry_tick(world) -> 
     assert usecases.expire_requests(ctx, NOW + timedelta(minutes=1)).recovered == 0  # leased
     later = NOW + LIMITS.claim_lease
     assert usecases.expire_requests(ctx, later).recovered == 2
-    assert sorted(deliver(ctx, queue, later)) == sorted([S.REMOVED, S.FAILED])
+    # The resent message carries no decision time: u0 is re-decided before anything is done;
+    # u1's attempts are spent, so it ends.
+    assert sorted(deliver(ctx, queue, later)) == sorted([S.HANDED_BACK, S.FAILED])
     assert request_of(ctx, "u1@c.com").detail.startswith("gave up after retries (3 attempt(s))")
-    assert usecases.expire_requests(ctx, later + timedelta(hours=1)).recovered == 0
+    assert usecases.expire_requests(ctx, later + timedelta(minutes=1)).recovered == 0
+    assert deliver(ctx, queue, later + timedelta(minutes=1)) == [S.REMOVED]  # on a fresh decision
+    assert request_of(ctx, "u0@c.com").state is RequestState.REMOVED
+
+
+def test_a_dead_workers_claim_on_an_old_decision_is_re_decided_not_acted_on(world) -> None:
+    """An incident: the kill switch stayed on for days while a claim was left by a dead worker.
+    Taking the claim over would remove her on a days-old decision; she is re-decided instead,
+    and she has since become active."""
+    context, directory, queue = world
+    ctx = context()
+    directory.groups["SF"] = [Member(USERS[0])]
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    (message,) = queue.drain()
+    dying = transition(request_of(ctx, "u0@c.com"), RequestState.REMOVING, NOW, attempts=0)
+    assert ctx.store.update_request(dying)
+    later = NOW + timedelta(days=3)
+    ctx.adapters.usage_ = MemoryUsage([UsageRow("u0@c.com", 600.0)], later)  # type: ignore[attr-defined]
+    assert deliver_one(ctx, message, later) is S.HANDED_BACK
+    usecases.expire_requests(ctx, later + timedelta(minutes=1))
+    assert request_of(ctx, "u0@c.com").state is RequestState.CANCELLED
+    assert directory.holds("SF", "u0@c.com") and queue.drain() == []
+
+
+def test_a_lost_write_of_a_dead_worker_is_recognised_when_re_decided(world) -> None:
+    context, directory, queue = world
+    ctx = context()
+    directory.groups["SF"] = [Member(USERS[0])]
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    (message,) = queue.drain()
+    # The worker sent the DELETE, the directory applied it, and the worker died before the answer.
+    dying = transition(
+        request_of(ctx, "u0@c.com"), RequestState.REMOVING, NOW, attempts=1, unanswered_writes=1
+    )
+    assert ctx.store.update_request(dying)
+    directory.groups["SF"] = [Member(USERS[4])]  # u0 is gone; u4 (active) stays
+    later = NOW + timedelta(days=2)
+    ctx.adapters.usage_ = MemoryUsage(USAGE, later)  # type: ignore[attr-defined]
+    assert deliver_one(ctx, message, later) is S.HANDED_BACK
+    usecases.expire_requests(ctx, later + timedelta(minutes=1))
+    request = request_of(ctx, "u0@c.com")
+    assert request.state is RequestState.REMOVED
+    assert request.detail.startswith("confirmed absent after our write")
+    assert [e.user.upn for e in ctx.store.ledger() if e.outcome is LedgerOutcome.REMOVED] == [
+        "u0@c.com"
+    ]
+
+
+def test_a_write_that_never_went_out_does_not_make_a_later_absence_ours(world) -> None:
+    """The directory refused the connection (nothing sent); meanwhile someone else removed her.
+    The retry's "not a member" is not reclaim's work: NOT_MEMBER, not counted as a removal."""
+    context, directory, queue = world
+    ctx = context()
+    directory.groups["SF"] = [Member(USERS[0])]
+    directory.unreachable = 1
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    assert deliver(ctx, queue) == [S.DEFERRED]
+    directory.groups["SF"] = []
+    assert deliver(ctx, queue, NOW + timedelta(minutes=1)) == [S.NOT_MEMBER]
+    assert request_of(ctx, "u0@c.com").attempts == 2  # the refused call still counted: bounded
 
 
 # ---- 3. circuit breakers -------------------------------------------------------------------------
