@@ -1,0 +1,559 @@
+"""A model of the world reclaim acts on, and a hypothesis state machine that drives the real use
+cases through it while checking DESIGN §8's invariants after every step.
+
+The world is small on purpose (8 users, one licensing group, one exclusion group with a nested
+group inside it) so that random interleavings hit the interesting corners often: answers racing
+deadlines, usage arriving after the ask, people joining and leaving, nested exclusion changing,
+the kill switch flipping, stale data, a failing directory, overlapping runs and redelivered
+messages. The truth the invariants are judged by is the model's own record of what happened
+(usage events, membership changes, answers), never what reclaim stored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from reclaim import usecases
+from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, RequestState
+from reclaim.domain.model import AnswerValue, Member, User
+from reclaim.domain.policy import Policy
+from reclaim.domain.records import LedgerOutcome, RemovalMessage
+from reclaim.errors import TransientError
+from reclaim.ports import AddOutcome, GroupInfo, RemovalOutcome, RemovalResult, UsageExport
+from reclaim.usecases.lease import PolicyBusy
+from tests.conftest import NOW, make_policy
+from tests.support.memory import MemoryCampaign
+
+GROUP = "SF"
+EXCLUDE = "XAdmins"
+NESTED = "XTier0"
+LOOKBACK = timedelta(days=30)
+THRESHOLD = 5.0  # minutes
+GRACE = timedelta(days=14)
+KEEP = timedelta(days=30)
+RESPOND = timedelta(days=7)
+CAP = 4
+USERS = [User(object_id=f"id{i}", upn=f"u{i}@c.com") for i in range(8)]
+LABELS = [u.label for u in USERS]
+BY_LABEL = {u.label: u for u in USERS}
+# Slack for clocks: a decision made at the start of a step may act a moment later.
+SLACK = timedelta(minutes=1)
+
+
+@dataclass
+class World:
+    """The truth: who is in which group since when, who used the app when, who answered what."""
+
+    now: datetime = NOW
+    members: dict[str, datetime] = field(default_factory=dict)  # label -> joined at
+    nested: set[str] = field(default_factory=set)  # labels in XTier0 (inside XAdmins)
+    nested_history: list[tuple[int, frozenset[str]]] = field(default_factory=list)  # (seq, who)
+    # (seq, label -> joined at) after every membership change, to judge by data at the release
+    members_history: list[tuple[int, dict[str, datetime]]] = field(default_factory=list)
+    # (label, when, minutes, seq): seq orders events that share a timestamp with a decision.
+    usage: list[tuple[str, datetime, float, int]] = field(default_factory=list)
+    seq: int = 0  # bumped by every step: what happened before a decision has a smaller seq
+    yes: dict[str, list[datetime]] = field(default_factory=dict)  # label -> yes (and restore) times
+    no: dict[str, list[datetime]] = field(default_factory=dict)
+    stale_usage: bool = False
+    directory_down: bool = False
+    # (request id, label, at): every removal reclaim's writes performed, in order.
+    removed: list[tuple[str, str, datetime]] = field(default_factory=list)
+    restored: list[tuple[str, datetime]] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+    def members_changed(self) -> None:
+        self.members_history.append((self.seq, dict(self.members)))
+
+    def members_before(self, seq: int | None) -> dict[str, datetime]:
+        """Who was a member (and since when) before step `seq` (now, without a seq)."""
+        if seq is None:
+            return dict(self.members)
+        earlier = [who for at, who in self.members_history if at < seq]
+        return earlier[-1] if earlier else {}
+
+    def nested_before(self, seq: int | None) -> frozenset[str]:
+        """Who was in the nested exclusion group before step `seq` (now, without a seq)."""
+        if seq is None:
+            return frozenset(self.nested)
+        earlier = [who for at, who in self.nested_history if at < seq]
+        return earlier[-1] if earlier else frozenset()
+
+    def used(self, label: str, at: datetime, before_seq: int | None = None) -> float:
+        """Minutes in the look-back up to `at`; with before_seq, only events logged before it."""
+        return sum(
+            m
+            for who, when, m, seq in self.usage
+            if who == label
+            and at - LOOKBACK <= when <= at
+            and (before_seq is None or seq < before_seq)
+        )
+
+
+class ModelDirectory:
+    """The Directory port over the world; checks invariant 1 at the moment of each removal."""
+
+    def __init__(self, world: World, judge: Callable[[str, str], None]) -> None:
+        self.world = world
+        self.judge = judge
+        self.lock = threading.Lock()
+
+    def check_group(self, group: str) -> GroupInfo:
+        if self.world.directory_down:
+            raise TransientError("directory unavailable (model)")
+        return GroupInfo(group, group, None)
+
+    def _users(self, group: str) -> list[str]:
+        if group == GROUP:
+            return sorted(self.world.members)
+        if group in (EXCLUDE, NESTED):
+            return sorted(self.world.nested)
+        return []
+
+    def members(self, group: str) -> Iterator[Member]:
+        if self.world.directory_down:
+            raise TransientError("directory unavailable (model)")
+        if group == EXCLUDE:
+            return iter([])  # its only member is the group XTier0; users are inside that
+        # The directory knows when each member joined (as AD's replication metadata would say).
+        return iter(
+            [
+                Member(BY_LABEL[label], added_at=self._joined(group, label))
+                for label in self._users(group)
+            ]
+        )
+
+    def _joined(self, group: str, label: str) -> datetime | None:
+        return self.world.members.get(label) if group == GROUP else None
+
+    def member_groups(self, group: str) -> list[GroupInfo]:
+        if self.world.directory_down:
+            raise TransientError("directory unavailable (model)")
+        return [GroupInfo(NESTED, NESTED)] if group == EXCLUDE else []
+
+    def transitive_users(self, group: str) -> Iterator[User]:
+        if self.world.directory_down:
+            raise TransientError("directory unavailable (model)")
+        return iter([BY_LABEL[label] for label in self._users(group)])
+
+    def remove(self, group: str, user: User, **context: str) -> RemovalResult:
+        if self.world.directory_down:  # connection refused: the write never went out
+            raise TransientError("directory unavailable (model)", unsent=True)
+        with self.lock:
+            if user.label not in self.world.members:
+                return RemovalResult(RemovalOutcome.NOT_MEMBER)
+            request_id = context.get("request_id", "")
+            self.judge(request_id, user.label)
+            del self.world.members[user.label]
+            self.world.members_changed()
+            self.world.removed.append((request_id, user.label, self.world.now))
+            return RemovalResult(RemovalOutcome.REMOVED)
+
+    def add(self, group: str, user: User) -> AddOutcome:
+        with self.lock:
+            if user.label in self.world.members:
+                return AddOutcome.ALREADY_MEMBER
+            # Restored: a member since before tracking again, as the directory would say.
+            self.world.members[user.label] = self.world.now - GRACE * 10
+            self.world.members_changed()
+            return AddOutcome.ADDED
+
+
+@dataclass
+class ModelUsage:
+    world: World
+
+    def usage(self, policy: Policy, now: datetime) -> UsageExport:
+        from reclaim.domain.model import UsageRow
+
+        observed = now - timedelta(days=10) if self.world.stale_usage else now
+        rows = [UsageRow(u.upn, self.world.used(u.label, observed)) for u in USERS]
+        return UsageExport(observed, iter(rows))
+
+
+@dataclass
+class ModelAdapters:
+    directory_: ModelDirectory
+    usage_: ModelUsage
+    campaign_: MemoryCampaign
+
+    def directory(self, policy: Policy) -> ModelDirectory:
+        return self.directory_
+
+    def usage_source(self, policy: Policy) -> ModelUsage:
+        return self.usage_
+
+    def campaign(self, policy: Policy) -> MemoryCampaign:
+        return self.campaign_
+
+
+@dataclass
+class ModelQueue:
+    """A WorkQueue with visibility times, so delays and redeliveries happen as on Azure."""
+
+    world: World
+    waiting: list[tuple[datetime, RemovalMessage]] = field(default_factory=list)
+    delivered: list[RemovalMessage] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    released_in: dict[tuple[str, datetime | None], int] = field(default_factory=dict)
+
+    def enqueue(self, message: RemovalMessage, delay: timedelta | None = None) -> None:
+        with self.lock:
+            self.released_in.setdefault((message.request_id, message.decided_at), self.world.seq)
+            self.waiting.append((self.world.now + (delay or timedelta()), message))
+
+    def take_visible(self) -> list[RemovalMessage]:
+        with self.lock:
+            visible = [m for at, m in self.waiting if at <= self.world.now]
+            self.waiting = [(at, m) for at, m in self.waiting if at > self.world.now]
+            self.delivered += visible
+            return visible
+
+
+def asking_policy_data(ask: bool, on_no_response: str) -> Policy:
+    campaign = {
+        "channel": "webhook",
+        "url": "https://survey.example/ask",
+        "respond_within": "7d",
+        "on_no_response": on_no_response,
+    }
+    return make_policy(
+        mode="enforce",
+        ask_permission=ask,
+        campaign=campaign if ask else {"channel": "none"},
+        usage={
+            "source": "csv",
+            "file": "usage.csv",
+            "match_on": "upn",
+            "threshold": "5m",
+            "lookback": "30d",
+            "max_age": "2d",
+        },
+        exclude={"groups": [EXCLUDE]},
+        new_member_grace="14d",
+        keep_after_yes="30d",
+        limits={"max_removals_per_run": CAP, "max_percent_of_group": 100},
+    )
+
+
+class ReclaimMachine(RuleBasedStateMachine):
+    """Subclasses say which store the use cases run over (`make_store`)."""
+
+    steps = 0  # rules run, over every example: CI's budget is checked against it
+
+    def make_store(self) -> Any:  # pragma: no cover - every subclass names its store
+        raise NotImplementedError
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world = World()
+        self.ids = (f"id-{n:05d}" for n in itertools.count())
+        self.releases_before = 0
+        self.working: RemovalMessage | None = None  # the message perform_removal is acting on
+
+    @initialize(
+        ask=st.booleans(),
+        on_no_response=st.sampled_from(["reclaim", "keep"]),
+        joined_days_ago=st.lists(st.integers(0, 60), min_size=8, max_size=8),
+        nested=st.sets(st.sampled_from(LABELS), max_size=3),
+        active=st.sets(st.sampled_from(LABELS), min_size=3, max_size=6),
+    )
+    def setup(
+        self,
+        ask: bool,
+        on_no_response: str,
+        joined_days_ago: list[int],
+        nested: set[str],
+        active: set[str],
+    ) -> None:
+        self.policy = asking_policy_data(ask, on_no_response)
+        for label, days in zip(LABELS, joined_days_ago, strict=True):
+            self.world.members[label] = NOW - timedelta(days=days)
+        self.world.members_changed()
+        self.world.nested = set(nested)
+        self.world.nested_history.append((0, frozenset(nested)))
+        for label in active:
+            self.world.usage.append((label, NOW - timedelta(days=1), 60.0, 0))
+        self.campaign = MemoryCampaign()
+        self.directory = ModelDirectory(self.world, self.judge)
+        self.queue = ModelQueue(self.world)
+        self.adapters = ModelAdapters(self.directory, ModelUsage(self.world), self.campaign)
+        self.store = self.make_store()
+        self.ctx = self.context(self.store)
+
+    def context(self, store: Any) -> usecases.Context:
+        return usecases.Context(
+            store,
+            self.queue,
+            self.adapters,
+            {self.policy.name: self.policy},
+            new_id=lambda: next(self.ids),
+        )
+
+    # ---- the judge: invariant 1 at the moment of removal -------------------------------------
+
+    def judge(self, request_id: str, label: str) -> None:
+        """Is removing `label` now allowed by the truth? Records why not."""
+        world, policy, now = self.world, self.policy, self.world.now
+        request = self.store.get_request(request_id) if request_id else None
+        if request is None:
+            world.violations.append(f"{label}: removed without a known request ({request_id!r})")
+            return
+        decided_at = self.working.decided_at if self.working is not None else None
+        problems = []
+        if decided_at is None:
+            world.violations.append(f"{label}: removed on a message that carries no decision time")
+            return
+        if now - decided_at > policy.decision_max_age + SLACK:
+            problems.append(
+                f"decision of {decided_at:%m-%d %H:%M} is older than {policy.decision_max_age}"
+            )
+        released_in = self.queue.released_in.get((request_id, decided_at))
+        if label in world.nested_before(released_in):
+            problems.append("excluded through the nested group")
+        used = world.used(label, decided_at, released_in)
+        if used >= THRESHOLD:
+            problems.append(f"active: {used} minutes by {decided_at:%m-%d %H:%M}")
+        members_then = world.members_before(released_in)
+        if label not in members_then:
+            problems.append("not a member when the removal was released")
+        elif decided_at - members_then[label] < GRACE:
+            problems.append("new member")
+        if any(now - at < KEEP for at in world.yes.get(label, [])):
+            problems.append("answered yes inside the keep window")
+        if policy.ask_permission:
+            asked_at = request.created_at
+            said_no = any(at >= asked_at for at in world.no.get(label, []))
+            deadline = request.deadline or asked_at + RESPOND
+            silent = policy.campaign.on_no_response.value == "reclaim" and now >= deadline
+            if not (said_no or silent):
+                problems.append("no consent and the deadline has not passed")
+        if problems:
+            world.violations.append(f"{label} at {now:%m-%d %H:%M}: " + "; ".join(problems))
+
+    # ---- rules ----------------------------------------------------------------------------------
+
+    def step(self, action: Callable[[], object]) -> None:
+        self.world.seq += 1
+        before = len(self._releases())
+        action()
+        releases = self._releases()
+        if len(releases) - before > CAP:
+            self.world.violations.append(
+                f"{len(releases) - before} removals released in one step, over the cap of {CAP}"
+            )
+        rate = self.policy.limits.rate
+        for at in releases:
+            inside = [r for r in releases if at - rate.window < r <= at]
+            if len(inside) > rate.count:
+                self.world.violations.append(
+                    f"{len(inside)} releases in the {rate.window} up to {at}, over {rate.count}"
+                )
+                break
+
+    def _releases(self) -> list[datetime]:
+        """When each removal was released to the worker (a QUEUED ledger entry each)."""
+        return [
+            e.at
+            for e in self.store.ledger(policy=self.policy.name)
+            if e.outcome is LedgerOutcome.QUEUED
+        ]
+
+    def deliver(self, message: RemovalMessage) -> None:
+        self.working = message
+        try:
+            usecases.perform_removal(self.ctx, usecases.RemovalCommand(message), self.world.now)
+        finally:
+            self.working = None
+
+    @rule(hours=st.sampled_from([1, 6, 24, 72, 24 * 8]))
+    def advance(self, hours: int) -> None:
+        self.world.now += timedelta(hours=hours)
+
+    @rule(label=st.sampled_from(LABELS), minutes=st.sampled_from([1.0, 10.0, 600.0]))
+    def use(self, label: str, minutes: float) -> None:
+        self.world.seq += 1
+        self.world.usage.append((label, self.world.now, minutes, self.world.seq))
+
+    @rule(label=st.sampled_from(LABELS))
+    def join_or_leave(self, label: str) -> None:
+        self.world.seq += 1
+        if label in self.world.members:
+            del self.world.members[label]
+        else:
+            self.world.members[label] = self.world.now
+        self.world.members_changed()
+
+    @rule(label=st.sampled_from(LABELS))
+    def toggle_nested_exclusion(self, label: str) -> None:
+        self.world.seq += 1
+        self.world.nested ^= {label}
+        self.world.nested_history.append((self.world.seq, frozenset(self.world.nested)))
+
+    @rule()
+    def toggle_stale_usage(self) -> None:
+        self.world.stale_usage = not self.world.stale_usage
+
+    @rule()
+    def toggle_directory_down(self) -> None:
+        self.world.directory_down = not self.world.directory_down
+
+    @rule()
+    def toggle_kill_switch(self) -> None:
+        self.ctx.kill_switch = not self.ctx.kill_switch
+
+    @rule()
+    def run(self) -> None:
+        self.step(lambda: usecases.run_policy(self.ctx, self.policy, self.world.now))
+
+    @rule()
+    def overlapping_runs(self) -> None:
+        """Two triggers of the same policy at once (scheduler and "run now"), each its own store
+        client, as two instances of the function app would have."""
+        contexts = [self.ctx, self.context(self.make_store())]
+        errors: list[BaseException] = []
+        busy: list[usecases.Context] = []
+
+        def go(ctx: usecases.Context) -> None:
+            try:
+                usecases.run_policy(ctx, self.policy, self.world.now)
+            except PolicyBusy:
+                busy.append(ctx)
+            except BaseException as error:  # surfaced below, in the test's thread
+                errors.append(error)
+
+        def both() -> None:
+            threads = [threading.Thread(target=go, args=(c,)) for c in contexts]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        self.step(both)
+        if errors:
+            raise errors[0]
+        assert len(busy) < 2, "both overlapping runs were refused: the lease was not released"
+
+    @precondition(lambda self: self.policy.ask_permission)
+    @rule(label=st.sampled_from(LABELS), yes=st.booleans(), twice=st.booleans())
+    def answer(self, label: str, yes: bool, twice: bool) -> None:
+        open_ones = [
+            r
+            for r in self.store.requests(
+                self.policy.name, [RequestState.PENDING, RequestState.QUEUED]
+            )
+            if r.user.label == label
+        ]
+        if not open_ones:
+            return
+        value = AnswerValue.YES if yes else AnswerValue.NO
+        (self.world.yes if yes else self.world.no).setdefault(label, []).append(self.world.now)
+        command = usecases.AnswerCommand(value, self.world.now, request_id=open_ones[-1].id)
+
+        def answer() -> None:
+            for _ in range(2 if twice else 1):
+                usecases.record_answer(self.ctx, command, self.world.now)
+
+        self.step(answer)
+
+    @rule()
+    def expire(self) -> None:
+        self.step(lambda: usecases.expire_requests(self.ctx, self.world.now))
+
+    @rule(redeliver=st.booleans())
+    def work(self, redeliver: bool) -> None:
+        def deliver() -> None:
+            messages = self.queue.take_visible()
+            if redeliver and self.queue.delivered:
+                messages.append(self.queue.delivered[0])
+            for message in messages:
+                self.deliver(message)
+
+        self.step(deliver)
+
+    @rule(label=st.sampled_from(LABELS))
+    def restore(self, label: str) -> None:
+        removed = [
+            r
+            for r in self.store.requests(self.policy.name, [RequestState.REMOVED])
+            if r.user.label == label
+        ]
+        if not removed or self.world.directory_down:
+            return
+        request = removed[-1]
+        usecases.restore(
+            self.ctx,
+            usecases.RestoreCommand(self.policy.name, user=request.user.upn),
+            self.world.now,
+        )
+        self.world.yes.setdefault(request.user.label, []).append(self.world.now)
+        self.world.restored.append((request.id, self.world.now))
+
+    # ---- invariants -----------------------------------------------------------------------------
+
+    @invariant()
+    def no_wrong_removal_and_caps_hold(self) -> None:
+        type(self).steps += 1
+        if hasattr(self, "store"):
+            assert not self.world.violations, self.world.violations
+
+    @invariant()
+    def one_open_request_per_user(self) -> None:
+        if not hasattr(self, "store"):
+            return
+        open_ones = self.store.requests(self.policy.name, sorted(_OPEN, key=str))
+        labels = [r.user.label for r in open_ones]
+        assert len(labels) == len(set(labels)), f"several open requests: {sorted(labels)}"
+
+    @invariant()
+    def ledger_is_the_directory_history(self) -> None:
+        if not hasattr(self, "store"):
+            return
+        removals = [r for r, _, _ in self.world.removed]
+        assert len(removals) == len(set(removals)), "a request removed its user twice"
+        ledger = self.store.ledger(policy=self.policy.name)
+        said_removed = {e.request_id for e in ledger if e.outcome is LedgerOutcome.REMOVED}
+        assert said_removed == set(removals), (
+            f"ledger says removed {sorted(said_removed)}, the directory lost {sorted(removals)}"
+        )
+
+    def teardown(self) -> None:
+        """Give the world time to settle: every request must reach exactly one end."""
+        if not hasattr(self, "store"):
+            return
+        self.world.directory_down = False
+        self.world.stale_usage = False
+        self.ctx.kill_switch = False
+
+        def settle() -> None:
+            usecases.expire_requests(self.ctx, self.world.now)
+            for message in self.queue.take_visible():
+                self.deliver(message)
+
+        for _ in range(6):
+            self.world.now += timedelta(days=3)
+            self.step(lambda: usecases.run_policy(self.ctx, self.policy, self.world.now))
+            self.step(settle)
+        self.world.now += timedelta(days=60)
+        for _ in range(4):
+            self.step(settle)
+            self.world.now += timedelta(hours=2)
+        stuck = [
+            (r.user.label, r.state.value)
+            for r in self.store.requests(self.policy.name)
+            if r.state not in FINAL_STATES and r.state is not RequestState.REMOVED
+        ]
+        assert not stuck, f"requests without an end: {stuck}"
+        assert not self.world.violations, self.world.violations
+
+
+_OPEN = OPEN_STATES
