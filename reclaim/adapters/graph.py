@@ -698,17 +698,24 @@ class GraphDirectory:
             f"/groups/{segment(group)}/members/microsoft.graph.user?"
             f"{query(select=USER_FIELDS, top=MEMBERS_PAGE)}"
         )
+        for item in self._pages(path, READ_GROUPS, what, group):
+            yield Member(user=_user_from(item))
+
+    def _pages(
+        self, path: str | None, permission: str, what: str, group: str
+    ) -> Iterator[dict[str, Any]]:
+        """The objects of every page from `path` on, following nextLink; a failure part-way
+        raises SourceError, so nothing partial is acted on."""
         try:
             while path:
-                reply = self._client.call("GET", path, permission=READ_GROUPS, what=what)
+                reply = self._client.call("GET", path, permission=permission, what=what)
                 if reply.status == 404:
                     raise GroupRefused(f"Entra group {group!r} was not found ({reply.describe()})")
                 page = self._expect_object(reply, what)
                 values = page.get("value")
                 if not isinstance(values, list):
                     raise SourceError(f"Graph {what}: a page without a value list")
-                for item in values:
-                    yield Member(user=_user_from(item))
+                yield from (v for v in values if isinstance(v, dict))
                 path = page.get("@odata.nextLink")
         except (TransientError, PermanentError) as error:
             raise SourceError(f"{what} failed part-way, nothing is acted on: {error}") from error

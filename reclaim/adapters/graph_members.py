@@ -33,7 +33,6 @@ from reclaim.adapters.graph import (
     shared_client,
 )
 from reclaim.domain.model import Member, User
-from reclaim.errors import GroupRefused, PermanentError, SourceError, TransientError
 from reclaim.ports import GroupInfo, Secrets
 
 if TYPE_CHECKING:
@@ -114,20 +113,3 @@ class EntraDirectory(GraphDirectory):
                 if user_id and (user_id not in newest or at > newest[user_id]):
                     newest[user_id] = at
         return newest
-
-    def _pages(
-        self, path: str | None, permission: str, what: str, group: str
-    ) -> Iterator[dict[str, Any]]:
-        try:
-            while path:
-                reply = self._client.call("GET", path, permission=permission, what=what)
-                if reply.status == 404:
-                    raise GroupRefused(f"Entra group {group!r} was not found ({reply.describe()})")
-                page = self._expect_object(reply, what)
-                values = page.get("value")
-                if not isinstance(values, list):
-                    raise SourceError(f"Graph {what}: a page without a value list")
-                yield from (v for v in values if isinstance(v, dict))
-                path = page.get("@odata.nextLink")
-        except (TransientError, PermanentError) as error:
-            raise SourceError(f"{what} failed part-way, nothing is acted on: {error}") from error

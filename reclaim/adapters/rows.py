@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from reclaim.domain.breaker import Breaker, HaltKind
@@ -131,4 +131,18 @@ def decision_from_row(row: Mapping[str, Any]) -> DecisionRecord:
         decision=row["decision"],
         reason=row.get("reason") or "",
         evidence=json.loads(row["evidence"]),
+    )
+
+
+def edm_time(value: datetime) -> datetime:
+    """Table storage's Edm.DateTime (the SDK's own datetime subclass) as a plain aware one."""
+    return datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        tzinfo=UTC,
     )

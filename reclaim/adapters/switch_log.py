@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from reclaim.adapters.rows import edm_time
 from reclaim.domain.switches import SwitchChange
 
 SQLITE_SCHEMA = """
@@ -112,24 +113,10 @@ class TableSwitchLog:
             _change(
                 e["name"],
                 e["on"],
-                _aware(e["at"]),
+                edm_time(e["at"]),
                 e["by"],
                 e["via"],
                 e.get("reason", ""),
             )
             for e in itertools.islice(rows, limit)
         ]
-
-
-def _aware(value: datetime) -> datetime:
-    """Table storage's Edm.DateTime as a plain timezone-aware datetime."""
-    return datetime(
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-        tzinfo=UTC,
-    )

@@ -38,7 +38,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -55,6 +55,7 @@ from reclaim.adapters.quarantine import TableQuarantine
 from reclaim.adapters.rows import (
     breaker_from_row,
     decision_from_row,
+    edm_time,
     ledger_from_row,
     request_from_row,
     run_from_row,
@@ -109,18 +110,7 @@ def _text(value: str) -> str:
 
 def _dt(value: Any) -> datetime | None:
     """A stored Edm.DateTime as a plain timezone-aware datetime (or None when absent)."""
-    if value is None:
-        return None
-    return datetime(
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-        tzinfo=UTC,
-    )
+    return None if value is None else edm_time(value)
 
 
 class _Etags:
