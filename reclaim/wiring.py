@@ -53,7 +53,7 @@ class Wiring:
         return path if path.is_absolute() else self.base_dir / path
 
     def _graph(self) -> Any:
-        from reclaim.adapters.graph_members import EntraDirectory
+        from reclaim.adapters.graph.members import EntraDirectory
 
         return self._once(
             ("graph",), lambda: EntraDirectory.from_settings(self.settings, self.secrets())
@@ -114,7 +114,7 @@ class Wiring:
                     lambda: NexthinkUsage(self._nexthink()),
                 )
             case UsageSourceKind.ENTRA_SIGNINS:
-                from reclaim.adapters.graph import EntraSignInsUsage
+                from reclaim.adapters.graph.signins import EntraSignInsUsage
 
                 return self._once(
                     ("signins",),
@@ -124,8 +124,8 @@ class Wiring:
 
     def licences(self, policy: Policy) -> Licences:
         """Entra ID, for every policy that names an Entra SKU (Policy.seat_sku)."""
-        from reclaim.adapters.graph import shared_client
-        from reclaim.adapters.graph_licences import GraphLicences
+        from reclaim.adapters.graph.client import shared_client
+        from reclaim.adapters.graph.licences import GraphLicences
 
         return self._once(
             ("licences",), lambda: GraphLicences(shared_client(self.settings, self.secrets()))

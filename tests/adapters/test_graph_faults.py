@@ -8,7 +8,8 @@ import time
 import pytest
 
 from reclaim.adapters.environment import EnvironmentSecrets
-from reclaim.adapters.graph import GraphClient, GraphDirectory, RetryPolicy
+from reclaim.adapters.graph.client import GraphClient, RetryPolicy
+from reclaim.adapters.graph.directory import GraphDirectory
 from reclaim.domain.model import User
 from reclaim.errors import (
     ConfigurationError,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from reclaim.adapters.environment import EnvironmentSecrets
-from reclaim.adapters.graph import GraphClient, RetryPolicy
-from reclaim.adapters.graph_licences import GraphLicences
+from reclaim.adapters.graph.client import GraphClient, RetryPolicy
+from reclaim.adapters.graph.licences import GraphLicences
 from reclaim.errors import ConfigurationError
 from reclaim.ports import SeatQuery, SeatState
 from reclaim.settings import Settings

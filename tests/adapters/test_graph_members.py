@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reclaim import usecases
-from reclaim.adapters.graph_members import EntraDirectory
+from reclaim.adapters.graph.members import EntraDirectory
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.model import PolicyState, UsageRow
 from reclaim.domain.selection import DecisionKind, decide, index_usage

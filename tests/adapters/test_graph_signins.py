@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reclaim.adapters.graph import EntraSignInsUsage, RateLimiter
+from reclaim.adapters.graph.pacing import RateLimiter
+from reclaim.adapters.graph.signins import EntraSignInsUsage
 from reclaim.domain.model import UsageRow
 from reclaim.domain.policy import (
     DirectoryKind,

@@ -47,8 +47,9 @@ from bench.harness import (
 )
 from reclaim import usecases
 from reclaim.adapters.files import CsvUsage
-from reclaim.adapters.graph import GraphClient, RetryPolicy, WritePacer
-from reclaim.adapters.graph_members import EntraDirectory
+from reclaim.adapters.graph.client import GraphClient, RetryPolicy
+from reclaim.adapters.graph.members import EntraDirectory
+from reclaim.adapters.graph.pacing import WritePacer
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.breaker import BreakerRules
 from reclaim.domain.policy import Policy

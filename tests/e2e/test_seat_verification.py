@@ -16,8 +16,8 @@ from pathlib import Path
 
 from reclaim import reporting, usecases
 from reclaim.adapters.environment import EnvironmentSecrets
-from reclaim.adapters.graph import GraphClient
-from reclaim.adapters.graph_licences import GraphLicences
+from reclaim.adapters.graph.client import GraphClient
+from reclaim.adapters.graph.licences import GraphLicences
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.model import Member, UsageRow, User
 from reclaim.settings import Settings

@@ -3,7 +3,7 @@ worker thread discover the empty bucket by itself."""
 
 from __future__ import annotations
 
-from reclaim.adapters.graph import WritePacer
+from reclaim.adapters.graph.pacing import WritePacer
 
 
 class Clock:

@@ -21,16 +21,16 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from reclaim.adapters.graph import (
+from reclaim.adapters.graph.client import shared_client
+from reclaim.adapters.graph.directory import GraphDirectory
+from reclaim.adapters.graph.errors import READ_GROUPS
+from reclaim.adapters.graph.paths import (
     MEMBERS_PAGE,
-    READ_GROUPS,
     USER_FIELDS,
-    GraphDirectory,
-    _user_from,
     odata_string,
     query,
     segment,
-    shared_client,
+    user_from,
 )
 from reclaim.domain.model import Member, User
 from reclaim.ports import GroupInfo, Secrets
@@ -66,7 +66,7 @@ class EntraDirectory(GraphDirectory):
             f"{query(select=MEMBER_FIELDS, top=MEMBERS_PAGE)}"
         )
         for item in self._pages(path, READ_GROUPS, f"list members of group {group}", group):
-            user = _user_from(item)
+            user = user_from(item)
             added = joined.get(user.object_id)
             yield Member(
                 user,
@@ -92,7 +92,7 @@ class EntraDirectory(GraphDirectory):
         )
         what = f"list users in group {group} and its nested groups"
         for item in self._pages(path, READ_GROUPS, what, group):
-            yield _user_from(item)
+            yield user_from(item)
 
     def join_dates(self, group: str) -> dict[str, datetime]:
         """User id -> the newest "Add member to group" of that user to `group` in the log."""

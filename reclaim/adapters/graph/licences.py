@@ -19,15 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reclaim.adapters.graph import (
-    READ_USERS,
-    BatchItem,
-    GraphClient,
-    GraphReply,
-    query,
-    segment,
-)
-from reclaim.adapters.graph_errors import denied  # the Graph path's one wording for 401/403
+from reclaim.adapters.graph.client import BatchItem, GraphClient, GraphReply
+from reclaim.adapters.graph.errors import READ_USERS, denied
+from reclaim.adapters.graph.paths import query, segment  # the Graph path's one wording for 401/403
 from reclaim.errors import TransientError
 from reclaim.ports import SeatQuery, SeatResult, SeatState
 

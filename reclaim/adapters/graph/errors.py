@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING
 from reclaim.errors import PermanentError, PermissionDenied
 
 if TYPE_CHECKING:
-    from reclaim.adapters.graph import GraphReply
+    from reclaim.adapters.graph.client import GraphReply
 
 WRITE_MEMBERS = "GroupMember.ReadWrite.All"
+READ_GROUPS = "GroupMember.Read.All (or GroupMember.ReadWrite.All)"
+READ_USERS = "User.Read.All"
+READ_SIGNINS = "AuditLog.Read.All (the tenant also needs Entra ID P1 or P2)"
 # The start of what Graph says when the target object is protected by a restricted management
 # administrative unit ("... can only be modified by administrators scoped to that administrative
 # unit").
