@@ -67,21 +67,21 @@ class Decision:
     state_key: str = field(default="")
 
 
-def index_usage(
-    rows: Iterable[UsageRow],
-    member_keys: set[str],
-    observed_at: datetime | None,
-    *,
-    clock: str = "",
-    authoritative: bool = False,
-) -> UsageIndex:
-    """Keep only members' usage, so memory follows the group, not the export (rows are streamed).
+@dataclass(frozen=True)
+class UsageTally:
+    """An export summed per user, before the group is known: what lets the usage download run
+    while the members are listed. Holds one amount per user in the export (not per row)."""
 
-    A user may appear on several rows (one per device or day): their amounts add up. A row with no
-    amount means the source observed the user and recorded no use: zero, not unknown. The data's
-    age is `observed_at` when given, else the newest time on any row (None when no row has one).
-    An authoritative source records every user, so a member it does not list used nothing.
-    """
+    amounts: dict[str, float]
+    responses: dict[str, CampaignResponse]
+    newest: datetime | None
+    rows_read: int
+
+
+def tally_usage(rows: Iterable[UsageRow]) -> UsageTally:
+    """Sum the streamed rows per user. A user may appear on several rows (one per device or day):
+    their amounts add up. A row with no amount means the source observed the user and recorded no
+    use: zero, not unknown."""
     amounts: dict[str, float] = {}
     responses: dict[str, CampaignResponse] = {}
     newest: datetime | None = None
@@ -90,22 +90,51 @@ def index_usage(
         count += 1
         if row.at is not None and (newest is None or row.at > newest):
             newest = row.at
-        if row.user_key in member_keys:
-            amounts[row.user_key] = amounts.get(row.user_key, 0.0) + (row.amount or 0.0)
-            if row.answer is not None:
-                responses[row.user_key] = row.answer
+        amounts[row.user_key] = amounts.get(row.user_key, 0.0) + (row.amount or 0.0)
+        if row.answer is not None:
+            responses[row.user_key] = row.answer
+    return UsageTally(amounts, responses, newest, count)
+
+
+def members_usage(
+    tally: UsageTally,
+    member_keys: set[str],
+    observed_at: datetime | None,
+    *,
+    clock: str = "",
+    authoritative: bool = False,
+) -> UsageIndex:
+    """Keep only members' usage. The data's age is `observed_at` when given, else the newest time
+    on any row (None when no row has one). An authoritative source records every user, so a
+    member it does not list used nothing."""
+    amounts = {key: tally.amounts[key] for key in member_keys if key in tally.amounts}
+    responses = {key: tally.responses[key] for key in member_keys if key in tally.responses}
     matched = len(amounts)
     if authoritative:
         amounts = {key: amounts.get(key, 0.0) for key in member_keys}
     return UsageIndex(
-        observed_at=observed_at or newest,
+        observed_at=observed_at or tally.newest,
         amounts=amounts,
-        rows_read=count,
+        rows_read=tally.rows_read,
         responses=responses,
         clock=clock,
         matched=matched,
         authoritative=authoritative,
         dated_by_rows=observed_at is None,
+    )
+
+
+def index_usage(
+    rows: Iterable[UsageRow],
+    member_keys: set[str],
+    observed_at: datetime | None,
+    *,
+    clock: str = "",
+    authoritative: bool = False,
+) -> UsageIndex:
+    """Members' usage from streamed rows, when the members are already known."""
+    return members_usage(
+        tally_usage(rows), member_keys, observed_at, clock=clock, authoritative=authoritative
     )
 
 

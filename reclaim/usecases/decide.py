@@ -2,11 +2,16 @@
 
 Shared by run_policy (which then asks or enqueues) and the expiry tick (which re-decides the
 requests it is about to release), so both act on the same reading of the same rules.
+
+The usage export is downloaded and summed on a second thread while the members are listed: both
+are round trips to different services (and Nexthink's export waits server-side), so a read
+costs the longer of the two, not their sum.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -15,9 +20,16 @@ from reclaim.domain.guardrails import Halt
 from reclaim.domain.membership import through_nested, with_groups
 from reclaim.domain.model import Member
 from reclaim.domain.policy import Policy
-from reclaim.domain.selection import Decision, DecisionKind, index_usage, select
+from reclaim.domain.selection import (
+    Decision,
+    DecisionKind,
+    UsageTally,
+    members_usage,
+    select,
+    tally_usage,
+)
 from reclaim.errors import ReclaimError
-from reclaim.ports import Directory
+from reclaim.ports import Directory, UsageExport
 from reclaim.usecases.context import Context
 
 
@@ -44,6 +56,32 @@ def read_members(directory: Directory, policy: Policy) -> list[Member]:
     return with_groups(members, exclusions) + through_nested(members, nested)
 
 
+class _UsageRead:
+    """The usage export, read and summed on a daemon thread: a read halted by the directory does
+    not wait for it, and an abandoned download does not keep the process alive."""
+
+    def __init__(self, read: Callable[[], UsageExport]) -> None:
+        self._read = read
+        self._result: tuple[UsageExport, UsageTally] | None = None
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="usage-read", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            export = self._read()
+            self._result = (export, tally_usage(export.rows))
+        except BaseException as failure:  # handed to the caller's thread by result()
+            self._failure = failure
+
+    def result(self) -> tuple[UsageExport, UsageTally]:
+        self._thread.join()
+        if self._result is None:
+            assert self._failure is not None
+            raise self._failure
+        return self._result
+
+
 def assess(
     ctx: Context,
     policy: Policy,
@@ -57,6 +95,7 @@ def assess(
     `releasing` names the state keys of open requests about to be released: they are judged
     afresh (not as PENDING), and the caps count only those of them still CANDIDATE. Without it
     (a run), the caps count every CANDIDATE."""
+    usage_read = _UsageRead(lambda: ctx.adapters.usage_source(policy).usage(policy, now))
     try:
         members = read_members(ctx.adapters.directory(policy), policy)
     except ReclaimError as error:
@@ -71,9 +110,9 @@ def assess(
         )
     keys = {k for m in members if (k := m.user.key(policy.usage.match_on))}
     try:
-        export = ctx.adapters.usage_source(policy).usage(policy, now)
-        usage = index_usage(
-            export.rows,
+        export, tally = usage_read.result()
+        usage = members_usage(
+            tally,
             keys,
             export.observed_at,
             clock=export.clock,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.model import AnswerValue, Member, UsageRow, User
 from reclaim.domain.records import LedgerOutcome, RemovalMessage, RunStatus
+from reclaim.errors import SourceError
 from tests.conftest import NOW, asking_policy, make_policy
 from tests.support.memory import (
     MemoryAdapters,
@@ -293,6 +295,68 @@ def test_the_tick_reads_the_directory_and_the_usage_once_per_policy(world) -> No
     world.directory.members = lambda g: reads.append("members") or members(g)  # type: ignore[method-assign]
     world.export(NOW + 8 * DAY, {i: 0.0 for i in range(6)})
     assert usecases.expire_requests(ctx, NOW + 8 * DAY).queued == 6
-    assert reads == ["members", "usage"]
+    assert sorted(reads) == ["members", "usage"]
     assert usecases.expire_requests(ctx, NOW + 8 * DAY + timedelta(minutes=15)).queued == 0
-    assert reads == ["members", "usage"]  # nothing due: nothing read
+    assert sorted(reads) == ["members", "usage"]  # nothing due: nothing read
+
+
+# ---- one read: the usage download overlaps the member listing -----------------------------------
+
+
+def test_the_usage_export_downloads_while_the_members_are_listed(world) -> None:
+    """The listing waits (bounded) for the usage read to start: read one after the other, it
+    never would, and the plan would cost the sum of both round trips instead of the longer."""
+    ctx = world.ctx(make_policy())
+    usage_started = threading.Event()
+    overlapped: list[bool] = []
+    usage, members = world.usage.usage, world.directory.members
+
+    def reading_usage(p, n):  # type: ignore[no-untyped-def]
+        usage_started.set()
+        return usage(p, n)
+
+    def listing_members(g):  # type: ignore[no-untyped-def]
+        overlapped.append(usage_started.wait(timeout=10))
+        return members(g)
+
+    world.usage.usage = reading_usage  # type: ignore[method-assign]
+    world.directory.members = listing_members  # type: ignore[method-assign]
+    result = usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    assert overlapped == [True]
+    assert not result.halted and result.decisions
+
+
+def test_a_directory_halt_does_not_wait_for_a_slow_usage_download(world) -> None:
+    ctx = world.ctx(make_policy())
+    release = threading.Event()
+    usage = world.usage.usage
+
+    def hanging_usage(p, n):  # type: ignore[no-untyped-def]
+        release.wait(timeout=30)
+        return usage(p, n)
+
+    def failing_members(g):  # type: ignore[no-untyped-def]
+        raise SourceError("the directory is unreachable")
+
+    world.usage.usage = hanging_usage  # type: ignore[method-assign]
+    world.directory.members = failing_members  # type: ignore[method-assign]
+    try:
+        result = usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+        assert not release.is_set()  # answered while the download still hangs
+        assert result.run.status is RunStatus.HALTED
+        assert "directory" in result.run.halt_reason
+    finally:
+        release.set()
+
+
+def test_a_failed_usage_read_halts_after_a_good_listing(world) -> None:
+    ctx = world.ctx(make_policy())
+
+    def failing_usage(p, n):  # type: ignore[no-untyped-def]
+        raise SourceError("export refused")
+
+    world.usage.usage = failing_usage  # type: ignore[method-assign]
+    result = usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    assert result.run.status is RunStatus.HALTED
+    assert "usage source: export refused" in result.run.halt_reason
+    assert world.removed() == []
