@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from reclaim import usecases
+from reclaim.domain.counterfactual import scenario_from_record, what_would_change
 from reclaim.domain.durations import parse_duration
 from reclaim.domain.policy import DirectoryKind, Policy, PolicyError
-from reclaim.domain.records import MessageError, RemovalMessage
+from reclaim.domain.records import DecisionRecord, MessageError, RemovalMessage, RunRecord
 from reclaim.domain.selection import Decision, DecisionKind
 from reclaim.domain.switches import SwitchError
 from reclaim.errors import ConfigurationError, ReclaimError
@@ -451,7 +452,26 @@ def _explain(app: _App, args: argparse.Namespace, out: TextIO) -> int:
     )
     for at, text in sorted(events, key=lambda item: item[0]):
         out.write(f"{at:%Y-%m-%d %H:%M}  {text}\n")
+    _write_counterfactuals(policy, decisions, runs, out)
     return EXIT_OK
+
+
+def _write_counterfactuals(
+    policy: Policy, decisions: list[DecisionRecord], runs: dict[str, RunRecord], out: TextIO
+) -> None:
+    """For the latest decision: the smallest change of each kind that would have changed it."""
+    dated = [(runs[d.run_id].started_at, d) for d in decisions if d.run_id in runs]
+    if not dated:
+        return
+    decided_at, latest = max(dated, key=lambda item: item[0])
+    scenario = scenario_from_record(
+        latest.user, latest.decision, latest.evidence, policy, decided_at
+    )
+    changes = what_would_change(scenario) if scenario is not None else []
+    if changes:
+        out.write(f"what would change the latest decision ({latest.decision}):\n")
+        for change in changes:
+            out.write(f"  {one_line(change.describe())}\n")
 
 
 def _restore(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:

@@ -118,6 +118,9 @@ def test_run_records_then_report_and_explain(env) -> None:
         env=env,
     )
     assert code == 0 and "CANDIDATE: used 3m in 90d, under the threshold of 5m" in out
+    what_would_change = out.split("what would change the latest decision (CANDIDATE):\n")[1]
+    assert "ACTIVE at 2m more use in 90d" in what_would_change
+    assert 'KEPT if she answers "yes, I still need it"' in what_would_change
     code, _, err = cli(
         "restore",
         "--policies",
