@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -172,6 +173,11 @@ class StateStore(Protocol):
     leaves the switch in the same state and shows in its history)."""
 
     def policy_state(self, policy: str, now: datetime) -> PolicyState: ...
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """The writes inside are stored together where the store can (SQLite: one transaction);
+        elsewhere one by one, in order, as without it. Never spans a call to another system."""
+        ...
 
     def record_run(
         self,

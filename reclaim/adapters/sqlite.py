@@ -141,14 +141,34 @@ class SqliteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; inside atomic() a savepoint of the enclosing one (a failed step is
+        undone alone, and the whole commits once)."""
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
+        depth = getattr(self._local, "depth", 0)
+        begin, undo, done = (
+            ("BEGIN IMMEDIATE", "ROLLBACK", "COMMIT")
+            if depth == 0
+            else (f"SAVEPOINT s{depth}", f"ROLLBACK TO s{depth}", f"RELEASE s{depth}")
+        )
+        db.execute(begin)
+        self._local.depth = depth + 1
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            db.execute(undo)
+            if depth:
+                db.execute(done)
             raise
-        db.execute("COMMIT")
+        finally:
+            self._local.depth = depth
+        db.execute(done)
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """The writes inside commit together: each commit is an fsync, and a removal's steps
+        (request, ledger, queue message) are one fact."""
+        with self._write():
+            yield
 
     def _parsed(
         self, table: str, rows: Iterable[sqlite3.Row], parse: Callable[[sqlite3.Row], T]

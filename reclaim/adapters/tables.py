@@ -38,6 +38,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -278,6 +279,10 @@ class TableStore:
             return f"{self._sequence:020d}"
 
     # ---- policy state ------------------------------------------------------------------------
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """Table storage has no transaction across tables: the writes go one by one, in order."""
+        return nullcontext()
 
     def policy_state(self, policy: str, now: datetime) -> PolicyState:
         baseline_at: datetime | None = None

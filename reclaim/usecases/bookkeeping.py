@@ -60,23 +60,25 @@ def enqueue_removal(
     decided_at: datetime | None = None,
 ) -> Request:
     """Move a request to QUEUED (stored first, so the worker finds it), then send its message.
-    `decided_at`: when the decision that releases it was taken (the worker checks its age)."""
-    if new:
-        queued = replace(request, state=RequestState.QUEUED, queue_reason=reason)
-        ctx.store.add_request(queued)
-    else:
-        queued = transition(request, RequestState.QUEUED, now, queue_reason=reason)
-        if not ctx.store.update_request(queued):
-            return request  # another writer moved it on; it is theirs now
-    # One entry per release (a request handed back and released again has two): the rolling
-    # rate counts them. The version keeps a repeated write of the same release idempotent.
-    entry_id = (
-        ""
-        if request.state is RequestState.PENDING or new
-        else f"{queued.id}:QUEUED:{queued.version}"
-    )
-    ledger(ctx, queued, LedgerOutcome.QUEUED, now, reason.value, entry_id=entry_id)
-    ctx.queue.enqueue(removal_message(queued, decided_at))
+    `decided_at`: when the decision that releases it was taken (the worker checks its age).
+    On SQLite the three writes are one commit."""
+    with ctx.store.atomic():
+        if new:
+            queued = replace(request, state=RequestState.QUEUED, queue_reason=reason)
+            ctx.store.add_request(queued)
+        else:
+            queued = transition(request, RequestState.QUEUED, now, queue_reason=reason)
+            if not ctx.store.update_request(queued):
+                return request  # another writer moved it on; it is theirs now
+        # One entry per release (a request handed back and released again has two): the rolling
+        # rate counts them. The version keeps a repeated write of the same release idempotent.
+        entry_id = (
+            ""
+            if request.state is RequestState.PENDING or new
+            else f"{queued.id}:QUEUED:{queued.version}"
+        )
+        ledger(ctx, queued, LedgerOutcome.QUEUED, now, reason.value, entry_id=entry_id)
+        ctx.queue.enqueue(removal_message(queued, decided_at))
     return queued
 
 
@@ -95,7 +97,8 @@ def removal_message(request: Request, decided_at: datetime | None = None) -> Rem
 
 def cancel(ctx: Context, request: Request, why: str, now: datetime) -> bool:
     cancelled = transition(request, RequestState.CANCELLED, now, detail=why)
-    if ctx.store.update_request(cancelled):
-        ledger(ctx, cancelled, LedgerOutcome.CANCELLED, now, why)
-        return True
+    with ctx.store.atomic():
+        if ctx.store.update_request(cancelled):
+            ledger(ctx, cancelled, LedgerOutcome.CANCELLED, now, why)
+            return True
     return False

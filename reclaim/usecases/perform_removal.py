@@ -262,15 +262,17 @@ def _remove(directory: Directory, policy: Policy, request: Request) -> RemovalRe
 def finish_removal(ctx: Context, request: Request, result: RemovalResult, now: datetime) -> int:
     to = RequestState(result.outcome.value)
     done = transition(request, to, now, detail=result.detail)
-    if not ctx.store.update_request(done):
-        return 0
-    ledger(ctx, done, LedgerOutcome(to.value), now, result.detail)
+    with ctx.store.atomic():  # the outcome and its ledger entry: one commit on SQLite
+        if not ctx.store.update_request(done):
+            return 0
+        ledger(ctx, done, LedgerOutcome(to.value), now, result.detail)
     return 1
 
 
 def fail(ctx: Context, request: Request, why: str, now: datetime) -> RemovalReport:
     failed = transition(request, RequestState.FAILED, now, detail=why)
-    if ctx.store.update_request(failed):
-        ledger(ctx, failed, LedgerOutcome.FAILED, now, why)
+    with ctx.store.atomic():
+        if ctx.store.update_request(failed):
+            ledger(ctx, failed, LedgerOutcome.FAILED, now, why)
     log.error("removal %s of %s failed: %s", request.id, request.user.label, why)
     return RemovalReport(RemovalStatus.FAILED, why)

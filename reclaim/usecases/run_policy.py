@@ -202,25 +202,26 @@ def _ask(
         return 0, {}
     result = ctx.adapters.campaign(policy).ask(policy, requests)
     not_asked: dict[str, str] = {}
-    for request in requests:
-        if request.id in result.asked:
-            stored = replace(request, detail=result.asked[request.id])
-            ctx.store.add_request(stored)
-            ledger(
-                ctx,
-                stored,
-                LedgerOutcome.ASKED,
-                now,
-                f"{policy.campaign.channel.value}: {stored.detail}",
-            )
-        else:
-            # Never assume asked: no open request, so the next run selects the user again.
-            why = result.not_asked.get(request.id, "the channel did not confirm the ask")
-            ctx.store.add_request(
-                replace(request, state=RequestState.CANCELLED, detail=f"not asked: {why}")
-            )
-            ledger(ctx, request, LedgerOutcome.NOT_ASKED, now, why)
-            not_asked[request.user.label] = why
+    with ctx.store.atomic():  # what the channel said, recorded in one commit on SQLite
+        for request in requests:
+            if request.id in result.asked:
+                stored = replace(request, detail=result.asked[request.id])
+                ctx.store.add_request(stored)
+                ledger(
+                    ctx,
+                    stored,
+                    LedgerOutcome.ASKED,
+                    now,
+                    f"{policy.campaign.channel.value}: {stored.detail}",
+                )
+            else:
+                # Never assume asked: no open request, so the next run selects the user again.
+                why = result.not_asked.get(request.id, "the channel did not confirm the ask")
+                ctx.store.add_request(
+                    replace(request, state=RequestState.CANCELLED, detail=f"not asked: {why}")
+                )
+                ledger(ctx, request, LedgerOutcome.NOT_ASKED, now, why)
+                not_asked[request.user.label] = why
     return len(requests) - len(not_asked), not_asked
 
 

@@ -407,9 +407,10 @@ def _session_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@pytest.fixture(scope="session")
-def samba_dc() -> Iterator[SambaDC]:
-    """A running Samba AD DC with an empty domain (restored from a pristine provision)."""
+@contextlib.contextmanager
+def running_dc() -> Iterator[SambaDC]:
+    """A running Samba AD DC with an empty domain (restored from a pristine provision), held
+    under the machine-wide lock; the fixture below and bench/ad_removals.py use it."""
     samba_tool = _samba_binary("samba-tool")
     if not (_samba_binary("samba") and samba_tool):
         _missing("samba (the Active Directory domain controller) is not installed")
@@ -435,3 +436,10 @@ def samba_dc() -> Iterator[SambaDC]:
             yield dc
         finally:
             dc.stop()
+
+
+@pytest.fixture(scope="session")
+def samba_dc() -> Iterator[SambaDC]:
+    """A running Samba AD DC with an empty domain, for the whole test session."""
+    with running_dc() as dc:
+        yield dc
