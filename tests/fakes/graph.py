@@ -307,6 +307,9 @@ class FakeGraph(FakeService):
         self.signin_page_size = signin_page_size
         self.granted: set[str] = set(LEAST_PRIVILEGED)  # application permissions of the app
         self.premium = True  # Entra ID P1/P2: needed for the sign-in logs
+        # The audience tokens must carry: "" = this fake's own address; Graph's own
+        # (https://graph.microsoft.com) when the fake stands behind a proxy or API Management.
+        self.audience = ""
         self.reports_limit: tuple[int, float] | None = None  # (requests, seconds) on signIns
         self.users: dict[str, FakeUser] = {}
         self.groups: dict[str, FakeGroup] = {}
@@ -521,7 +524,9 @@ class FakeGraph(FakeService):
         path = request.path[len("/v1.0") :] or "/"
         target = request.target[len("/v1.0") :]
         body = _json_or_raw(request.body)
-        token, why = self.identity.check(request.headers.get("authorization", ""), request.host_url)
+        token, why = self.identity.check(
+            request.headers.get("authorization", ""), self.audience or request.host_url
+        )
         if token is None:
             reply = _error(
                 401,
