@@ -74,7 +74,9 @@ _USER_PROPERTIES = {
     "onPremisesSecurityIdentifier", "licenseAssignmentStates", "assignedLicenses",
     "accountEnabled", "createdDateTime",
 }  # fmt: skip
-_CASTS = {"microsoft.graph.user": "user", "microsoft.graph.group": "group"}
+# Graph takes the cast with its namespace or the namespace's alias (Microsoft's SDK sends graph.user)
+_CASTS = {f"{namespace}.{kind}": kind for namespace in ("microsoft.graph", "graph")
+          for kind in ("user", "group")}  # fmt: skip
 ADD_MEMBER = "Add member to group"
 # The filter clauses GET /auditLogs/directoryAudits takes (Graph: eq/ge/le on activityDateTime,
 # eq on activityDisplayName, any() on targetResources' id); anything else is refused.
