@@ -54,6 +54,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import pytest
 
+from tests.contracts.answers import check_answer
 from tests.fakes.identity import FakeIdentity, FakeReply, FakeRequest, FakeService
 
 LEAST_PRIVILEGED = frozenset({"GroupMember.ReadWrite.All", "User.Read.All", "AuditLog.Read.All"})
@@ -516,6 +517,8 @@ class FakeGraph(FakeService):
 
     def handle(self, request: FakeRequest) -> FakeReply:
         reply = self._handle(request)
+        # held to Graph's v1.0 types in every test (tests/contracts/answers.py)
+        check_answer(request.method, request.path, request.body, reply.status, reply.body)
         if self.latency is not None:
             reply.delay += random.uniform(*self.latency)
         return reply
