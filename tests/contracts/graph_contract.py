@@ -25,11 +25,17 @@ ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (f"/groups/{_ID}/(?:members|transitiveMembers)/(?:microsoft\\.)?graph\\.group", "group"),
         (f"/groups/{_ID}/(?:members|transitiveMembers)", "directoryObject"),
         (f"/users/{_ID}", "user"),
+        (f"/users/{_ID}/assignLicense", "user"),  # answers the changed user
+        (f"/users/{_ID}/manager", "directoryObject"),
         ("/users", "user"),
         ("/auditLogs/signIns", "signIn"),
         ("/auditLogs/directoryAudits", "directoryAudit"),
         ("/subscribedSkus", "subscribedSku"),
     )
+)
+# Paths whose answers the published types do not describe, and why: not checked, not refused.
+UNTYPED: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^/reports/"), "usage reports are CSV; no published schema covers their columns"),
 )
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -58,6 +64,10 @@ def properties(type_name: str) -> dict[str, str]:
         base = entry.get("base")
         name = base.removeprefix("graph.") if base else None
     return found
+
+
+def untyped(path: str) -> bool:
+    return any(pattern.match(path) for pattern, _ in UNTYPED)
 
 
 def graph_type(path: str) -> str | None:
