@@ -110,6 +110,9 @@ param killSwitch bool = false
 
 param secretCacheTtl string = '5m'
 
+@description('Authority host of the identity that reads Key Vault (empty: authorityHost).')
+param keyVaultAuthorityHost string = ''
+
 @description('Extra CA bundle path inside the app (empty: the system store).')
 param caBundle string = ''
 
@@ -130,6 +133,9 @@ param digestWebhookSecretName string = ''
 
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 param authorityHost string = 'https://login.microsoftonline.com'
+
+@description('Scope of the Graph token (empty: the origin of graphBaseUrl + /.default); behind a proxy or API Management: https://graph.microsoft.com/.default.')
+param graphScope string = ''
 
 @description('Manage routes: client id and/or App ID URI (comma list) of the API app registration whose app roles (Reclaim.Admin, Reclaim.Reader) admit callers. Empty: the manage routes refuse everyone.')
 param adminAudience string = ''
@@ -289,6 +295,9 @@ var appSettings = {
   RECLAIM_KEY_VAULT_URL: vault.outputs.uri
   RECLAIM_SECRET_CACHE_TTL: secretCacheTtl
   RECLAIM_CA_BUNDLE: caBundle
+  // the identity that reads Key Vault: the app's user-assigned identity, named outright
+  RECLAIM_KEY_VAULT_AUTHORITY_HOST: keyVaultAuthorityHost
+  RECLAIM_KEY_VAULT_CLIENT_ID: identity.properties.clientId
   // reclaim: Microsoft Graph
   RECLAIM_TENANT_ID: tenantId
   RECLAIM_CLIENT_ID: clientId
@@ -296,6 +305,7 @@ var appSettings = {
   RECLAIM_GRAPH_CERTIFICATE_NAME: graphCertificateName
   RECLAIM_GRAPH_BASE_URL: graphBaseUrl
   RECLAIM_AUTHORITY_HOST: authorityHost
+  RECLAIM_GRAPH_SCOPE: graphScope
   // reclaim: the manage routes (Entra ID app roles)
   RECLAIM_ADMIN_AUDIENCE: adminAudience
   RECLAIM_PLATFORM_AUTH: platformAuth ? 'true' : 'false'

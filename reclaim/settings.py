@@ -40,6 +40,17 @@ def _https(text: str) -> str:
     return text.rstrip("/")
 
 
+def _scope(text: str) -> str:
+    """An app-only scope: the resource's App ID URI followed by /.default."""
+    text = text.strip()
+    if text and (any(c.isspace() for c in text) or not text.endswith("/.default")):
+        raise ValueError(
+            f"expected one scope ending in /.default (e.g. https://graph.microsoft.com/.default), "
+            f"got {text!r}"
+        )
+    return text
+
+
 def _ldap_url(text: str) -> str:
     if text and not text.startswith(("ldaps://", "ldap://")):
         raise ValueError(f"expected ldaps://host[:port] or ldap://host[:port], got {text!r}")
@@ -106,6 +117,10 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "secrets_source": ("RECLAIM_SECRETS_SOURCE", _choice("keyvault", "env"), "keyvault"),
     "key_vault_url": ("RECLAIM_KEY_VAULT_URL", _https, ""),
     "secret_cache_ttl": ("RECLAIM_SECRET_CACHE_TTL", _duration, "5m"),
+    # the identity that reads Key Vault: empty authority = RECLAIM_AUTHORITY_HOST's cloud; empty
+    # client id = azure-identity's own choice (AZURE_CLIENT_ID, else the system-assigned identity)
+    "key_vault_authority_host": ("RECLAIM_KEY_VAULT_AUTHORITY_HOST", _https, ""),
+    "key_vault_client_id": ("RECLAIM_KEY_VAULT_CLIENT_ID", _text, ""),
     "ca_bundle": ("RECLAIM_CA_BUNDLE", _text, ""),
     # Microsoft Graph (Entra ID)
     "tenant_id": ("RECLAIM_TENANT_ID", _text, ""),
@@ -114,6 +129,8 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "graph_certificate_name": ("RECLAIM_GRAPH_CERTIFICATE_NAME", _text, ""),
     "graph_base_url": ("RECLAIM_GRAPH_BASE_URL", _https, "https://graph.microsoft.com/v1.0"),
     "authority_host": ("RECLAIM_AUTHORITY_HOST", _https, "https://login.microsoftonline.com"),
+    # the token audience; empty = the origin of RECLAIM_GRAPH_BASE_URL (a proxy needs Graph's)
+    "graph_scope": ("RECLAIM_GRAPH_SCOPE", _scope, ""),
     # the manage routes: Entra ID tokens with app roles (Reclaim.Admin, Reclaim.Reader)
     "admin_audience": ("RECLAIM_ADMIN_AUDIENCE", _audiences, ""),
     "platform_auth": ("RECLAIM_PLATFORM_AUTH", _bool, "false"),
@@ -171,6 +188,8 @@ class Settings:
     secrets_source: str
     key_vault_url: str
     secret_cache_ttl: timedelta
+    key_vault_authority_host: str
+    key_vault_client_id: str
     ca_bundle: str
     tenant_id: str
     client_id: str
@@ -178,6 +197,7 @@ class Settings:
     graph_certificate_name: str
     graph_base_url: str
     authority_host: str
+    graph_scope: str
     admin_audience: tuple[str, ...]
     platform_auth: bool
     ldap_url: str

@@ -9,7 +9,7 @@ import pytest
 
 from reclaim.domain.policy import Policy, policies_from_data
 
-pytest_plugins = ["tests.support.samba", "tests.support.azurite"]
+pytest_plugins = ["tests.support.samba", "tests.support.azurite", "tests.contracts.answers"]
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 

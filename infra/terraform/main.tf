@@ -70,6 +70,9 @@ locals {
     RECLAIM_KEY_VAULT_URL    = azurerm_key_vault.main.vault_uri
     RECLAIM_SECRET_CACHE_TTL = var.secret_cache_ttl
     RECLAIM_CA_BUNDLE        = var.ca_bundle
+    # the identity that reads Key Vault: the app's user-assigned identity, named outright
+    RECLAIM_KEY_VAULT_AUTHORITY_HOST = var.key_vault_authority_host
+    RECLAIM_KEY_VAULT_CLIENT_ID      = azurerm_user_assigned_identity.app.client_id
     # reclaim: Microsoft Graph
     RECLAIM_TENANT_ID                = var.tenant_id
     RECLAIM_CLIENT_ID                = var.client_id
@@ -77,6 +80,7 @@ locals {
     RECLAIM_GRAPH_CERTIFICATE_NAME   = var.graph_certificate_name
     RECLAIM_GRAPH_BASE_URL           = var.graph_base_url
     RECLAIM_AUTHORITY_HOST           = var.authority_host
+    RECLAIM_GRAPH_SCOPE              = var.graph_scope
     # reclaim: the manage routes (Entra ID app roles)
     RECLAIM_ADMIN_AUDIENCE = var.admin_audience
     RECLAIM_PLATFORM_AUTH  = var.platform_auth ? "true" : "false"

@@ -147,6 +147,12 @@ variable "ca_bundle" {
   default     = ""
 }
 
+variable "key_vault_authority_host" {
+  description = "Authority host of the identity that reads Key Vault (empty: authority_host)."
+  type        = string
+  default     = ""
+}
+
 variable "tenant_id" {
   description = "Entra tenant of the reclaim app registration that calls Microsoft Graph."
   type        = string
@@ -204,6 +210,12 @@ variable "graph_base_url" {
 variable "authority_host" {
   type    = string
   default = "https://login.microsoftonline.com"
+}
+
+variable "graph_scope" {
+  description = "Scope of the Graph token (empty: the origin of graph_base_url + /.default); behind a proxy or API Management: https://graph.microsoft.com/.default."
+  type        = string
+  default     = ""
 }
 
 variable "admin_audience" {

@@ -1,8 +1,13 @@
 """Secrets from Azure Key Vault (azure-keyvault-secrets + azure-identity), cached with a time limit.
 
 The credential is DefaultAzureCredential (the Function app's managed identity in Azure) unless one is
-given. Values are cached for settings.secret_cache_ttl so a removal costs no Key Vault call, and a
-rotated secret is picked up after at most that long. Errors name the secret and the vault, never a
+given, built from settings so the same code reads a sovereign cloud's vault, one behind a private
+authority and the test fakes: RECLAIM_KEY_VAULT_AUTHORITY_HOST (default: RECLAIM_AUTHORITY_HOST),
+instance discovery only for Microsoft's own authorities, RECLAIM_CA_BUNDLE for the token calls as for
+the vault, and RECLAIM_KEY_VAULT_CLIENT_ID for a user-assigned managed (or workload) identity.
+
+Values are cached for settings.secret_cache_ttl so a removal costs no Key Vault call, and a rotated
+secret is picked up after at most that long. Errors name the secret and the vault, never a
 value.
 """
 
@@ -25,6 +30,7 @@ from azure.core.exceptions import (
 from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 
+from reclaim.adapters.authorities import is_microsoft_authority
 from reclaim.adapters.environment import EnvironmentSecrets
 from reclaim.errors import ConfigurationError, TransientError
 
@@ -41,6 +47,21 @@ AZURE_VAULT_SUFFIXES = (
     ".vault.usgovcloudapi.net",
     ".vault.microsoftazure.de",
 )
+
+
+def vault_credential(settings: Settings) -> TokenCredential:
+    """DefaultAzureCredential pointed at the configured authority, trusting RECLAIM_CA_BUNDLE."""
+    authority = settings.key_vault_authority_host or settings.authority_host
+    options: dict[str, object] = {
+        "authority": authority,
+        "disable_instance_discovery": not is_microsoft_authority(authority),
+    }
+    if settings.ca_bundle:
+        options["connection_verify"] = settings.ca_bundle
+    if settings.key_vault_client_id:
+        # the workload identity follows it (azure-identity's default for workload_identity_client_id)
+        options["managed_identity_client_id"] = settings.key_vault_client_id
+    return DefaultAzureCredential(**options)
 
 
 def is_azure_vault(vault_url: str) -> bool:
@@ -87,7 +108,7 @@ class KeyVaultSecrets:
     ) -> KeyVaultSecrets:
         return cls(
             settings.key_vault_url,
-            credential=credential,
+            credential=credential or vault_credential(settings),
             ca_bundle=settings.ca_bundle,
             ttl=settings.secret_cache_ttl,
         )

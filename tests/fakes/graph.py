@@ -54,6 +54,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import pytest
 
+from tests.contracts.answers import check_answer
 from tests.fakes.identity import FakeIdentity, FakeReply, FakeRequest, FakeService
 
 LEAST_PRIVILEGED = frozenset({"GroupMember.ReadWrite.All", "User.Read.All", "AuditLog.Read.All"})
@@ -74,7 +75,9 @@ _USER_PROPERTIES = {
     "onPremisesSecurityIdentifier", "licenseAssignmentStates", "assignedLicenses",
     "accountEnabled", "createdDateTime",
 }  # fmt: skip
-_CASTS = {"microsoft.graph.user": "user", "microsoft.graph.group": "group"}
+# Graph takes the cast with its namespace or the namespace's alias (Microsoft's SDK sends graph.user)
+_CASTS = {f"{namespace}.{kind}": kind for namespace in ("microsoft.graph", "graph")
+          for kind in ("user", "group")}  # fmt: skip
 ADD_MEMBER = "Add member to group"
 # The filter clauses GET /auditLogs/directoryAudits takes (Graph: eq/ge/le on activityDateTime,
 # eq on activityDisplayName, any() on targetResources' id); anything else is refused.
@@ -307,6 +310,9 @@ class FakeGraph(FakeService):
         self.signin_page_size = signin_page_size
         self.granted: set[str] = set(LEAST_PRIVILEGED)  # application permissions of the app
         self.premium = True  # Entra ID P1/P2: needed for the sign-in logs
+        # The audience tokens must carry: "" = this fake's own address; Graph's own
+        # (https://graph.microsoft.com) when the fake stands behind a proxy or API Management.
+        self.audience = ""
         self.reports_limit: tuple[int, float] | None = None  # (requests, seconds) on signIns
         self.users: dict[str, FakeUser] = {}
         self.groups: dict[str, FakeGroup] = {}
@@ -511,6 +517,8 @@ class FakeGraph(FakeService):
 
     def handle(self, request: FakeRequest) -> FakeReply:
         reply = self._handle(request)
+        # held to Graph's v1.0 types in every test (tests/contracts/answers.py)
+        check_answer(request.method, request.path, request.body, reply.status, reply.body)
         if self.latency is not None:
             reply.delay += random.uniform(*self.latency)
         return reply
@@ -521,7 +529,9 @@ class FakeGraph(FakeService):
         path = request.path[len("/v1.0") :] or "/"
         target = request.target[len("/v1.0") :]
         body = _json_or_raw(request.body)
-        token, why = self.identity.check(request.headers.get("authorization", ""), request.host_url)
+        token, why = self.identity.check(
+            request.headers.get("authorization", ""), self.audience or request.host_url
+        )
         if token is None:
             reply = _error(
                 401,

@@ -255,6 +255,15 @@ class FakeIdentity(FakeService):
             if r.status == 200 and (resource is None or r.scope.startswith(resource))
         )
 
+    def issue(self, client_id: str, resource: str) -> str:
+        """A live token for `resource`, as a managed identity endpoint hands out (no credential)."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._tokens[token] = IssuedToken(
+                client_id, resource.rstrip("/"), time.time() + self.expires_in
+            )
+        return token
+
     # -- what resource servers ask
 
     def check(self, authorization: str, resource: str) -> tuple[IssuedToken | None, str]:

@@ -46,6 +46,7 @@ AZURE_VALUES: dict[str, Any] = {
     "RECLAIM_STATE_BACKEND": "tables",
     "RECLAIM_SECRETS_SOURCE": "keyvault",
     "RECLAIM_KEY_VAULT_URL": RUNTIME,
+    "RECLAIM_KEY_VAULT_CLIENT_ID": RUNTIME,  # the app's user-assigned identity
 }
 LOCAL_VALUES: dict[str, Any] = {
     "RECLAIM_STATE_BACKEND": "tables",  # against Azurite, as the functions run in Azure
@@ -53,7 +54,10 @@ LOCAL_VALUES: dict[str, Any] = {
 }
 
 # Stand-ins for deploy-time values when the resolved settings are fed to the real parser.
-DEPLOY_TIME_EXAMPLES = {"RECLAIM_KEY_VAULT_URL": "https://kv-reclaim-example.vault.azure.net/"}
+DEPLOY_TIME_EXAMPLES = {
+    "RECLAIM_KEY_VAULT_URL": "https://kv-reclaim-example.vault.azure.net/",
+    "RECLAIM_KEY_VAULT_CLIENT_ID": "00000000-0000-0000-0000-00000000c11d",
+}
 
 
 SOURCES = ["bicep", "terraform", "sample"]

@@ -9,7 +9,6 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import msal
 import requests
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import (
     pkcs12,
 )
 
+from reclaim.adapters.authorities import is_microsoft_authority
 from reclaim.errors import (
     ConfigurationError,
     ReclaimError,
@@ -31,19 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Authority hosts msal can validate through instance discovery; any other host (a test fake, an
-# on-premises proxy) is used as given with instance_discovery=False.
-MICROSOFT_AUTHORITY_HOSTS = frozenset(
-    {
-        "login.microsoftonline.com",
-        "login.microsoftonline.us",
-        "login.chinacloudapi.cn",
-        "login.partner.microsoftonline.cn",
-        "login.windows.net",
-        "login.microsoft.com",
-        "sts.windows.net",
-    }
-)
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
 
 
@@ -106,13 +93,12 @@ class AppToken:
         self._credential: str | dict[str, str] | None = None
 
     def _build(self, credential: str | dict[str, str]) -> msal.ConfidentialClientApplication:
-        host = (urlsplit(self._authority).hostname or "").lower()
         try:
             app = msal.ConfidentialClientApplication(
                 self._client_id,
                 client_credential=credential,
                 authority=self._authority,
-                instance_discovery=host in MICROSOFT_AUTHORITY_HOSTS,
+                instance_discovery=is_microsoft_authority(self._authority),
                 http_client=self._session,
                 timeout=self._timeout,
             )

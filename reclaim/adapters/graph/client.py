@@ -117,6 +117,7 @@ class GraphClient:
         authority: str,
         client_id: str,
         load_credential: Callable[[], str | dict[str, str]],
+        scope: str = "",
         ca_bundle: str = "",
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
@@ -138,7 +139,10 @@ class GraphClient:
         self._token = AppToken(
             authority=authority,
             client_id=client_id,
-            scope=f"{self.origin}/.default",  # e.g. https://graph.microsoft.com/.default
+            # Graph's own host is its audience (https://graph.microsoft.com/.default, and e.g.
+            # https://graph.microsoft.us/.default in a sovereign cloud); behind a proxy or API
+            # Management the base URL's host is not, so RECLAIM_GRAPH_SCOPE names it.
+            scope=scope or f"{self.origin}/.default",
             load_credential=load_credential,
             session=self.session,
             timeout=timeout[1],
@@ -164,6 +168,7 @@ class GraphClient:
             authority=f"{settings.authority_host}/{settings.tenant_id}",
             client_id=settings.client_id,
             load_credential=load_credential,
+            scope=settings.graph_scope,
             ca_bundle=settings.ca_bundle,
             retry=retry,
             # RECLAIM_GRAPH_TIMEOUT bounds each request; the retry budget bounds the call.
