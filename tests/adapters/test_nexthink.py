@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from reclaim.adapters.http_retry import RetryPolicy
-from reclaim.adapters.nexthink import ExportPolling, NexthinkClient
+from reclaim.adapters.nexthink.client import NexthinkClient
+from reclaim.adapters.nexthink.nql import ExportPolling
 from reclaim.errors import ConfigurationError, SourceError, TransientError
 from tests.fakes.nexthink import SECRET_NAME, FakeNexthink, secrets_for, settings_for
 
@@ -242,12 +243,12 @@ def test_a_read_timeout_on_a_query_is_retried_then_transient(
 
 def test_execute_then_export_when_the_row_cap_is_reached(nx: FakeNexthink, clock: Clock) -> None:
     nx.add_query("#big", ["n"], [[i] for i in range(1500)])
-    rows = list(client(nx, clock).query_rows("#big", {}))
+    rows = list(client(nx, clock).query_rows("#big", {}).rows)
     assert [int(r["n"]) for r in rows] == list(range(1500))
     assert nx.count("POST /api/v1/nql/export") == 1
 
     nx.add_query("#small", ["n"], [[i] for i in range(999)])
-    assert len(list(client(nx, clock).query_rows("#small", {}))) == 999
+    assert len(list(client(nx, clock).query_rows("#small", {}).rows)) == 999
     assert nx.count("POST /api/v1/nql/export") == 1
 
 

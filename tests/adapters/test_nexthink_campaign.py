@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from reclaim.adapters.http_retry import RetryPolicy
-from reclaim.adapters.nexthink import (
+from reclaim.adapters.nexthink.campaigns import (
     CAMPAIGN_APPLICATION_PARAMETER,
     AnswerColumns,
     NexthinkCampaign,
-    NexthinkClient,
 )
+from reclaim.adapters.nexthink.client import NexthinkClient
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.model import AnswerValue, User
 from reclaim.domain.policy import Policy, policies_from_data

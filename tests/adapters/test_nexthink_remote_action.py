@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from reclaim.adapters.files import CsvDirectory
-from reclaim.adapters.nexthink import NexthinkClient, NexthinkRemoteActionDirectory
+from reclaim.adapters.nexthink.client import NexthinkClient
+from reclaim.adapters.nexthink.remote_action import NexthinkRemoteActionDirectory
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.model import User
 from reclaim.domain.policy import Policy, policies_from_data

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from reclaim.adapters.nexthink import NexthinkClient, NexthinkUsage
+from reclaim.adapters.nexthink.client import NexthinkClient
+from reclaim.adapters.nexthink.usage import NexthinkUsage
 from reclaim.domain import guardrails
 from reclaim.domain.model import CampaignResponse, Member, PolicyState, UsageRow, User
 from reclaim.domain.policy import Policy, policies_from_data
