@@ -151,6 +151,8 @@ param nexthinkTokenUrl string = ''
 param nexthinkClientId string = ''
 param nexthinkAnswersQueryId string = '#license_reclamation_answers'
 param nexthinkExecutionsQueryId string = '#license_reclamation_executions'
+@description('IANA time zone of times without an offset in Nexthink exports (the instance\'s zone).')
+param nexthinkTimezone string = 'UTC'
 
 @description('NCRONTAB (six fields, seconds first): how often the scheduler looks for due policies.')
 param schedulerSchedule string = '0 */5 * * * *'
@@ -315,6 +317,7 @@ var appSettings = {
   RECLAIM_NEXTHINK_CLIENT_SECRET_NAME: nexthinkClientSecretName
   RECLAIM_NEXTHINK_ANSWERS_QUERY_ID: nexthinkAnswersQueryId
   RECLAIM_NEXTHINK_EXECUTIONS_QUERY_ID: nexthinkExecutionsQueryId
+  RECLAIM_NEXTHINK_TIMEZONE: nexthinkTimezone
   // reclaim: the function set
   RECLAIM_SCHEDULER_SCHEDULE: schedulerSchedule
   RECLAIM_EXPIRY_SCHEDULE: expirySchedule

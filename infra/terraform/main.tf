@@ -96,6 +96,7 @@ locals {
     RECLAIM_NEXTHINK_CLIENT_SECRET_NAME  = var.nexthink_client_secret_name
     RECLAIM_NEXTHINK_ANSWERS_QUERY_ID    = var.nexthink_answers_query_id
     RECLAIM_NEXTHINK_EXECUTIONS_QUERY_ID = var.nexthink_executions_query_id
+    RECLAIM_NEXTHINK_TIMEZONE            = var.nexthink_timezone
     # reclaim: the function set
     RECLAIM_SCHEDULER_SCHEDULE           = var.scheduler_schedule
     RECLAIM_EXPIRY_SCHEDULE              = var.expiry_schedule

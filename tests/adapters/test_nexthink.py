@@ -178,6 +178,7 @@ def test_the_fake_serves_v1_row_arrays_with_headers(nx: FakeNexthink, clock: Clo
 
 
 def test_execute_sends_the_parameters_and_asks_for_utc(nx: FakeNexthink, clock: Clock) -> None:
+    nx.add_query("#apps", ["user.sid"], [], parameters=["application"])
     c = client(nx, clock)
     c.execute("#apps", {"application": "Visio"})
     assert nx.bodies[EXECUTE] == [{"queryId": "#apps", "parameters": {"application": "Visio"}}]
@@ -258,6 +259,12 @@ def test_execute_then_export_when_the_row_cap_is_reached(nx: FakeNexthink, clock
 def test_export_polls_with_growing_pauses_and_downloads_gzip(
     nx: FakeNexthink, clock: Clock
 ) -> None:
+    nx.add_query(
+        "#apps",
+        ["user.sid", "focus_time"],
+        [["S-1-5-21-1", 42], ["S-1-5-21-2", None]],
+        parameters=["application"],
+    )
     nx.export_polls_needed = 3
     finished = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     result = client(nx, clock, utcnow=lambda: finished).export("#apps", {"application": "Visio"})

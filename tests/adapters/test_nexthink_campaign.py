@@ -24,6 +24,7 @@ from reclaim.ports import ChannelAnswer
 from tests.fakes.nexthink import ANSWERS_QUERY, FakeNexthink, secrets_for, settings_for
 
 TRIGGER = "POST /api/v1/euf/campaign/trigger"
+ANSWERS_PARAMETERS = ["campaign_id", "application"]  # what README's answers query declares
 T0 = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
 
 
@@ -217,7 +218,7 @@ def test_more_than_a_thousand_answers_come_through_the_export(nx: FakeNexthink) 
 
 
 def test_answers_query_without_the_expected_columns_is_a_source_error(nx: FakeNexthink) -> None:
-    nx.add_query(ANSWERS_QUERY, ["user.name", "answer"], [["ada", "yes"]])
+    nx.add_query(ANSWERS_QUERY, ["user.name", "answer"], [["ada", "yes"]], ANSWERS_PARAMETERS)
     with pytest.raises(SourceError) as caught:
         list(campaign(nx).answers(policy(), since=T0))
     assert "'user.sid'" in str(caught.value) and "'user.name'" in str(caught.value)
@@ -225,7 +226,10 @@ def test_answers_query_without_the_expected_columns_is_a_source_error(nx: FakeNe
 
 def test_answer_columns_can_be_renamed(nx: FakeNexthink) -> None:
     nx.add_query(
-        ANSWERS_QUERY, ["sid", "label", "at"], [["S-1-5-21-9", "NO", "2030-03-02T08:00:00Z"]]
+        ANSWERS_QUERY,
+        ["sid", "label", "at"],
+        [["S-1-5-21-9", "NO", "2030-03-02T08:00:00Z"]],
+        ANSWERS_PARAMETERS,
     )
     settings = settings_for(nx)
     client = NexthinkClient.from_settings(settings, secrets_for(nx), retry=RetryPolicy())
@@ -241,6 +245,7 @@ def test_a_bad_answer_time_is_a_source_error(nx: FakeNexthink) -> None:
         ANSWERS_QUERY,
         [columns.user_sid, columns.answer, columns.answered_at],
         [["S-1-5-21-9", "yes", "last tuesday"]],
+        ANSWERS_PARAMETERS,
     )
     with pytest.raises(SourceError, match="row 1"):
         list(campaign(nx).answers(policy(), since=T0))

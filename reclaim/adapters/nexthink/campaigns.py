@@ -113,7 +113,9 @@ class NexthinkCampaign:
                 "parameters": {CAMPAIGN_APPLICATION_PARAMETER: policy.application},
             },
             idempotent=False,
-            not_found=f"no campaign {policy.campaign.id}: is it published with a manual trigger?",
+            # Nexthink answers an unknown or unusable campaign with 400 (its OpenAPI lists no 404)
+            not_found=_campaign_hint(policy),
+            rejected=_campaign_hint(policy),
         )
         entries = json_object(response).get("requests")
         if not isinstance(entries, list):
@@ -141,6 +143,13 @@ class NexthinkCampaign:
         parameters = {"campaign_id": policy.campaign.id, "application": policy.application}
         result = self.client.query_rows(self.answers_query_id, parameters)
         return _answers(result.rows, result.zone, since, what, self.columns)
+
+
+def _campaign_hint(policy: Policy) -> str:
+    return (
+        f"check that campaign {policy.campaign.id} exists, is published, has API ticked on its "
+        f"General tab, and declares exactly the parameter {CAMPAIGN_APPLICATION_PARAMETER}"
+    )
 
 
 def _answers(

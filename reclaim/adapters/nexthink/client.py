@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -82,6 +83,7 @@ class NexthinkClient(NqlQueries):
             lambda: secrets.get(name),  # read at each token fetch, so a rotated secret is used
             secret_name=name,
             ca_bundle=settings.ca_bundle,
+            export_zone=ZoneInfo(settings.nexthink_timezone),
             **options,
         )
 

@@ -3,8 +3,10 @@ reach Active Directory, their outcome read later through NQL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from reclaim.adapters.nexthink.client import NexthinkClient
 from reclaim.adapters.nexthink.rows import json_object, require_columns, text
@@ -23,7 +25,7 @@ from reclaim.ports import (
 from reclaim.settings import Settings
 
 # Input ids of the "Invoke remove user from AD group" remote action. Nexthink does not publish
-# them; check the remote action's inputs (Remote actions > Manage) and pass others if they differ.
+# them; check_remote_action() compares them with the inputs the remote action declares.
 SAM_ACCOUNT_NAME_INPUT = "SamAccountName"
 GROUP_NAME_INPUT = "GroupName"
 TRIGGER_SOURCE = "reclaim"
@@ -72,6 +74,8 @@ class NexthinkRemoteActionDirectory:
         self.sam_account_name_input = sam_account_name_input
         self.group_name_input = group_name_input
         self.columns = columns or ExecutionColumns()
+        self._checked_lock = threading.Lock()
+        self._checked = False
 
     @classmethod
     def from_settings(
@@ -97,7 +101,44 @@ class NexthinkRemoteActionDirectory:
         return self.inner
 
     def check_group(self, group: str) -> GroupInfo:
-        return self._inner("check the group").check_group(group)
+        info = self._inner("check the group").check_group(group)
+        self.check_remote_action()
+        return info
+
+    def check_remote_action(self) -> None:
+        """Once per instance: the remote action exists, is enabled for the API, and declares
+        exactly the inputs reclaim sends (GET /api/v1/act/remote-action/details); otherwise every
+        removal would fail the same way, so this halts naming what the action declares."""
+        with self._checked_lock:
+            if self._checked:
+                return
+            action = self.spec.remote_action_id
+            response = self.client.call(
+                "GET",
+                "/api/v1/act/remote-action/details?" + urlencode({"nql-id": action}),
+                what=f"remote action {action}",
+                not_found=f"Nexthink has no remote action {action} (directory.remote_action_id)",
+            )
+            details = json_object(response)
+            targeting = details.get("targeting")
+            if isinstance(targeting, dict) and targeting.get("apiEnabled") is False:
+                raise ConfigurationError(
+                    f"remote action {action} cannot be triggered through the API: tick API on "
+                    "its General tab (Remote actions > Manage remote actions)"
+                )
+            script = details.get("scriptInfo")
+            inputs = script.get("inputs") if isinstance(script, dict) else None
+            if not isinstance(inputs, list):
+                raise SourceError(f"remote action {action}: the details have no scriptInfo.inputs")
+            declared = sorted(text(i.get("id")) for i in inputs if isinstance(i, dict))
+            sent = sorted([self.sam_account_name_input, self.group_name_input])
+            if declared != sent:
+                raise ConfigurationError(
+                    f"remote action {action} declares the inputs {', '.join(declared) or 'none'}; "
+                    f"reclaim expects {', '.join(sent)} (the SAM account name and the group): "
+                    "use the pack's remote action or one with those input ids"
+                )
+            self._checked = True
 
     def members(self, group: str) -> Iterator[Member]:
         return self._inner("list members").members(group)
@@ -119,6 +160,7 @@ class NexthinkRemoteActionDirectory:
         self, group: str, user: User, *, request_id: str = "", run_id: str = ""
     ) -> RemovalResult:
         """Trigger the remote action; the outcome is known later through finished()."""
+        self.check_remote_action()
         sam = user.sam_account_name.strip()
         if not sam:
             raise PermanentError(

@@ -12,11 +12,13 @@ from reclaim.ports import UsageExport
 
 
 def usage_parameters(policy: Policy) -> dict[str, str]:
-    """What the usage query gets: application and lookback, then the policy's own parameters."""
+    """Exactly the parameters the saved query declares (usage.query_parameters): application
+    and lookback from the policy unless usage.parameters gives them, the others from it
+    (policy validation refuses a declared name without a value)."""
+    spec = policy.usage
+    supplied = {"application": policy.application, "lookback": format_duration(spec.lookback)}
     return {
-        "application": policy.application,
-        "lookback": format_duration(policy.usage.lookback),
-        **policy.usage.parameters,
+        name: spec.parameters.get(name, supplied.get(name, "")) for name in spec.query_parameters
     }
 
 
