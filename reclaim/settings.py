@@ -152,6 +152,13 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
         _text,
         "#license_reclamation_executions",
     ),
+    # the input ids of the remote action (Nexthink does not publish the pack's)
+    "nexthink_sam_account_name_input": (
+        "RECLAIM_NEXTHINK_SAM_INPUT",
+        _text,
+        "SamAccountName",
+    ),
+    "nexthink_group_name_input": ("RECLAIM_NEXTHINK_GROUP_INPUT", _text, "GroupName"),
     # the zone of times written without an offset in exports (Nexthink documents none)
     "nexthink_timezone": ("RECLAIM_NEXTHINK_TIMEZONE", _timezone, "UTC"),
     # the function set
@@ -207,6 +214,8 @@ class Settings:
     nexthink_client_secret_name: str
     nexthink_answers_query_id: str
     nexthink_executions_query_id: str
+    nexthink_sam_account_name_input: str
+    nexthink_group_name_input: str
     nexthink_timezone: str
     scheduler_schedule: str
     expiry_schedule: str

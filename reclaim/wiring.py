@@ -94,7 +94,12 @@ class Wiring:
                 return self._once(
                     ("nexthink-ra", policy.name),
                     lambda: NexthinkRemoteActionDirectory(
-                        self._nexthink(), spec, self.settings.nexthink_executions_query_id, inner
+                        self._nexthink(),
+                        spec,
+                        self.settings.nexthink_executions_query_id,
+                        inner,
+                        sam_account_name_input=self.settings.nexthink_sam_account_name_input,
+                        group_name_input=self.settings.nexthink_group_name_input,
                     ),
                 )
         raise ConfigurationError(f"policy {policy.name}: unknown directory kind {spec.kind}")

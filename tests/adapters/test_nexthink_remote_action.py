@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from reclaim.adapters.files import CsvDirectory
-from reclaim.adapters.nexthink.client import NexthinkClient
 from reclaim.adapters.nexthink.remote_action import NexthinkRemoteActionDirectory
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.model import User
@@ -100,15 +99,13 @@ def test_a_user_without_sam_account_name_cannot_be_removed(nx: FakeNexthink) -> 
     assert nx.count(ACT) == 0
 
 
-def test_input_names_can_follow_the_remote_actions_own(nx: FakeNexthink) -> None:
+def test_input_names_follow_the_settings(nx: FakeNexthink) -> None:
     nx.remote_actions["#remove_from_group"] = RemoteAction(["User", "Group"])
-    settings = settings_for(nx)
-    ra = NexthinkRemoteActionDirectory(
-        NexthinkClient.from_settings(settings, secrets_for(nx)),
-        policy(remote_action_id="#remove_from_group").directory,
-        settings.nexthink_executions_query_id,
-        sam_account_name_input="User",
-        group_name_input="Group",
+    settings = settings_for(
+        nx, RECLAIM_NEXTHINK_SAM_INPUT="User", RECLAIM_NEXTHINK_GROUP_INPUT="Group"
+    )
+    ra = NexthinkRemoteActionDirectory.from_settings(
+        settings, secrets_for(nx), policy(remote_action_id="#remove_from_group")
     )
     ra.remove("SF-Licensed", ADA)
     assert nx.bodies[ACT][0]["params"] == {"User": "ada", "Group": "SF-Licensed"}
@@ -131,6 +128,7 @@ def test_inputs_the_remote_action_does_not_declare_halt_before_anything_runs(
     message = str(caught.value)
     assert "declares the inputs Group, Username" in message
     assert "expects GroupName, SamAccountName" in message
+    assert "RECLAIM_NEXTHINK_SAM_INPUT" in message
     assert nx.count(ACT) == 0
 
 

@@ -25,7 +25,7 @@ from reclaim.ports import (
 from reclaim.settings import Settings
 
 # Input ids of the "Invoke remove user from AD group" remote action. Nexthink does not publish
-# them; check_remote_action() compares them with the inputs the remote action declares.
+# them: settings RECLAIM_NEXTHINK_SAM_INPUT / _GROUP_INPUT, checked by check_remote_action().
 SAM_ACCOUNT_NAME_INPUT = "SamAccountName"
 GROUP_NAME_INPUT = "GroupName"
 TRIGGER_SOURCE = "reclaim"
@@ -90,6 +90,8 @@ class NexthinkRemoteActionDirectory:
             policy.directory,
             settings.nexthink_executions_query_id,
             inner,
+            sam_account_name_input=settings.nexthink_sam_account_name_input,
+            group_name_input=settings.nexthink_group_name_input,
         )
 
     def _inner(self, needed_for: str) -> Directory:
@@ -135,8 +137,9 @@ class NexthinkRemoteActionDirectory:
             if declared != sent:
                 raise ConfigurationError(
                     f"remote action {action} declares the inputs {', '.join(declared) or 'none'}; "
-                    f"reclaim expects {', '.join(sent)} (the SAM account name and the group): "
-                    "use the pack's remote action or one with those input ids"
+                    f"reclaim expects {', '.join(sent)}: set RECLAIM_NEXTHINK_SAM_INPUT and "
+                    "RECLAIM_NEXTHINK_GROUP_INPUT to the ids of its SAM account name and group "
+                    "inputs"
                 )
             self._checked = True
 
