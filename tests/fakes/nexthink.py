@@ -3,7 +3,9 @@
 Every request to an operation of tests/contracts/nexthink/*.json is checked against it first (a
 request the files do not allow gets 400, as Nexthink answers), and every answer it sends is
 checked too: an answer they do not allow is replaced by a 500 naming the problem and recorded in
-`contract_violations`, and leaving the `with` block raises AssertionError listing them.
+`contract_violations`, and leaving the `with` block raises AssertionError listing them. The
+token endpoint and the results link are not in those files: they follow Nexthink's
+authentication page and S3's behaviour, checked by hand below.
 
 Routes: the OAuth token endpoint; NQL execute v1 (row arrays + headers) and v2 (objects), JSON or
 CSV; NQL export with a status that moves SUBMITTED -> IN_PROGRESS -> COMPLETED and a results
