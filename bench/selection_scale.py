@@ -224,7 +224,11 @@ def main() -> None:
         csv_seconds = time.perf_counter() - started
         started = time.perf_counter()
         nexthink.add_generated_query(
-            NEXTHINK_QUERY, USAGE_HEADERS, rows, lambda n: usage_row(members, rows, n)
+            NEXTHINK_QUERY,
+            USAGE_HEADERS,
+            rows,
+            lambda n: usage_row(members, rows, n),
+            parameters=["application"],  # what README's usage query declares
         )
         nexthink.export_polls_needed = 0  # measure reclaim, not the export's queueing in Nexthink
         gzip_seconds = time.perf_counter() - started

@@ -157,6 +157,11 @@ param nexthinkTokenUrl string = ''
 param nexthinkClientId string = ''
 param nexthinkAnswersQueryId string = '#license_reclamation_answers'
 param nexthinkExecutionsQueryId string = '#license_reclamation_executions'
+@description('Input ids of the remote action: the SAM account name and the group.')
+param nexthinkSamInput string = 'SamAccountName'
+param nexthinkGroupInput string = 'GroupName'
+@description('IANA time zone of times without an offset in Nexthink exports (the instance\'s zone).')
+param nexthinkTimezone string = 'UTC'
 
 @description('NCRONTAB (six fields, seconds first): how often the scheduler looks for due policies.')
 param schedulerSchedule string = '0 */5 * * * *'
@@ -325,6 +330,9 @@ var appSettings = {
   RECLAIM_NEXTHINK_CLIENT_SECRET_NAME: nexthinkClientSecretName
   RECLAIM_NEXTHINK_ANSWERS_QUERY_ID: nexthinkAnswersQueryId
   RECLAIM_NEXTHINK_EXECUTIONS_QUERY_ID: nexthinkExecutionsQueryId
+  RECLAIM_NEXTHINK_SAM_INPUT: nexthinkSamInput
+  RECLAIM_NEXTHINK_GROUP_INPUT: nexthinkGroupInput
+  RECLAIM_NEXTHINK_TIMEZONE: nexthinkTimezone
   // reclaim: the function set
   RECLAIM_SCHEDULER_SCHEDULE: schedulerSchedule
   RECLAIM_EXPIRY_SCHEDULE: expirySchedule

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reclaim.domain.durations import parse_duration
 from reclaim.domain.policy import is_valid_schedule
@@ -69,6 +70,16 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 def _schedule(text: str) -> str:
     if not is_valid_schedule(text):
         raise ValueError(f"expected an NCRONTAB schedule of six fields, got {text!r}")
+    return text
+
+
+def _timezone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"expected an IANA time zone like UTC or Europe/Zurich, got {text!r}"
+        ) from None
     return text
 
 
@@ -158,6 +169,15 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
         _text,
         "#license_reclamation_executions",
     ),
+    # the input ids of the remote action (Nexthink does not publish the pack's)
+    "nexthink_sam_account_name_input": (
+        "RECLAIM_NEXTHINK_SAM_INPUT",
+        _text,
+        "SamAccountName",
+    ),
+    "nexthink_group_name_input": ("RECLAIM_NEXTHINK_GROUP_INPUT", _text, "GroupName"),
+    # the zone of times written without an offset in exports (Nexthink documents none)
+    "nexthink_timezone": ("RECLAIM_NEXTHINK_TIMEZONE", _timezone, "UTC"),
     # the function set
     "scheduler_schedule": ("RECLAIM_SCHEDULER_SCHEDULE", _schedule, "0 */5 * * * *"),
     "expiry_schedule": ("RECLAIM_EXPIRY_SCHEDULE", _schedule, "0 */15 * * * *"),
@@ -214,6 +234,9 @@ class Settings:
     nexthink_client_secret_name: str
     nexthink_answers_query_id: str
     nexthink_executions_query_id: str
+    nexthink_sam_account_name_input: str
+    nexthink_group_name_input: str
+    nexthink_timezone: str
     scheduler_schedule: str
     expiry_schedule: str
     removal_queue: str

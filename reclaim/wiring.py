@@ -68,7 +68,7 @@ class Wiring:
 
     def _nexthink(self) -> Any:
         """One Nexthink client (one token, one connection pool) for usage, campaigns and actions."""
-        from reclaim.adapters.nexthink import NexthinkClient
+        from reclaim.adapters.nexthink.client import NexthinkClient
 
         return self._once(
             ("nexthink",), lambda: NexthinkClient.from_settings(self.settings, self.secrets())
@@ -88,13 +88,18 @@ class Wiring:
             case DirectoryKind.AD:
                 return self._ldap()
             case DirectoryKind.NEXTHINK_REMOTE_ACTION:
-                from reclaim.adapters.nexthink import NexthinkRemoteActionDirectory
+                from reclaim.adapters.nexthink.remote_action import NexthinkRemoteActionDirectory
 
                 inner = self._ldap() if self.settings.ldap_url else None
                 return self._once(
                     ("nexthink-ra", policy.name),
                     lambda: NexthinkRemoteActionDirectory(
-                        self._nexthink(), spec, self.settings.nexthink_executions_query_id, inner
+                        self._nexthink(),
+                        spec,
+                        self.settings.nexthink_executions_query_id,
+                        inner,
+                        sam_account_name_input=self.settings.nexthink_sam_account_name_input,
+                        group_name_input=self.settings.nexthink_group_name_input,
                     ),
                 )
         raise ConfigurationError(f"policy {policy.name}: unknown directory kind {spec.kind}")
@@ -107,7 +112,7 @@ class Wiring:
 
                 return CsvUsage(self._path(spec.file))
             case UsageSourceKind.NEXTHINK:
-                from reclaim.adapters.nexthink import NexthinkUsage
+                from reclaim.adapters.nexthink.usage import NexthinkUsage
 
                 return self._once(
                     ("nexthink-usage",),
@@ -134,7 +139,7 @@ class Wiring:
     def campaign(self, policy: Policy) -> Campaign:
         match policy.campaign.channel:
             case Channel.NEXTHINK:
-                from reclaim.adapters.nexthink import NexthinkCampaign
+                from reclaim.adapters.nexthink.campaigns import NexthinkCampaign
 
                 return self._once(
                     ("nexthink-campaign",),

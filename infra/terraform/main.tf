@@ -100,6 +100,9 @@ locals {
     RECLAIM_NEXTHINK_CLIENT_SECRET_NAME  = var.nexthink_client_secret_name
     RECLAIM_NEXTHINK_ANSWERS_QUERY_ID    = var.nexthink_answers_query_id
     RECLAIM_NEXTHINK_EXECUTIONS_QUERY_ID = var.nexthink_executions_query_id
+    RECLAIM_NEXTHINK_SAM_INPUT           = var.nexthink_sam_input
+    RECLAIM_NEXTHINK_GROUP_INPUT         = var.nexthink_group_input
+    RECLAIM_NEXTHINK_TIMEZONE            = var.nexthink_timezone
     # reclaim: the function set
     RECLAIM_SCHEDULER_SCHEDULE           = var.scheduler_schedule
     RECLAIM_EXPIRY_SCHEDULE              = var.expiry_schedule

@@ -291,6 +291,24 @@ variable "nexthink_executions_query_id" {
   default = "#license_reclamation_executions"
 }
 
+variable "nexthink_sam_input" {
+  description = "Input id of the remote action that takes the SAM account name."
+  type        = string
+  default     = "SamAccountName"
+}
+
+variable "nexthink_group_input" {
+  description = "Input id of the remote action that takes the group."
+  type        = string
+  default     = "GroupName"
+}
+
+variable "nexthink_timezone" {
+  description = "IANA time zone of times without an offset in Nexthink exports (the instance's zone)."
+  type        = string
+  default     = "UTC"
+}
+
 variable "scheduler_schedule" {
   description = "NCRONTAB (six fields, seconds first): how often the scheduler looks for due policies."
   type        = string

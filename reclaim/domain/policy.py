@@ -77,6 +77,9 @@ class FirstRun(StrEnum):
 
 # How far back the Entra ID sign-in log reaches (Entra ID P1/P2; api-facts.md section 8).
 SIGN_IN_LOG_RETENTION = timedelta(days=30)
+# The Nexthink usage query's parameters reclaim fills itself (the policy's application and
+# look-back) when the query declares them (usage.query_parameters); usage.parameters fills others.
+SUPPLIED_QUERY_PARAMETERS = ("application", "lookback")
 
 
 class Channel(StrEnum):
@@ -110,6 +113,8 @@ class UsageSpec:
     match_on: MatchOn = MatchOn.MAIL
     query_id: str = "#license_reclamation_usage"
     parameters: Mapping[str, str] = field(default_factory=dict)
+    # nexthink: the $names the saved query declares; only these are sent
+    query_parameters: tuple[str, ...] = ("application",)
     user_column: str = "user.ad.email_address"
     usage_column: str = "focus_time"
     answer_column: str = ""  # optional: campaign response (yes / no / pending) in the same export
@@ -426,6 +431,7 @@ def _read_usage(r: _Reader) -> UsageSpec:
         match_on=r.get("match_on", _choice(MatchOn), match_default),
         query_id=r.get("query_id", _nql_id, UsageSpec.query_id),
         parameters=r.get("parameters", _string_map, {}),
+        query_parameters=r.get("query_parameters", _texts, UsageSpec.query_parameters),
         user_column=r.get("user_column", _text, UsageSpec.user_column),
         usage_column=r.get("usage_column", _text, UsageSpec.usage_column),
         answer_column=r.get("answer_column", _text, ""),

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from reclaim.domain.durations import format_duration
-from reclaim.domain.policy import DirectoryKind, MatchOn, Policy, UsageSourceKind
+from reclaim.domain.policy import (
+    SUPPLIED_QUERY_PARAMETERS,
+    DirectoryKind,
+    MatchOn,
+    Policy,
+    UsageSourceKind,
+    UsageSpec,
+)
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SIGNIN_KEYS = (MatchOn.UPN, MatchOn.MAIL, MatchOn.OBJECT_ID)
@@ -17,6 +24,7 @@ _USAGE_KEYS_OF = {
     "file": {UsageSourceKind.CSV},
     "query_id": {UsageSourceKind.NEXTHINK},
     "parameters": {UsageSourceKind.NEXTHINK},
+    "query_parameters": {UsageSourceKind.NEXTHINK},
     "app_id": {UsageSourceKind.ENTRA_SIGNINS},
     "user_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
     "usage_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
@@ -72,6 +80,8 @@ def unworkable(policy: Policy, data: Any, path: str) -> list[str]:
             problem(
                 "usage.app_id", f"expected the application's appId (a GUID), got {usage.app_id!r}"
             )
+    if usage.source is UsageSourceKind.NEXTHINK:
+        problems += [f"{path}.{p}" for p in _query_parameter_problems(usage)]
     problems += _unused(raw.get("usage"), "source", usage.source, _USAGE_KEYS_OF, f"{path}.usage")
     problems += _unused(
         raw.get("directory"), "kind", policy.directory.kind, _DIRECTORY_KEYS_OF, f"{path}.directory"
@@ -82,6 +92,24 @@ def unworkable(policy: Policy, data: Any, path: str) -> list[str]:
             f"is the SKU of an Entra group; directory.kind {policy.directory.kind.value} does not "
             "read it (for users synced to Entra ID, use licence.entra_sku_id)",
         )
+    return problems
+
+
+def _query_parameter_problems(usage: UsageSpec) -> list[str]:
+    """Only the parameters the saved query declares are sent, each with a value."""
+    declared = set(usage.query_parameters)
+    problems = [
+        f"usage.parameters.{name}: the saved query does not declare it (usage.query_parameters "
+        f"lists {', '.join(usage.query_parameters) or 'none'}); remove it or add it there"
+        for name in usage.parameters
+        if name not in declared
+    ]
+    problems += [
+        f"usage.query_parameters: {name} needs a value in usage.parameters (reclaim fills "
+        f"only {', '.join(SUPPLIED_QUERY_PARAMETERS)})"
+        for name in usage.query_parameters
+        if name not in usage.parameters and name not in SUPPLIED_QUERY_PARAMETERS
+    ]
     return problems
 
 

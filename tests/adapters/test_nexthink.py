@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from reclaim.adapters.http_retry import RetryPolicy
-from reclaim.adapters.nexthink import ExportPolling, NexthinkClient
+from reclaim.adapters.nexthink.client import NexthinkClient
+from reclaim.adapters.nexthink.nql import ExportPolling
 from reclaim.errors import ConfigurationError, SourceError, TransientError
 from tests.fakes.nexthink import SECRET_NAME, FakeNexthink, secrets_for, settings_for
 
@@ -177,6 +178,7 @@ def test_the_fake_serves_v1_row_arrays_with_headers(nx: FakeNexthink, clock: Clo
 
 
 def test_execute_sends_the_parameters_and_asks_for_utc(nx: FakeNexthink, clock: Clock) -> None:
+    nx.add_query("#apps", ["user.sid"], [], parameters=["application"])
     c = client(nx, clock)
     c.execute("#apps", {"application": "Visio"})
     assert nx.bodies[EXECUTE] == [{"queryId": "#apps", "parameters": {"application": "Visio"}}]
@@ -242,12 +244,12 @@ def test_a_read_timeout_on_a_query_is_retried_then_transient(
 
 def test_execute_then_export_when_the_row_cap_is_reached(nx: FakeNexthink, clock: Clock) -> None:
     nx.add_query("#big", ["n"], [[i] for i in range(1500)])
-    rows = list(client(nx, clock).query_rows("#big", {}))
+    rows = list(client(nx, clock).query_rows("#big", {}).rows)
     assert [int(r["n"]) for r in rows] == list(range(1500))
     assert nx.count("POST /api/v1/nql/export") == 1
 
     nx.add_query("#small", ["n"], [[i] for i in range(999)])
-    assert len(list(client(nx, clock).query_rows("#small", {}))) == 999
+    assert len(list(client(nx, clock).query_rows("#small", {}).rows)) == 999
     assert nx.count("POST /api/v1/nql/export") == 1
 
 
@@ -257,6 +259,12 @@ def test_execute_then_export_when_the_row_cap_is_reached(nx: FakeNexthink, clock
 def test_export_polls_with_growing_pauses_and_downloads_gzip(
     nx: FakeNexthink, clock: Clock
 ) -> None:
+    nx.add_query(
+        "#apps",
+        ["user.sid", "focus_time"],
+        [["S-1-5-21-1", 42], ["S-1-5-21-2", None]],
+        parameters=["application"],
+    )
     nx.export_polls_needed = 3
     finished = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     result = client(nx, clock, utcnow=lambda: finished).export("#apps", {"application": "Visio"})

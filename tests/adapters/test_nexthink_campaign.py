@@ -6,24 +6,32 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from reclaim.adapters.http_retry import RetryPolicy
-from reclaim.adapters.nexthink import (
+from reclaim.adapters.nexthink.campaigns import (
     CAMPAIGN_APPLICATION_PARAMETER,
     AnswerColumns,
     NexthinkCampaign,
-    NexthinkClient,
 )
+from reclaim.adapters.nexthink.client import NexthinkClient
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.model import AnswerValue, User
 from reclaim.domain.policy import Policy, policies_from_data
 from reclaim.errors import ConfigurationError, SourceError, TransientError
 from reclaim.ports import ChannelAnswer
-from tests.fakes.nexthink import ANSWERS_QUERY, FakeNexthink, secrets_for, settings_for
+from tests.fakes.nexthink import (
+    ANSWERS_HEADERS,
+    ANSWERS_QUERY,
+    FakeNexthink,
+    secrets_for,
+    settings_for,
+)
 
 TRIGGER = "POST /api/v1/euf/campaign/trigger"
+ANSWERS_PARAMETERS = ["campaign_id", "application"]  # what README's answers query declares
 T0 = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
 
 
@@ -140,6 +148,18 @@ def test_a_rejected_trigger_is_a_configuration_error_with_nexthinks_message(
         campaign(nx).ask(policy(), [request("r1", "S-1-5-21-1")])
 
 
+def test_an_unknown_campaigns_400_gets_the_hint_a_404_would(nx: FakeNexthink) -> None:
+    # Nexthink answers an unknown or unusable campaign with 400: its OpenAPI lists no 404 (the
+    # fake refuses to send one), so the hint cannot wait for a 404.
+    nx.campaigns.clear()
+    with pytest.raises(ConfigurationError) as refused:
+        campaign(nx).ask(policy(), [request("r1", "S-1-5-21-1")])
+    message = str(refused.value)
+    assert "check that campaign #license_reclamation_request exists, is published" in message
+    assert "has API ticked on its General tab" in message
+    assert "not found or not published" in message  # and what Nexthink said
+
+
 def test_campaign_parameters_must_match_the_campaigns(nx: FakeNexthink) -> None:
     nx.campaigns["#license_reclamation_request"] = {"app_name"}
     with pytest.raises(ConfigurationError, match="do not match"):
@@ -217,7 +237,7 @@ def test_more_than_a_thousand_answers_come_through_the_export(nx: FakeNexthink) 
 
 
 def test_answers_query_without_the_expected_columns_is_a_source_error(nx: FakeNexthink) -> None:
-    nx.add_query(ANSWERS_QUERY, ["user.name", "answer"], [["ada", "yes"]])
+    nx.add_query(ANSWERS_QUERY, ["user.name", "answer"], [["ada", "yes"]], ANSWERS_PARAMETERS)
     with pytest.raises(SourceError) as caught:
         list(campaign(nx).answers(policy(), since=T0))
     assert "'user.sid'" in str(caught.value) and "'user.name'" in str(caught.value)
@@ -225,7 +245,10 @@ def test_answers_query_without_the_expected_columns_is_a_source_error(nx: FakeNe
 
 def test_answer_columns_can_be_renamed(nx: FakeNexthink) -> None:
     nx.add_query(
-        ANSWERS_QUERY, ["sid", "label", "at"], [["S-1-5-21-9", "NO", "2030-03-02T08:00:00Z"]]
+        ANSWERS_QUERY,
+        ["sid", "label", "at"],
+        [["S-1-5-21-9", "NO", "2030-03-02T08:00:00Z"]],
+        ANSWERS_PARAMETERS,
     )
     settings = settings_for(nx)
     client = NexthinkClient.from_settings(settings, secrets_for(nx), retry=RetryPolicy())
@@ -241,9 +264,44 @@ def test_a_bad_answer_time_is_a_source_error(nx: FakeNexthink) -> None:
         ANSWERS_QUERY,
         [columns.user_sid, columns.answer, columns.answered_at],
         [["S-1-5-21-9", "yes", "last tuesday"]],
+        ANSWERS_PARAMETERS,
     )
     with pytest.raises(SourceError, match="row 1"):
         list(campaign(nx).answers(policy(), since=T0))
+
+
+def test_exported_answer_times_without_an_offset_are_read_in_the_configured_zone() -> None:
+    # 1,000 rows or more: the answers come from an export, which x-utc-times does not cover.
+    answered = datetime(2030, 3, 2, 8, 0, tzinfo=UTC)
+    with FakeNexthink() as fake:
+        fake.export_polls_needed = 0
+        fake.export_zone = ZoneInfo("Europe/Zurich")  # writes 09:00 for 08:00 UTC
+        rows = [[f"S-1-5-21-{n}", "yes", answered, "answered"] for n in range(1000)]
+        fake.add_query(ANSWERS_QUERY, ANSWERS_HEADERS, rows, ANSWERS_PARAMETERS)
+        settings = settings_for(fake, RECLAIM_NEXTHINK_TIMEZONE="Europe/Zurich")
+        client = NexthinkClient.from_settings(settings, secrets_for(fake), sleep=lambda _s: None)
+        answers = list(NexthinkCampaign(client, ANSWERS_QUERY).answers(policy(), since=T0))
+        assert fake.count("POST /api/v1/nql/export") == 1
+    assert len(answers) == 1000
+    assert {a.answered_at for a in answers} == {answered}
+
+
+def test_executed_answer_times_are_utc_as_asked_whatever_the_zone(nx: FakeNexthink) -> None:
+    answered = datetime(2030, 3, 2, 8, 0, tzinfo=UTC)
+    nx.export_zone = ZoneInfo("Europe/Zurich")
+    nx.add_query(
+        ANSWERS_QUERY, ANSWERS_HEADERS, [["S-1", "no", answered, "answered"]], ANSWERS_PARAMETERS
+    )
+    settings = settings_for(nx, RECLAIM_NEXTHINK_TIMEZONE="Europe/Zurich")
+    client = NexthinkClient.from_settings(settings, secrets_for(nx))
+    answers = list(NexthinkCampaign(client, ANSWERS_QUERY).answers(policy(), since=T0))
+    assert [a.answered_at for a in answers] == [answered]
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "CET+1", "../etc/passwd"])
+def test_the_export_zone_setting_must_be_an_iana_name(nx: FakeNexthink, zone: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"RECLAIM_NEXTHINK_TIMEZONE.*IANA"):
+        settings_for(nx, RECLAIM_NEXTHINK_TIMEZONE=zone)
 
 
 def test_from_settings_uses_the_answers_query_setting(nx: FakeNexthink) -> None:

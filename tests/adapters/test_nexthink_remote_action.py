@@ -11,15 +11,22 @@ from typing import Any
 import pytest
 
 from reclaim.adapters.files import CsvDirectory
-from reclaim.adapters.nexthink import NexthinkClient, NexthinkRemoteActionDirectory
+from reclaim.adapters.nexthink.remote_action import NexthinkRemoteActionDirectory
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.model import User
 from reclaim.domain.policy import Policy, policies_from_data
 from reclaim.errors import ConfigurationError, PermanentError
-from reclaim.ports import RemovalOutcome, RemovalResult
-from tests.fakes.nexthink import EXECUTIONS_QUERY, FakeNexthink, secrets_for, settings_for
+from reclaim.ports import GroupInfo, RemovalOutcome, RemovalResult
+from tests.fakes.nexthink import (
+    EXECUTIONS_QUERY,
+    FakeNexthink,
+    RemoteAction,
+    secrets_for,
+    settings_for,
+)
 
 ACT = "POST /api/v1/act/execute"
+DETAILS = "GET /api/v1/act/remote-action/details"
 T0 = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
 ADA = User(upn="ada@example.com", sam_account_name="ada", sid="S-1-5-21-1")
 
@@ -92,26 +99,60 @@ def test_a_user_without_sam_account_name_cannot_be_removed(nx: FakeNexthink) -> 
     assert nx.count(ACT) == 0
 
 
-def test_input_names_can_follow_the_remote_actions_own(nx: FakeNexthink) -> None:
-    nx.remote_actions["#remove_from_group"] = {"User", "Group"}
-    settings = settings_for(nx)
-    ra = NexthinkRemoteActionDirectory(
-        NexthinkClient.from_settings(settings, secrets_for(nx)),
-        policy(remote_action_id="#remove_from_group").directory,
-        settings.nexthink_executions_query_id,
-        sam_account_name_input="User",
-        group_name_input="Group",
+def test_input_names_follow_the_settings(nx: FakeNexthink) -> None:
+    nx.remote_actions["#remove_from_group"] = RemoteAction(["User", "Group"])
+    settings = settings_for(
+        nx, RECLAIM_NEXTHINK_SAM_INPUT="User", RECLAIM_NEXTHINK_GROUP_INPUT="Group"
+    )
+    ra = NexthinkRemoteActionDirectory.from_settings(
+        settings, secrets_for(nx), policy(remote_action_id="#remove_from_group")
     )
     ra.remove("SF-Licensed", ADA)
     assert nx.bodies[ACT][0]["params"] == {"User": "ada", "Group": "SF-Licensed"}
 
 
-def test_inputs_the_remote_action_does_not_have_are_a_configuration_error(
+def test_inputs_are_checked_once_against_the_remote_actions_details(nx: FakeNexthink) -> None:
+    ra = directory(nx)
+    ra.remove("SF-Licensed", ADA)
+    ra.remove("SF-Licensed", User(upn="bob@example.com", sam_account_name="bob"))
+    assert nx.count(DETAILS) == 1
+    assert nx.count(ACT) == 2
+
+
+def test_inputs_the_remote_action_does_not_declare_halt_before_anything_runs(
     nx: FakeNexthink,
 ) -> None:
-    nx.remote_actions["#invoke_remove_user_from_ad_group"] = {"Username", "Group"}
-    with pytest.raises(ConfigurationError, match="do not match the inputs"):
+    nx.remote_actions["#invoke_remove_user_from_ad_group"] = RemoteAction(["Username", "Group"])
+    with pytest.raises(ConfigurationError) as caught:
         directory(nx).remove("SF-Licensed", ADA)
+    message = str(caught.value)
+    assert "declares the inputs Group, Username" in message
+    assert "expects GroupName, SamAccountName" in message
+    assert "RECLAIM_NEXTHINK_SAM_INPUT" in message
+    assert nx.count(ACT) == 0
+
+
+def test_the_pre_flight_check_reads_the_remote_actions_details(nx: FakeNexthink) -> None:
+    class Inner:
+        def check_group(self, group: str) -> GroupInfo:
+            return GroupInfo(id=group, display_name=group)
+
+    nx.remote_actions["#invoke_remove_user_from_ad_group"] = RemoteAction(["Username", "Group"])
+    with pytest.raises(ConfigurationError, match="declares the inputs Group, Username"):
+        directory(nx, inner=Inner()).check_group("SF-Licensed")
+
+
+def test_a_remote_action_without_the_api_box_halts_naming_it(nx: FakeNexthink) -> None:
+    nx.remote_actions["#invoke_remove_user_from_ad_group"].api_enabled = False
+    with pytest.raises(ConfigurationError, match="tick API on its General tab"):
+        directory(nx).remove("SF-Licensed", ADA)
+    assert nx.count(ACT) == 0
+
+
+def test_an_unknown_remote_action_halts_naming_it(nx: FakeNexthink) -> None:
+    with pytest.raises(ConfigurationError, match="no remote action #no_such_action"):
+        directory(nx, remote_action_id="#no_such_action").remove("SF-Licensed", ADA)
+    assert nx.count(ACT) == 0
 
 
 def test_a_remote_action_not_enabled_for_the_api_is_a_configuration_error(

@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from reclaim.adapters.nexthink import NexthinkClient, NexthinkUsage
+from reclaim.adapters.nexthink.client import NexthinkClient
+from reclaim.adapters.nexthink.usage import NexthinkUsage
 from reclaim.domain import guardrails
 from reclaim.domain.model import CampaignResponse, Member, PolicyState, UsageRow, User
-from reclaim.domain.policy import Policy, policies_from_data
+from reclaim.domain.policy import Policy, PolicyError, policies_from_data
 from reclaim.domain.selection import index_usage, select
-from reclaim.errors import SourceError
+from reclaim.errors import ConfigurationError, SourceError
 from tests.fakes.nexthink import FakeNexthink, secrets_for, settings_for
 
 EXPORT = "POST /api/v1/nql/export"
@@ -44,6 +45,11 @@ def nx() -> Iterator[FakeNexthink]:
         yield fake
 
 
+def add_usage_query(fake: FakeNexthink, headers: list[str], rows: Any) -> None:
+    """The usage query as README saves it: it declares $application."""
+    fake.add_query("#license_reclamation_usage", headers, rows, parameters=["application"])
+
+
 def source(fake: FakeNexthink) -> NexthinkUsage:
     client = NexthinkClient.from_settings(
         settings_for(fake), secrets_for(fake), sleep=lambda _s: None, utcnow=lambda: FINISHED
@@ -52,8 +58,8 @@ def source(fake: FakeNexthink) -> NexthinkUsage:
 
 
 def test_usage_rows_come_from_the_export_in_minutes(nx: FakeNexthink) -> None:
-    nx.add_query(
-        "#license_reclamation_usage",
+    add_usage_query(
+        nx,
         HEADERS,
         [
             ["Ada@Example.com ", 600_000, SEEN],  # 10 minutes in milliseconds
@@ -77,39 +83,60 @@ def test_usage_rows_come_from_the_export_in_minutes(nx: FakeNexthink) -> None:
     ("unit", "minutes"), [("seconds", 2.0), ("minutes", 120.0), ("hours", 7200.0)]
 )
 def test_units_are_converted_to_minutes(nx: FakeNexthink, unit: str, minutes: float) -> None:
-    nx.add_query("#license_reclamation_usage", HEADERS, [["a@example.com", 120, SEEN]])
+    add_usage_query(nx, HEADERS, [["a@example.com", 120, SEEN]])
     rows = list(source(nx).usage(policy(unit=unit), NOW).rows)
     assert rows == [UsageRow("a@example.com", minutes, at=SEEN_AT)]
 
 
-def test_parameters_are_application_lookback_and_the_policys_own(nx: FakeNexthink) -> None:
-    nx.add_query("#license_reclamation_usage", HEADERS, [])
-    usage = policy(lookback="30d", parameters={"department": "Sales", "lookback": "4w"})
+def test_only_the_parameters_the_query_declares_are_sent(nx: FakeNexthink) -> None:
+    # README's query declares $application only (`during past` takes no parameter): sending
+    # `lookback` as well is a parameter the saved query does not declare.
+    add_usage_query(nx, HEADERS, [])
+    list(source(nx).usage(policy(lookback="30d"), NOW).rows)
+    assert nx.bodies[EXPORT][0]["parameters"] == {"application": "Microsoft Visio"}
+
+
+def test_declared_parameters_are_filled_from_the_policy(nx: FakeNexthink) -> None:
+    nx.add_query("#license_reclamation_usage", HEADERS, [], parameters=["lookback", "department"])
+    usage = policy(
+        lookback="30d",
+        query_parameters=["lookback", "department"],
+        parameters={"department": "Sales"},
+    )
     list(source(nx).usage(usage, NOW).rows)
-    assert nx.bodies[EXPORT][0]["parameters"] == {
-        "application": "Microsoft Visio",
-        "lookback": "4w",
-        "department": "Sales",
-    }
-    nx.bodies.clear()
-    list(source(nx).usage(policy(), NOW).rows)
-    assert nx.bodies[EXPORT][0]["parameters"] == {
-        "application": "Microsoft Visio",
-        "lookback": "90d",
-    }
+    assert nx.bodies[EXPORT][0]["parameters"] == {"lookback": "30d", "department": "Sales"}
+
+
+def test_the_fake_refuses_a_parameter_the_query_does_not_declare(nx: FakeNexthink) -> None:
+    add_usage_query(nx, HEADERS, [])
+    usage = policy(query_parameters=["application", "region"], parameters={"region": "EU"})
+    with pytest.raises(ConfigurationError, match=r"400.*\['application'\]"):
+        list(source(nx).usage(usage, NOW).rows)
+
+
+@pytest.mark.parametrize(
+    ("usage", "message"),
+    [
+        ({"parameters": {"department": "Sales"}}, "usage.parameters.department: the saved query"),
+        ({"query_parameters": ["application", "region"]}, "region needs a value"),
+    ],
+)
+def test_parameters_the_query_does_not_declare_are_refused_by_validation(
+    usage: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(PolicyError, match=message):
+        policy(**usage)
 
 
 def test_columns_are_named_by_the_policy(nx: FakeNexthink) -> None:
-    nx.add_query(
-        "#license_reclamation_usage", ["user.sid", "minutes", "seen"], [["S-1-5-21-7", 3, SEEN]]
-    )
+    add_usage_query(nx, ["user.sid", "minutes", "seen"], [["S-1-5-21-7", 3, SEEN]])
     named = policy(user_column="user.sid", usage_column="minutes", timestamp_column="seen")
     rows = source(nx).usage(named, NOW).rows
     assert list(rows) == [UsageRow("s-1-5-21-7", 3.0, at=SEEN_AT)]
 
 
 def test_a_missing_column_names_the_columns_that_are_there(nx: FakeNexthink) -> None:
-    nx.add_query("#license_reclamation_usage", ["user.name", "focus_time"], [["ada", 1]])
+    add_usage_query(nx, ["user.name", "focus_time"], [["ada", 1]])
     with pytest.raises(SourceError) as caught:
         list(source(nx).usage(policy(), NOW).rows)
     message = str(caught.value)
@@ -118,8 +145,8 @@ def test_a_missing_column_names_the_columns_that_are_there(nx: FakeNexthink) -> 
 
 
 def test_a_value_that_is_not_a_number_fails_closed_naming_row_and_column(nx: FakeNexthink) -> None:
-    nx.add_query(
-        "#license_reclamation_usage",
+    add_usage_query(
+        nx,
         HEADERS,
         [["a@example.com", 1, SEEN], ["b@example.com", "5 min", SEEN], ["c@example.com", 2, SEEN]],
     )
@@ -131,8 +158,8 @@ def test_a_value_that_is_not_a_number_fails_closed_naming_row_and_column(nx: Fak
 
 
 def test_campaign_answers_joined_into_the_usage_query_are_read(nx: FakeNexthink) -> None:
-    nx.add_query(
-        "#license_reclamation_usage",
+    add_usage_query(
+        nx,
         [*HEADERS, "answer", "answered_at"],
         [
             ["a@example.com", 1, SEEN, "yes", "2030-05-01T10:00:00"],
@@ -165,6 +192,7 @@ def test_a_million_row_export_is_streamed_in_bounded_memory(nx: FakeNexthink) ->
         HEADERS,
         count,
         lambda i: (f"user{i}@example.com", (i * 7919) % 3_600_000, SEEN),
+        parameters=["application"],
     )
     started = time.monotonic()
     gc.collect()
@@ -189,7 +217,7 @@ def test_an_export_of_collectors_that_stopped_weeks_ago_is_stale(nx: FakeNexthin
     """The export completes now, but its newest event is three weeks old: the data is stale."""
     weeks_ago = (NOW - timedelta(days=21)).replace(tzinfo=None).isoformat()
     rows = [[f"u{i}@example.com", 30, weeks_ago] for i in range(4)]
-    nx.add_query("#license_reclamation_usage", HEADERS, rows)
+    add_usage_query(nx, HEADERS, rows)
     checked = policy()
     export = source(nx).usage(checked, NOW)
     members = [Member(User(mail=f"u{i}@example.com")) for i in range(4)]

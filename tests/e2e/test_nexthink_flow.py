@@ -81,6 +81,7 @@ def test_nexthink_usage_and_campaign_on_an_entra_group(tmp_path: Path, monkeypat
                 for name, minutes in people.items()
                 if minutes is not None
             ],
+            parameters=["application"],
         )
         nx.unknown_sids.add("S-1-5-21-9-2")  # cy: Nexthink creates no campaign request
         ctx, queue = context(

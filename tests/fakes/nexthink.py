@@ -1,11 +1,21 @@
-"""An HTTPS fake of the Nexthink Infinity API, following its OpenAPI files (api-facts.md 1.2).
+"""An HTTPS fake of the Nexthink Infinity API, held to its OpenAPI files (api-facts.md 1.2, 8).
+
+Every request to an operation of tests/contracts/nexthink/*.json is checked against it first (a
+request the files do not allow gets 400, as Nexthink answers), and every answer it sends is
+checked too: an answer they do not allow is replaced by a 500 naming the problem and recorded in
+`contract_violations`, and leaving the `with` block raises AssertionError listing them. The
+token endpoint and the results link are not in those files: they follow Nexthink's
+authentication page and S3's behaviour, checked by hand below.
 
 Routes: the OAuth token endpoint; NQL execute v1 (row arrays + headers) and v2 (objects), JSON or
 CSV; NQL export with a status that moves SUBMITTED -> IN_PROGRESS -> COMPLETED and a results
 file (plain or gzip CSV) served from a pre-signed-like link that refuses our bearer token, as S3
-does; campaign trigger with per-user results; remote action execute. Two saved queries are built
-in: the answers query (campaign responses) and the executions query (remote_action.executions),
-computed from what was triggered and what the test answered or finished.
+does; campaign trigger with per-user results; remote action execute and details. Saved queries
+declare their parameters: a request with another set gets 400. Two are built in: the answers
+query (campaign responses) and the executions query (remote_action.executions), computed from
+what was triggered and what the test answered or finished. Times in query rows (datetime values)
+are written without an offset: in UTC for execute with `x-utc-times: true`, in `export_zone`
+for exports (Nexthink documents no zone there).
 
 Knobs: fail(path, status, ...) queues faults (429 with Retry-After, 503, ...), slow(path, s)
 delays answers, forbid(path) answers 403, revoke_tokens(), export_* settings. Counters: hits.
@@ -15,11 +25,11 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import gzip
 import io
 import itertools
 import json
-import re
 import shutil
 import ssl
 import tempfile
@@ -29,7 +39,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -38,6 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 from reclaim.adapters.environment import EnvironmentSecrets, variable_for
 from reclaim.settings import Settings
 from tests.fakes.https import HttpsServer
+from tests.fakes.nexthink_contract import REFUSAL, NexthinkContract, Operation
 
 TOKEN_PATH = "/oauth2/default/v1/token"
 EXECUTE_ROW_CAP = 1000
@@ -45,7 +56,6 @@ ANSWERS_QUERY = "#license_reclamation_answers"
 EXECUTIONS_QUERY = "#license_reclamation_executions"
 ANSWERS_HEADERS = ["user.sid", "answers.question1.label", "response_time", "state"]
 EXECUTIONS_HEADERS = ["request_id", "device.uid", "status", "status_details", "time"]
-_QUERY_ID = re.compile(r"^#[a-z0-9_]{2,255}$")
 
 
 @dataclass
@@ -61,7 +71,14 @@ class Fault:
 class NqlQuery:
     headers: list[str]
     rows: Callable[[dict[str, str]], Iterable[Sequence[Any]]]
+    parameters: frozenset[str] = frozenset()  # the $names the saved query declares
     export_file: Path | None = None  # pre-generated gzip CSV for big results
+
+
+@dataclass
+class RemoteAction:
+    inputs: list[str]  # scriptInfo.inputs[].id
+    api_enabled: bool = True  # the API box on the remote action's General tab
 
 
 @dataclass
@@ -116,14 +133,19 @@ class FakeNexthink:
         self.bodies: dict[str, list[Any]] = {}  # route -> JSON bodies received
         self.download_headers: list[dict[str, str]] = []
         self.queries: dict[str, NqlQuery] = {
-            ANSWERS_QUERY: NqlQuery(ANSWERS_HEADERS, self._answer_rows),
-            EXECUTIONS_QUERY: NqlQuery(EXECUTIONS_HEADERS, self._execution_rows),
+            ANSWERS_QUERY: NqlQuery(
+                ANSWERS_HEADERS, self._answer_rows, frozenset({"campaign_id", "application"})
+            ),
+            EXECUTIONS_QUERY: NqlQuery(
+                EXECUTIONS_HEADERS, self._execution_rows, frozenset({"remote_action_id"})
+            ),
         }
+        self.export_zone: tzinfo = UTC  # the zone naive times are written in, in exports
         self.campaigns: dict[str, set[str]] = {"#license_reclamation_request": {"application_name"}}
         self.unknown_sids: set[str] = set()  # the trigger creates no request for these users
         self.campaign_requests: dict[str, CampaignRequest] = {}
-        self.remote_actions: dict[str, set[str]] = {
-            "#invoke_remove_user_from_ad_group": {"SamAccountName", "GroupName"}
+        self.remote_actions: dict[str, RemoteAction] = {
+            "#invoke_remove_user_from_ad_group": RemoteAction(["SamAccountName", "GroupName"])
         }
         self.executions: list[Execution] = []
         self.exports: dict[str, Export] = {}
@@ -135,6 +157,8 @@ class FakeNexthink:
         self.faults: dict[str, list[Fault]] = {}
         self.delays: dict[str, list[float]] = {}
         self.forbidden: set[str] = set()
+        self.contract = _contract()
+        self.contract_violations: list[str] = []
         self.files = Path(tempfile.mkdtemp(prefix="fake-nexthink-"))
         self._server = HttpsServer(self._handler())
         # serve_forever polls for shutdown every 0.5 s by default: each test would wait that long
@@ -151,6 +175,11 @@ class FakeNexthink:
     def __exit__(self, *exc: object) -> None:
         self._server.__exit__(*exc)
         shutil.rmtree(self.files, ignore_errors=True)
+        if self.contract_violations:
+            raise AssertionError(
+                "the Nexthink fake answered what Nexthink's OpenAPI files do not allow:\n"
+                + "\n".join(self.contract_violations)
+            )
 
     @property
     def url(self) -> str:
@@ -167,10 +196,16 @@ class FakeNexthink:
     # ---- seeding and knobs ---------------------------------------------------------------------
 
     def add_query(
-        self, query_id: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]
+        self,
+        query_id: str,
+        headers: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        parameters: Iterable[str] = (),
     ) -> None:
         fixed = [list(r) for r in rows]
-        self.queries[query_id] = NqlQuery(list(headers), lambda _params: fixed)
+        self.queries[query_id] = NqlQuery(
+            list(headers), lambda _params: fixed, frozenset(parameters)
+        )
 
     def add_generated_query(
         self,
@@ -178,6 +213,7 @@ class FakeNexthink:
         headers: Sequence[str],
         count: int,
         make_row: Callable[[int], Sequence[Any]],
+        parameters: Iterable[str] = (),
     ) -> None:
         """A big result: its gzip CSV export file is written now, in chunks; execute generates
         only the rows it returns."""
@@ -190,6 +226,7 @@ class FakeNexthink:
         self.queries[query_id] = NqlQuery(
             list(headers),
             lambda _params: (make_row(i) for i in range(count)),
+            frozenset(parameters),
             export_file=path,
         )
 
@@ -242,12 +279,7 @@ class FakeNexthink:
         for r in requests:
             if r.parameters.get("application_name") != params.get("application"):
                 continue
-            yield [
-                r.sid,
-                r.answer or None,
-                r.answered_at.strftime("%Y-%m-%dT%H:%M:%S") if r.answered_at else None,
-                "answered" if r.answer else "targeted",
-            ]
+            yield [r.sid, r.answer or None, r.answered_at, "answered" if r.answer else "targeted"]
 
     def _execution_rows(self, params: dict[str, str]) -> Iterator[list[Any]]:
         with self.lock:
@@ -289,6 +321,10 @@ class FakeNexthink:
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         route = _route(method, path)
+        operation = self.contract.operation(method, path)
+        h.contract_operation = operation  # read by _refuse
+        h.refused = False
+        h.check_answer = None  # one connection serves many requests
         with self.lock:
             self.hits[route] += 1
             delays = next((d for p, d in self.delays.items() if path.startswith(p) and d), None)
@@ -297,6 +333,8 @@ class FakeNexthink:
         if delay:
             time.sleep(delay)
         if fault is not None:
+            if operation is not None:
+                self._check_answer(h, operation, gateway_statuses_allowed=True)
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             _send_json(h, fault.status, fault.body, headers)
             return
@@ -306,21 +344,31 @@ class FakeNexthink:
         if method == "GET" and path.startswith("/s3/results/"):
             self._download(h, path)
             return
+        if operation is not None:
+            self._check_answer(h, operation)
         if not self._authorised(h):
-            _send_json(h, 401, None, {"WWW-Authenticate": "Bearer"})
+            self._error(h, 401, "UNAUTHORIZED", "No valid authentication credentials")
             return
         if any(path.startswith(p) for p in self.forbidden):
-            _send_json(h, 403, {"message": "Not authorized to perform this action", "code": 403})
+            self._error(h, 403, "FORBIDDEN", "Not authorized to perform this action")
             return
         body: Any = None
-        if method == "POST":
+        if raw:
             try:
-                body = json.loads(raw or b"null")
+                body = json.loads(raw)
             except ValueError:
-                _send_json(h, 400, {"code": "BAD_REQUEST", "message": "Malformed JSON"})
+                self._refuse(h, "Malformed JSON")
                 return
+        if method == "POST":
             with self.lock:
                 self.bodies.setdefault(route, []).append(body)
+        if operation is not None:
+            problems = self.contract.request_problems(
+                operation, parse_qs(parts.query), h.headers.get("Content-Type", ""), body, bool(raw)
+            )
+            if problems:
+                self._refuse(h, "; ".join(problems))
+                return
         handlers = {
             "POST /api/v1/nql/execute": lambda: self._execute(h, body, version=1),
             "POST /api/v2/nql/execute": lambda: self._execute(h, body, version=2),
@@ -328,12 +376,52 @@ class FakeNexthink:
             "GET /api/v1/nql/status/{exportId}": lambda: self._status(h, path),
             "POST /api/v1/euf/campaign/trigger": lambda: self._trigger(h, body),
             "POST /api/v1/act/execute": lambda: self._act(h, body),
+            "GET /api/v1/act/remote-action/details": lambda: self._details(h, parts.query),
         }
         handler = handlers.get(route)
         if handler is None:
             _send_json(h, 404, {"message": f"no route {method} {path}"})
             return
         handler()
+
+    def _check_answer(
+        self,
+        h: BaseHTTPRequestHandler,
+        operation: Operation,
+        gateway_statuses_allowed: bool = False,
+    ) -> None:
+        """Have _send check the answer to this request against the operation's responses.
+
+        A fault the test injects may be a gateway's answer (429, 5xx) that the files do not
+        list for the operation; any other answer must be one they list, with its schema.
+        """
+
+        def problems(status: int, content_type: str, payload: bytes) -> list[str]:
+            declared = str(status) in operation.definition["responses"]
+            if gateway_statuses_allowed and not declared and (status == 429 or status >= 500):
+                return []
+            found = self.contract.response_problems(
+                operation, status, content_type, payload, refused=h.refused
+            )
+            with self.lock:
+                self.contract_violations.extend(f"{operation.name}: {p}" for p in found)
+            return found
+
+        h.check_answer = problems
+
+    def _error(self, h: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
+        """An error in the shape of the API's ErrorResponse: NQL's code is the HTTP status (an
+        integer), the Campaigns and Remote Actions APIs' a string."""
+        operation: Operation | None = h.contract_operation
+        nql = operation is not None and operation.spec.startswith("nql")
+        body = {"message": message, "code": status} if nql else {"code": code, "message": message}
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        _send_json(h, status, body, headers)
+
+    def _refuse(self, h: BaseHTTPRequestHandler, message: str) -> None:
+        """A request Nexthink would not accept: 400."""
+        h.refused = True
+        self._error(h, REFUSAL, "BAD_REQUEST", message)
 
     def _take_fault(self, path: str) -> Fault | None:
         for prefix, queue in self.faults.items():
@@ -405,18 +493,18 @@ class FakeNexthink:
     def _query(
         self, h: BaseHTTPRequestHandler, body: Any
     ) -> tuple[str, NqlQuery, dict[str, str]] | None:
-        if not isinstance(body, dict) or not _QUERY_ID.match(str(body.get("queryId", ""))):
-            _send_json(h, 400, {"message": "queryId must match ^#[a-z0-9_]{2,255}$", "code": 400})
-            return None
-        parameters = body.get("parameters") or {}
-        if not isinstance(parameters, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in parameters.items()
-        ):
-            _send_json(h, 400, {"message": "parameters must map strings to strings", "code": 400})
-            return None
+        parameters = body.get("parameters") or {}  # the body's shape is the contract's
         query = self.queries.get(body["queryId"])
         if query is None:
             _send_json(h, 404, None)
+            return None
+        if set(parameters) != query.parameters:
+            # Undocumented in Nexthink's files: the fake refuses, as the strictest reading.
+            self._refuse(
+                h,
+                f"parameters {sorted(parameters)} are not those query {body['queryId']} "
+                f"declares: {sorted(query.parameters)}",
+            )
             return None
         return body["queryId"], query, parameters
 
@@ -429,7 +517,13 @@ class FakeNexthink:
         if found is None:
             return
         query_id, query, parameters = found
-        rows = [list(r) for r in itertools.islice(query.rows(parameters), EXECUTE_ROW_CAP)]
+        # x-utc-times: true asks for UTC; without it Nexthink answers in the instance's zone.
+        utc = h.headers.get("x-utc-times", "").lower() == "true"
+        zone = UTC if utc else self.export_zone
+        rows = [
+            [_cell(v, zone) for v in r]
+            for r in itertools.islice(query.rows(parameters), EXECUTE_ROW_CAP)
+        ]
         if accept == "text/csv":
             text = io.StringIO()
             writer = csv.writer(text)
@@ -464,9 +558,6 @@ class FakeNexthink:
         if found is None:
             return
         compression = body.get("compression") or "NONE"
-        if compression not in ("NONE", "GZIP", "ZSTD"):
-            _send_json(h, 400, {"message": "compression must be NONE, GZIP or ZSTD", "code": 400})
-            return
         export = Export(uuid.uuid4().hex, found[0], found[2], compression)
         with self.lock:
             self.exports[export.export_id] = export
@@ -510,7 +601,9 @@ class FakeNexthink:
         with opener(path, "wt", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(query.headers)
-            writer.writerows(query.rows(export.parameters))
+            writer.writerows(
+                [_cell(v, self.export_zone) for v in r] for r in query.rows(export.parameters)
+            )
         return path
 
     def _download(self, h: BaseHTTPRequestHandler, path: str) -> None:
@@ -546,25 +639,17 @@ class FakeNexthink:
     # ---- campaigns and remote actions ----------------------------------------------------------
 
     def _trigger(self, h: BaseHTTPRequestHandler, body: Any) -> None:
-        def bad(message: str) -> None:
-            _send_json(h, 400, {"code": "BAD_REQUEST", "message": message})
-
-        if not isinstance(body, dict):
-            return bad("Body must be a JSON object")
-        campaign = body.get("campaignNqlId")
+        campaign = body["campaignNqlId"]  # the body's shape is the contract's
         if campaign not in self.campaigns:
-            return bad(f"Campaign {campaign} not found or not published")
-        sids = body.get("userSid")
-        if not isinstance(sids, list) or not 1 <= len(sids) <= 10_000:
-            return bad("userSid must hold 1 to 10000 SIDs")
-        expires = body.get("expiresInMinutes")
-        if not isinstance(expires, int) or not 1 <= expires <= 525_600:
-            return bad("expiresInMinutes must be between 1 and 525600")
+            return self._refuse(h, f"Campaign {campaign} not found or not published")
         parameters = body.get("parameters") or {}
         if set(parameters) != self.campaigns[campaign]:
-            return bad("The provided parameters do not match the parameters of the campaign")
+            return self._refuse(
+                h, "The provided parameters do not match the parameters of the campaign"
+            )
+        expires = body["expiresInMinutes"]
         results: list[dict[str, str]] = []
-        for sid in dict.fromkeys(sids):  # duplicates filtered out, order kept
+        for sid in dict.fromkeys(body["userSid"]):  # duplicates filtered out, order kept
             if sid in self.unknown_sids:
                 results.append({"userSid": sid, "message": "User not found"})
                 continue
@@ -575,33 +660,68 @@ class FakeNexthink:
         _send_json(h, 200, {"requests": results})
 
     def _act(self, h: BaseHTTPRequestHandler, body: Any) -> None:
-        def bad(message: str) -> None:
-            _send_json(h, 400, {"code": "BAD_REQUEST", "message": message})
-
-        if not isinstance(body, dict):
-            return bad("Body must be a JSON object")
-        action = body.get("remoteActionId")
-        if action not in self.remote_actions:
-            return bad(f"Remote action {action} not found or not enabled for API")
-        devices = body.get("devices")
-        if not isinstance(devices, list) or not 1 <= len(devices) <= 10_000:
-            return bad("devices must hold 1 to 10000 collector ids")
+        action_id = body["remoteActionId"]  # the body's shape is the contract's
+        action = self.remote_actions.get(action_id)
+        if action is None or not action.api_enabled:
+            return self._refuse(h, f"Remote action {action_id} not found or not enabled for API")
         params = body.get("params") or {}
-        if set(params) != self.remote_actions[action]:
-            return bad("params do not match the inputs of the remote action")
+        if set(params) != set(action.inputs):
+            return self._refuse(h, "params do not match the inputs of the remote action")
         expires = body.get("expiresInMinutes", 10_080)
-        if not isinstance(expires, int) or not 60 <= expires <= 10_080:
-            return bad("expiresInMinutes must be between 60 and 10080")
         trigger_info = body.get("triggerInfo") or {}
-        if len(trigger_info.get("reason", "")) > 500:
-            return bad("triggerInfo.reason is longer than 500 characters")
         request_id = uuid.uuid4().hex
         with self.lock:
-            for device in devices:
+            for device in body["devices"]:
                 self.executions.append(
-                    Execution(request_id, action, device, dict(params), dict(trigger_info))
+                    Execution(request_id, action_id, device, dict(params), dict(trigger_info))
                 )
         _send_json(h, 200, {"requestId": request_id, "expiresInMinutes": expires})
+
+    def _details(self, h: BaseHTTPRequestHandler, query: str) -> None:
+        """GET /api/v1/act/remote-action/details?nql-id=...: the RemoteAction configuration."""
+        nql_id = parse_qs(query)["nql-id"][0]
+        action = self.remote_actions.get(nql_id)
+        if action is None:
+            return self._error(h, 404, "NOT_FOUND", f"No remote action with NQL ID {nql_id}")
+        _send_json(
+            h,
+            200,
+            {
+                "id": nql_id,
+                "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, nql_id)),
+                "name": nql_id.lstrip("#").replace("_", " ").capitalize(),
+                "description": "Removes a user from an Active Directory group",
+                "origin": "custom",
+                "builtInContentVersion": "",
+                "purpose": ["REMEDIATION"],
+                "targeting": {
+                    "apiEnabled": action.api_enabled,
+                    "manualEnabled": True,
+                    "workflowEnabled": True,
+                    "manualAllowMultipleDevices": False,
+                },
+                "scriptInfo": {
+                    "executionServiceDelegate": "",
+                    "runAs": "LOCAL_SYSTEM",
+                    "timeoutSeconds": 120,
+                    "hasScriptWindows": True,
+                    "hasScriptMacOs": False,
+                    "inputs": [
+                        {
+                            "id": name,
+                            "name": name,
+                            "description": "",
+                            "usedByWindows": True,
+                            "usedByMacOs": False,
+                            "options": [],
+                            "allowCustomValue": True,
+                        }
+                        for name in action.inputs
+                    ],
+                    "outputs": [],
+                },
+            },
+        )
 
 
 def _route(method: str, path: str) -> str:
@@ -610,6 +730,18 @@ def _route(method: str, path: str) -> str:
     if path.startswith("/s3/results/"):
         return f"{method} /s3/results"
     return f"{method} {path}"
+
+
+def _cell(value: Any, zone: tzinfo) -> Any:
+    """A row's value as Nexthink writes it: a time without an offset, in `zone`."""
+    if isinstance(value, datetime):
+        return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S")
+    return value
+
+
+@functools.cache
+def _contract() -> NexthinkContract:
+    return NexthinkContract()
 
 
 def _s3_error(code: str, message: str) -> bytes:
@@ -623,6 +755,15 @@ def _send(
     content_type: str,
     headers: dict[str, str] | None = None,
 ) -> None:
+    check = getattr(h, "check_answer", None)
+    if check is not None:
+        h.check_answer = None
+        problems = check(status, content_type, payload)
+        if problems:  # recorded: leaving the fake's `with` fails the test
+            status, content_type, headers = 500, "application/json", None
+            payload = json.dumps(
+                {"message": "fake broke the contract: " + "; ".join(problems)}
+            ).encode()
     h.send_response(status)
     h.send_header("Content-Type", content_type)
     h.send_header("Content-Length", str(len(payload)))

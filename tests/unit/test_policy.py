@@ -95,6 +95,7 @@ def test_every_field_of_the_design_is_read() -> None:
                 "unknown_users": "reclaim",
                 "max_age": "1d",
                 "match_on": "sid",
+                "query_parameters": ["application", "app"],
                 "parameters": {"app": "Visio"},
                 "unit": "seconds",
             },
@@ -115,6 +116,8 @@ def test_every_field_of_the_design_is_read() -> None:
     assert policy.mode is Mode.ENFORCE
     assert policy.usage.threshold == 10.0 and policy.usage.unit is UsageUnit.SECONDS
     assert policy.usage.match_on is MatchOn.SID
+    assert policy.usage.query_parameters == ("application", "app")
+    assert policy.usage.parameters == {"app": "Visio"}
     assert policy.campaign.channel is Channel.NEXTHINK
     assert policy.campaign.respond_within == timedelta(days=7)
     assert policy.exclude.users == frozenset({"ceo@contoso.com"})
