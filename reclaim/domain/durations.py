@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+@functools.lru_cache(maxsize=256)  # called once per member with the policy's few durations
 def format_duration(value: timedelta) -> str:
     """The shortest exact form: 90d, 5m, 1h30m, 0s."""
     seconds = int(value.total_seconds())

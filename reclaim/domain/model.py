@@ -10,7 +10,7 @@ from enum import StrEnum
 from reclaim.domain.policy import MatchOn
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class User:
     """A group member as the directory knows them; any identifier may be empty."""
 
@@ -61,7 +61,7 @@ def normalise_key(value: str) -> str:
     return (value or "").strip().lower()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member:
     user: User
     added_at: datetime | None = None  # when the directory says the user joined, if it knows
@@ -71,7 +71,7 @@ class Member:
     via_group: str = ""  # held only through this nested group: not a direct member
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UsageRow:
     user_key: str  # already normalised
     amount: float | None  # minutes, or sign-ins; None when observed with no usage recorded

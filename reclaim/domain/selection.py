@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -24,7 +25,7 @@ class DecisionKind(StrEnum):
     CANDIDATE = "CANDIDATE"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """The facts behind a decision; only what is known is shown."""
 
@@ -58,7 +59,7 @@ class Evidence:
         return result
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     member: Member
     kind: DecisionKind
@@ -78,18 +79,35 @@ class UsageTally:
     rows_read: int
 
 
-def tally_usage(rows: Iterable[UsageRow]) -> UsageTally:
+def tally_usage(
+    rows: Iterable[UsageRow],
+    members: Callable[[], AbstractSet[str] | None] = lambda: None,
+    *,
+    check_every: int = 4096,
+) -> UsageTally:
     """Sum the streamed rows per user. A user may appear on several rows (one per device or day):
     their amounts add up. A row with no amount means the source observed the user and recorded no
-    use: zero, not unknown."""
+    use: zero, not unknown.
+
+    `members()` names the group's keys once they are known (the listing may finish while the
+    export still streams): from then on users outside the group are dropped, so what is held
+    follows the group, not the export. Every row still counts towards the data's age."""
     amounts: dict[str, float] = {}
     responses: dict[str, CampaignResponse] = {}
     newest: datetime | None = None
+    wanted: AbstractSet[str] | None = None
     count = 0
     for row in rows:
         count += 1
         if row.at is not None and (newest is None or row.at > newest):
             newest = row.at
+        if wanted is None and (count - 1) % check_every == 0:
+            wanted = members()
+            if wanted is not None:
+                amounts = {k: v for k, v in amounts.items() if k in wanted}
+                responses = {k: v for k, v in responses.items() if k in wanted}
+        if wanted is not None and row.user_key not in wanted:
+            continue
         amounts[row.user_key] = amounts.get(row.user_key, 0.0) + (row.amount or 0.0)
         if row.answer is not None:
             responses[row.user_key] = row.answer
@@ -98,7 +116,7 @@ def tally_usage(rows: Iterable[UsageRow]) -> UsageTally:
 
 def members_usage(
     tally: UsageTally,
-    member_keys: set[str],
+    member_keys: AbstractSet[str],
     observed_at: datetime | None,
     *,
     clock: str = "",
@@ -126,7 +144,7 @@ def members_usage(
 
 def index_usage(
     rows: Iterable[UsageRow],
-    member_keys: set[str],
+    member_keys: AbstractSet[str],
     observed_at: datetime | None,
     *,
     clock: str = "",
@@ -134,11 +152,15 @@ def index_usage(
 ) -> UsageIndex:
     """Members' usage from streamed rows, when the members are already known."""
     return members_usage(
-        tally_usage(rows), member_keys, observed_at, clock=clock, authoritative=authoritative
+        tally_usage(rows, lambda: member_keys, check_every=1),
+        member_keys,
+        observed_at,
+        clock=clock,
+        authoritative=authoritative,
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Joined:
     """When a member joined, as far as the evidence goes; `at` None means before tracking."""
 
@@ -333,10 +355,10 @@ def decide(
 
 
 def _exclusion(member: Member, policy: Policy) -> str:
-    user = member.user
-    for value in user.identifiers().values():
-        if value and value.lower() in policy.exclude.users:
-            return f"user {value}"
+    if policy.exclude.users:  # no per-member work for a rule the policy does not use
+        for value in member.user.identifiers().values():
+            if value and value.lower() in policy.exclude.users:
+                return f"user {value}"
     for group in policy.exclude.groups:
         if group in member.groups:
             return f"group {group}"

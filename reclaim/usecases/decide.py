@@ -62,6 +62,7 @@ class _UsageRead:
 
     def __init__(self, read: Callable[[], UsageExport]) -> None:
         self._read = read
+        self._members: frozenset[str] | None = None  # set once the listing is done
         self._result: tuple[UsageExport, UsageTally] | None = None
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="usage-read", daemon=True)
@@ -70,11 +71,13 @@ class _UsageRead:
     def _run(self) -> None:
         try:
             export = self._read()
-            self._result = (export, tally_usage(export.rows))
+            self._result = (export, tally_usage(export.rows, lambda: self._members))
         except BaseException as failure:  # handed to the caller's thread by result()
             self._failure = failure
 
-    def result(self) -> tuple[UsageExport, UsageTally]:
+    def result(self, members: frozenset[str]) -> tuple[UsageExport, UsageTally]:
+        """Wait for the read; from now on it keeps only these members' rows."""
+        self._members = members
         self._thread.join()
         if self._result is None:
             assert self._failure is not None
@@ -108,9 +111,9 @@ def assess(
             state,
             open_requests={k: v for k, v in state.open_requests.items() if k not in wanted},
         )
-    keys = {k for m in members if (k := m.user.key(policy.usage.match_on))}
+    keys = frozenset(k for m in members if (k := m.user.key(policy.usage.match_on)))
     try:
-        export, tally = usage_read.result()
+        export, tally = usage_read.result(keys)
         usage = members_usage(
             tally,
             keys,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import resource
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -194,7 +193,6 @@ def test_a_million_row_export_is_streamed_in_bounded_memory(nx: FakeNexthink) ->
         lambda i: (f"user{i}@example.com", (i * 7919) % 3_600_000, SEEN),
         parameters=["application"],
     )
-    started = time.monotonic()
     gc.collect()
     baseline = resident_bytes()
     peak = baseline
@@ -209,8 +207,8 @@ def test_a_million_row_export_is_streamed_in_bounded_memory(nx: FakeNexthink) ->
     assert rows == count
     assert total == pytest.approx(sum((i * 7919) % 3_600_000 for i in range(count)) / 60_000)
     growth = peak - baseline
+    # memory is a count this test can hold; its speed is bench/selection_scale's to measure
     assert growth < 50 * 1024 * 1024, f"resident memory grew {growth / 1e6:.1f} MB while streaming"
-    assert time.monotonic() - started < 20
 
 
 def test_an_export_of_collectors_that_stopped_weeks_ago_is_stale(nx: FakeNexthink) -> None:
