@@ -112,7 +112,9 @@ def _check_graph_settings(settings: Settings, policies: Sequence[Policy]) -> Non
     """An AD or remote-action policy naming licence.entra_sku_id has its seats verified in Entra
     ID: the Graph settings are then required; name each missing one."""
     needing = [
-        p.name for p in policies if p.directory.kind is not DirectoryKind.ENTRA and p.seat_sku
+        p.name
+        for p in policies
+        if p.directory.kind not in (DirectoryKind.ENTRA, DirectoryKind.ENTRA_LICENCE) and p.seat_sku
     ]
     missing = settings.graph_missing() if needing else []
     if missing:

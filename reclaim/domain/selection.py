@@ -206,6 +206,14 @@ def decide(
             Evidence(rule="nested_group", via_group=member.via_group),
         )
 
+    if member.inherited_from:
+        return made(
+            DecisionKind.NESTED,
+            f"licence inherited from group {member.inherited_from}; use a group policy for "
+            f"{member.inherited_from}: removing the direct assignment would free no seat",
+            Evidence(rule="inherited_licence", via_group=member.inherited_from),
+        )
+
     excluded_by = _exclusion(member, policy)
     if excluded_by:
         return made(

@@ -157,7 +157,7 @@ class ModelDirectory:
             self.world.removed.append((request_id, user.label, self.world.now))
             return RemovalResult(RemovalOutcome.REMOVED)
 
-    def add(self, group: str, user: User) -> AddOutcome:
+    def add(self, group: str, user: User, **_: str) -> AddOutcome:
         with self.lock:
             if user.label in self.world.members:
                 return AddOutcome.ALREADY_MEMBER

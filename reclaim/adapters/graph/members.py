@@ -27,10 +27,10 @@ from reclaim.adapters.graph.errors import READ_GROUPS
 from reclaim.adapters.graph.paths import (
     MEMBERS_PAGE,
     USER_FIELDS,
+    listed_user,
     odata_string,
     query,
     segment,
-    user_from,
 )
 from reclaim.domain.model import Member, User
 from reclaim.ports import GroupInfo, Secrets
@@ -65,8 +65,9 @@ class EntraDirectory(GraphDirectory):
             f"/groups/{segment(group)}/members/microsoft.graph.user?"
             f"{query(select=MEMBER_FIELDS, top=MEMBERS_PAGE)}"
         )
-        for item in self._pages(path, READ_GROUPS, f"list members of group {group}", group):
-            user = user_from(item)
+        what = f"list members of group {group}"
+        for item in self._pages(path, READ_GROUPS, what, group):
+            user = listed_user(item, what)
             added = joined.get(user.object_id)
             yield Member(
                 user,
@@ -92,7 +93,7 @@ class EntraDirectory(GraphDirectory):
         )
         what = f"list users in group {group} and its nested groups"
         for item in self._pages(path, READ_GROUPS, what, group):
-            yield user_from(item)
+            yield listed_user(item, what)
 
     def join_dates(self, group: str) -> dict[str, datetime]:
         """User id -> the newest "Add member to group" of that user to `group` in the log."""
