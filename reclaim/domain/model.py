@@ -71,6 +71,8 @@ class Member:
     via_group: str = ""  # held only through this nested group: not a direct member
     # entra-licence: the licence (also) comes from this group, so a direct removal frees nothing
     inherited_from: str = ""
+    # entra: the SKUs the user also holds by direct assignment (lower-case skuIds)
+    direct_skus: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
