@@ -115,14 +115,17 @@ def test_a_policy_naming_a_group_or_a_bad_sku_is_refused(tmp_path: Path) -> None
     assert "directory.group: entra-licence reclaims a SKU, not a group" in said
 
 
-def test_a_mail_enabled_group_halts_the_plan_before_anything_happens(tmp_path: Path) -> None:
+def test_a_mail_enabled_group_halts_the_run_before_anything_happens(tmp_path: Path) -> None:
+    """On main the run went ahead and every removal failed with a bare 400 Request_BadRequest."""
     with FakeGraph() as graph:
         group = graph.add_group("All Sales", mail_enabled=True)
-        graph.add_member(group, graph.add_user("ann@contoso.test"))
-        (tmp_path / "usage.csv").write_text("upn,minutes\nann@contoso.test,0\n")
+        users = [graph.add_user(f"{n}@contoso.test") for n in ("ann", "bob")]
+        graph.add_member(group, *users)
+        (tmp_path / "usage.csv").write_text("upn,minutes\nann@contoso.test,0\nbob@contoso.test,0\n")
         policies = tmp_path / "policies.yaml"
         policies.write_text(
             POLICY.replace('kind: entra-licence, sku_id: "{sku}"', f'kind: entra, group: "{group}"')
+            .replace("max_percent_of_group: 50", "max_percent_of_group: 100")
             .replace("{{", "{")
             .replace("}}", "}")
         )
@@ -130,7 +133,7 @@ def test_a_mail_enabled_group_halts_the_plan_before_anything_happens(tmp_path: P
         run = reclaim(env, "run", "--policies", str(policies), "--policy", "visio-direct")
         assert run.returncode == 1 and "Traceback" not in run.stderr
         assert "HALTED by directory" in run.stdout and "mail-enabled" in run.stdout
-        assert graph.count("DELETE") == 0 and graph.is_member(group, next(iter(graph.users)))
+        assert graph.count("DELETE") == 0 and all(graph.is_member(group, u) for u in users)
 
 
 def test_a_group_policy_plan_names_who_holds_the_sku_directly_too(tmp_path: Path) -> None:
