@@ -15,6 +15,7 @@ from reclaim.adapters.graph.members import EntraDirectory
 from reclaim.adapters.graph.signins import EntraSignInsUsage
 from reclaim.domain.policy import DirectoryKind, DirectorySpec, Policy, UsageSourceKind, UsageSpec
 from reclaim.errors import GroupRefused, PermanentError, PermissionDenied
+from reclaim.ports import RemovalOutcome
 from tests.adapters.test_graph import Tenant, make_directory, user_of
 from tests.fakes.graph import LEAST_PRIVILEGED, FakeGraph, fake_graph
 from tests.fakes.graph_licences import MAIL_ENABLED
@@ -63,6 +64,17 @@ def test_the_fake_refuses_member_writes_on_a_mail_enabled_group_as_graph_does(
     assert fake_graph.is_member(group, user)
     with pytest.raises(PermanentError, match="mail-enabled security groups"):
         directory.add(group, user_of(fake_graph, fake_graph.add_user("bo@contoso.test")))
+
+
+def test_a_microsoft_365_group_is_mail_enabled_and_still_managed(
+    fake_graph: FakeGraph, directory: GraphDirectory
+) -> None:
+    group = fake_graph.add_group("Sales team", mail_enabled=True)
+    fake_graph.groups[group].group_types = ["Unified"]
+    user = fake_graph.add_user("ada@contoso.test")
+    fake_graph.add_member(group, user)
+    assert directory.check_group(group).display_name == "Sales team"
+    assert directory.remove(group, user_of(fake_graph, user)).outcome is RemovalOutcome.REMOVED
 
 
 # ---- Graph's own words in every failure detail --------------------------------------------------

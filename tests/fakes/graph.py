@@ -853,7 +853,7 @@ class FakeGraph(FakeService):
 
     @staticmethod
     def _refuse_change(group: FakeGroup) -> FakeReply | None:
-        if group.mail_enabled:
+        if group.mail_enabled and "Unified" not in group.group_types:
             return _error(400, "Request_BadRequest", graph_licences.MAIL_ENABLED)
         if "DynamicMembership" in group.group_types:
             return _error(

@@ -15,8 +15,9 @@ or reported to answer (sources beside each message):
   does not hold is 400 "User does not have a corresponding license."; adding a SKU the tenant does
   not have is 400. All or nothing; 200 with the user on success. Needs
   LicenseAssignment.ReadWrite.All, User.ReadWrite.All or Directory.ReadWrite.All.
-- Member writes on a mail-enabled group: 400 Request_BadRequest "Cannot Update a mail-enabled
-  security groups and or distribution list." (microsoftgraph/microsoft-graph-docs#14827).
+- Member writes on a mail-enabled group that is not a Microsoft 365 ("Unified") group: 400
+  Request_BadRequest "Cannot Update a mail-enabled security groups and or distribution list."
+  (microsoftgraph/microsoft-graph-docs#14827).
 - Member listings without User.Read.All (or a Directory read permission): 200, each user with
   only @odata.type and id, every other property null (api-facts.md section 8).
 """

@@ -98,7 +98,8 @@ class GraphDirectory:
                 "removed. Reclaim from an assigned-membership licensing group instead, or change "
                 "the group's membership rule"
             )
-        if data.get("mailEnabled"):
+        # A Microsoft 365 group ("Unified") is mail-enabled too, and Graph does change its members.
+        if data.get("mailEnabled") and "Unified" not in (data.get("groupTypes") or []):
             raise GroupRefused(
                 f"Entra group {name!r} ({group}) is mail-enabled (a mail-enabled security group "
                 "or a distribution list): Graph cannot change its members (every write fails "
