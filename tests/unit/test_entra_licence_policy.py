@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from reclaim.domain.counterfactual import scenario_from_record, what_would_change
 from reclaim.domain.model import Member, PolicyState, UsageIndex, User
 from reclaim.domain.policy import DirectoryKind, PolicyError, policies_from_data
 from reclaim.domain.selection import DecisionKind, decide
@@ -96,3 +97,12 @@ def test_a_group_decision_notes_a_direct_assignment_of_the_same_sku() -> None:
     doubled = _decide(Member(ADA, added_at=LONG_AGO, direct_skus=frozenset({SKU})), kind="entra")
     assert doubled.kind is DecisionKind.CANDIDATE  # still removed from the group: it is unused
     assert doubled.evidence.seat_note.startswith(f"also holds {SKU} by direct assignment")
+
+
+def test_explain_says_what_would_make_an_inherited_licence_a_candidate() -> None:
+    decision = _decide(Member(ADA, added_at=LONG_AGO, inherited_from="grp-visio"))
+    (policy,) = policies_from_data(policy_data(sku_id=SKU))
+    rebuilt = scenario_from_record(ADA, "NESTED", decision.evidence.to_dict(), policy, NOW)
+    assert rebuilt is not None and rebuilt.member.inherited_from == "grp-visio"
+    changes = [c.change for c in what_would_change(rebuilt)]
+    assert changes == ["if group grp-visio did not assign her the licence too"]
