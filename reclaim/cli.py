@@ -112,7 +112,9 @@ def _check_graph_settings(settings: Settings, policies: Sequence[Policy]) -> Non
     """An AD or remote-action policy naming licence.entra_sku_id has its seats verified in Entra
     ID: the Graph settings are then required; name each missing one."""
     needing = [
-        p.name for p in policies if p.directory.kind is not DirectoryKind.ENTRA and p.seat_sku
+        p.name
+        for p in policies
+        if p.directory.kind not in (DirectoryKind.ENTRA, DirectoryKind.ENTRA_LICENCE) and p.seat_sku
     ]
     missing = settings.graph_missing() if needing else []
     if missing:
@@ -223,7 +225,7 @@ def _table(cells: Sequence[Sequence[str]], out: TextIO) -> None:
 def _print_outcome_table(policy: Policy, outcome: usecases.RunOutcome, out: TextIO) -> None:
     run = outcome.run
     out.write(
-        f"\n== {policy.name}: {policy.application}, group {policy.directory.group} ({policy.mode.value})\n"
+        f"\n== {policy.name}: {policy.application}, {_holding(policy)} ({policy.mode.value})\n"
     )
     if outcome.halt:
         out.write(f"HALTED by {outcome.halt.check}: {outcome.halt.reason}\n")
@@ -242,8 +244,24 @@ def _print_outcome_table(policy: Policy, outcome: usecases.RunOutcome, out: Text
         out.write(f"asked {run.asked}, removals queued {run.enqueued}\n")
     if outcome.held:
         out.write(f"{outcome.held} removal(s) held by the rate limit (limits.rate): they wait\n")
+    doubled = [
+        one_line(d.member.user.label) for d in _sorted(outcome.decisions) if d.evidence.seat_note
+    ]
+    if doubled:
+        out.write(
+            f"{len(doubled)} member(s) hold {policy.seat_sku} both directly and through the group: "
+            f"a removal from the group frees no seat for them (reclaim the direct assignments with "
+            f"directory.kind entra-licence): {', '.join(doubled)}\n"
+        )
     for user, why in outcome.not_asked.items():
         out.write(f"not asked: {one_line(user)}: {one_line(why)}\n")
+
+
+def _holding(policy: Policy) -> str:
+    """What the policy takes the licence from: a group, or (entra-licence) a SKU's direct holders."""
+    if policy.directory.kind is DirectoryKind.ENTRA_LICENCE:
+        return f"SKU {policy.directory.sku_id} assigned directly"
+    return f"group {policy.directory.group}"
 
 
 def _figure(value: float | None) -> float | int | None:
@@ -447,9 +465,7 @@ def _explain(app: _App, args: argparse.Namespace, out: TextIO) -> int:
                 f"(request {e.request_id[:8]})",
             )
         )
-    out.write(
-        f"{args.user} under {policy.name} ({policy.application}, group {policy.directory.group})\n"
-    )
+    out.write(f"{args.user} under {policy.name} ({policy.application}, {_holding(policy)})\n")
     for at, text in sorted(events, key=lambda item: item[0]):
         out.write(f"{at:%Y-%m-%d %H:%M}  {text}\n")
     _write_counterfactuals(policy, decisions, runs, out)

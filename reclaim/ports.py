@@ -76,7 +76,10 @@ class Directory(Protocol):
         remote actions) for traceability. Whether a seat was freed is checked later (Licences)."""
         ...
 
-    def add(self, group: str, user: User) -> AddOutcome: ...
+    def add(self, group: str, user: User, *, removed: str = "") -> AddOutcome:
+        """Add one user back. `removed` is the detail the removal recorded (entra-licence keeps
+        the assignment's disabled plans there, to restore them as they were)."""
+        ...
 
 
 class RemovalTracker(Protocol):
@@ -101,6 +104,9 @@ class SeatQuery:
     user_id: str  # the Entra object id, or the UPN of a user synced from AD
     sku_id: str
     group: str = ""  # the Entra group the licence came from; "" when not known (AD paths)
+    # entra-licence: a direct assignment was taken away, so any assignment left, a group's
+    # included, means the seat is still held (nothing is waiting for group processing)
+    direct: bool = False
 
 
 @dataclass(frozen=True)

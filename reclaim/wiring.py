@@ -85,6 +85,13 @@ class Wiring:
                 )
             case DirectoryKind.ENTRA:
                 return self._graph()
+            case DirectoryKind.ENTRA_LICENCE:
+                from reclaim.adapters.graph.assignments import EntraLicenceDirectory
+
+                return self._once(
+                    ("entra-licence",),
+                    lambda: EntraLicenceDirectory.from_settings(self.settings, self.secrets()),
+                )
             case DirectoryKind.AD:
                 return self._ldap()
             case DirectoryKind.NEXTHINK_REMOTE_ACTION:

@@ -233,5 +233,5 @@ class CsvDirectory:
     def remove(self, group: str, user: User, **_: str) -> RemovalResult:
         raise self._read_only()
 
-    def add(self, group: str, user: User) -> AddOutcome:
+    def add(self, group: str, user: User, **_: str) -> AddOutcome:
         raise self._read_only()

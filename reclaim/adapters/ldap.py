@@ -299,7 +299,7 @@ class LdapDirectory:
             # The DC was never asked to change anything (no connection, no bind, lookup failed).
             raise type(error)(str(error), error.retry_after, unsent=True) from error
 
-    def add(self, group: str, user: User) -> AddOutcome:
+    def add(self, group: str, user: User, **_: str) -> AddOutcome:
         what = f"adding {user.label} to {group}"
 
         def change(conn: Connection) -> AddOutcome:

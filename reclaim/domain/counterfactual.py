@@ -79,6 +79,12 @@ def _proposals(s: Scenario, kind: DecisionKind) -> Iterator[tuple[str, Scenario]
     threshold = policy.usage.threshold
     used = s.usage.amounts.get(s.usage_key) if s.usage_key else None
 
+    if kind is DecisionKind.NESTED and member.inherited_from:
+        yield (
+            f"if group {member.inherited_from} did not assign her the licence too",
+            replace(s, member=replace(member, inherited_from="")),
+        )
+        return
     if kind is DecisionKind.NESTED:
         yield "if she were a direct member", replace(s, member=replace(member, via_group=""))
         return
@@ -180,12 +186,15 @@ def scenario_from_record(
     excluded_by = str(evidence.get("excluded_by") or "")
     groups = frozenset({excluded_by[len("group ") :]}) if excluded_by.startswith("group ") else None
     since = _when(evidence.get("member_since"))
+    through = str(evidence.get("via_group") or "")
+    inherited = evidence.get("rule") == "inherited_licence"  # entra-licence: the licence's group
     member = Member(
         user=user,
         added_at=since,
         added_from=str(evidence.get("joined") or ""),
         groups=groups or frozenset(),
-        via_group=str(evidence.get("via_group") or ""),
+        via_group="" if inherited else through,
+        inherited_from=through if inherited else "",
     )
     key, state_key = user.key(policy.usage.match_on), user.state_key(policy.usage.match_on)
     used = evidence.get("used")

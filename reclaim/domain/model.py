@@ -69,6 +69,10 @@ class Member:
     added_from: str = ""  # the evidence behind added_at, e.g. "msDS-ReplValueMetaData"
     created_at: datetime | None = None  # when the user object was created: a join lower bound
     via_group: str = ""  # held only through this nested group: not a direct member
+    # entra-licence: the licence (also) comes from this group, so a direct removal frees nothing
+    inherited_from: str = ""
+    # entra: the SKUs the user also holds by direct assignment (lower-case skuIds)
+    direct_skus: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ class Mode(StrEnum):
 
 class DirectoryKind(StrEnum):
     ENTRA = "entra"
+    ENTRA_LICENCE = "entra-licence"  # a SKU assigned directly to users, not through a group
     AD = "ad"
     NEXTHINK_REMOTE_ACTION = "nexthink-remote-action"
     CSV = "csv"
@@ -100,6 +101,7 @@ class DirectorySpec:
     file: str = ""  # csv: the members export
     remote_action_id: str = "#invoke_remove_user_from_ad_group"
     devices: tuple[str, ...] = ()  # nexthink-remote-action: collector ids that can reach AD
+    sku_id: str = ""  # entra-licence: the SKU whose direct assignments are reclaimed (= group)
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,8 @@ class Policy:
         """The Entra SKU whose release is verified after each removal ("" = unverified)."""
         if self.directory.kind is DirectoryKind.ENTRA:
             return self.licence.sku_id
+        if self.directory.kind is DirectoryKind.ENTRA_LICENCE:
+            return self.directory.sku_id
         return self.licence.entra_sku_id
 
 
@@ -390,9 +394,16 @@ def _nql_id(value: Any) -> str:
 
 def _read_directory(r: _Reader) -> DirectorySpec:
     kind = r.get("kind", _choice(DirectoryKind), DirectoryKind.ENTRA, required=True)
+    by_sku = kind is DirectoryKind.ENTRA_LICENCE
+    sku_id = r.get("sku_id", _text, "", required=by_sku)
+    if by_sku and r.data.get("group") is not None:
+        r.seen.add("group")
+        r.problem("group", "entra-licence reclaims a SKU, not a group: name it in sku_id only")
     spec = DirectorySpec(
         kind=kind,
-        group=r.get("group", _text, "", required=True),
+        # The users holding the SKU directly are the "group" the directory lists and changes.
+        group=sku_id if by_sku else r.get("group", _text, "", required=True),
+        sku_id=sku_id,
         file=r.get("file", _text, "", required=kind is DirectoryKind.CSV),
         remote_action_id=r.get("remote_action_id", _nql_id, DirectorySpec.remote_action_id),
         devices=r.get("devices", _texts, (), required=kind is DirectoryKind.NEXTHINK_REMOTE_ACTION),

@@ -38,6 +38,7 @@ _DIRECTORY_KEYS_OF = {
     "file": {DirectoryKind.CSV},
     "devices": {DirectoryKind.NEXTHINK_REMOTE_ACTION},
     "remote_action_id": {DirectoryKind.NEXTHINK_REMOTE_ACTION},
+    "sku_id": {DirectoryKind.ENTRA_LICENCE},
 }
 
 
@@ -86,7 +87,17 @@ def unworkable(policy: Policy, data: Any, path: str) -> list[str]:
     problems += _unused(
         raw.get("directory"), "kind", policy.directory.kind, _DIRECTORY_KEYS_OF, f"{path}.directory"
     )
-    if policy.licence.sku_id and policy.directory.kind is not DirectoryKind.ENTRA:
+    kind = policy.directory.kind
+    if kind is DirectoryKind.ENTRA_LICENCE:
+        if policy.directory.sku_id and not _GUID.match(policy.directory.sku_id):
+            problem(
+                "directory.sku_id",
+                f"expected the SKU's skuId (a GUID), got {policy.directory.sku_id!r}",
+            )
+        for key in ("sku_id", "entra_sku_id"):
+            if getattr(policy.licence, key):
+                problem(f"licence.{key}", "entra-licence names its SKU in directory.sku_id only")
+    elif policy.licence.sku_id and kind is not DirectoryKind.ENTRA:
         problem(
             "licence.sku_id",
             f"is the SKU of an Entra group; directory.kind {policy.directory.kind.value} does not "

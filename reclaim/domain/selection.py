@@ -42,12 +42,13 @@ class Evidence:
     via_group: str = ""
     usage_as_of: datetime | None = None  # the usage data's age by its own clock ...
     usage_clock: str = ""  # ... and where that clock was read
+    seat_note: str = ""  # why a removal would free no seat, when that is known beforehand
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"rule": self.rule}
         for name in (
             "used", "threshold", "unit", "window", "request_id", "excluded_by", "joined",
-            "via_group", "usage_clock",
+            "via_group", "usage_clock", "seat_note",
         ):  # fmt: skip
             value = getattr(self, name)
             if value not in (None, ""):
@@ -171,6 +172,13 @@ class Joined:
 BASELINE = "join date unknown (baseline)"
 
 
+def also_direct(sku: str) -> str:
+    return (
+        f"also holds {sku} by direct assignment: a removal from the group frees no seat "
+        "(reclaim the direct assignment with directory.kind entra-licence)"
+    )
+
+
 def member_since(
     member: Member, state: PolicyState, key: str, now: datetime, policy: Policy
 ) -> Joined:
@@ -218,6 +226,8 @@ def decide(
     def made(kind: DecisionKind, reason: str, evidence: Evidence) -> Decision:
         if kind is not DecisionKind.NESTED:
             evidence = replace(evidence, usage_as_of=usage.observed_at, usage_clock=usage.clock)
+        if policy.seat_sku and policy.seat_sku.lower() in member.direct_skus:
+            evidence = replace(evidence, seat_note=also_direct(policy.seat_sku))
         return Decision(member, kind, reason, evidence, state_key)
 
     if member.via_group:
@@ -226,6 +236,14 @@ def decide(
             f"member through nested group {member.via_group}: not evaluated, remove them from "
             f"{member.via_group} or add its members to the group directly",
             Evidence(rule="nested_group", via_group=member.via_group),
+        )
+
+    if member.inherited_from:
+        return made(
+            DecisionKind.NESTED,
+            f"licence inherited from group {member.inherited_from}; use a group policy for "
+            f"{member.inherited_from}: removing the direct assignment would free no seat",
+            Evidence(rule="inherited_licence", via_group=member.inherited_from),
         )
 
     excluded_by = _exclusion(member, policy)

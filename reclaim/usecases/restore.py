@@ -86,7 +86,8 @@ def _add_back(
     results: list[tuple[Request, AddOutcome | None, ReclaimError | None]] = []
     for request in requests:
         try:
-            results.append((request, directory.add(request.group, request.user), None))
+            added = directory.add(request.group, request.user, removed=request.detail)
+            results.append((request, added, None))
         except ReclaimError as error:
             results.append((request, None, error))
     return results

@@ -65,8 +65,7 @@ def verify_seats(ctx: Context, policy: Policy, now: datetime) -> SeatReport:
     ]
     if not due:
         return SeatReport()
-    entra = policy.directory.kind is DirectoryKind.ENTRA
-    queries = {r.id: _query(r, sku, entra) for r in due}
+    queries = {r.id: _query(r, sku, policy.directory.kind) for r in due}
     results = ctx.adapters.licences(policy).seats([q for q in queries.values() if q.user_id])
     counts: Counter[bool | str | None] = Counter()
     for request in due:
@@ -97,10 +96,12 @@ def verify_seats(ctx: Context, policy: Policy, now: datetime) -> SeatReport:
     return report
 
 
-def _query(request: Request, sku: str, entra: bool) -> SeatQuery:
+def _query(request: Request, sku: str, kind: DirectoryKind) -> SeatQuery:
     user = request.user
-    if entra:
+    if kind is DirectoryKind.ENTRA:
         return SeatQuery(request.id, user.object_id or user.upn, sku, request.group)
+    if kind is DirectoryKind.ENTRA_LICENCE:
+        return SeatQuery(request.id, user.object_id or user.upn, sku, direct=True)
     # An AD user is found in Entra ID by the UPN it syncs with; its AD objectGUID is not an
     # Entra object id, and the synced group's Entra id is not known here.
     return SeatQuery(request.id, user.upn, sku)

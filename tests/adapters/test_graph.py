@@ -232,6 +232,7 @@ def test_check_group_reads_an_assigned_group(
         "membershipRule",
         "onPremisesSyncEnabled",
         "securityEnabled",
+        "mailEnabled",
         "assignedLicenses",
     ]
 

@@ -55,6 +55,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import pytest
 
 from tests.contracts.answers import check_answer
+from tests.fakes import graph_licences
 from tests.fakes.identity import FakeIdentity, FakeReply, FakeRequest, FakeService
 
 LEAST_PRIVILEGED = frozenset({"GroupMember.ReadWrite.All", "User.Read.All", "AuditLog.Read.All"})
@@ -104,6 +105,7 @@ class FakeUser:
     created: datetime | None = None  # createdDateTime (null for some old accounts, as in Graph)
     # in a restricted management administrative unit: the app may not change it (403 on the user)
     restricted: bool = False
+    disabled_plans: dict[str, list[str]] = field(default_factory=dict)  # per direct skuId
 
 
 @dataclass
@@ -116,6 +118,7 @@ class FakeGroup:
     security_enabled: bool
     licences: list[str]  # skuIds the group assigns
     members: dict[str, None] = field(default_factory=dict)  # ordered set of user and group ids
+    mail_enabled: bool = False  # a mail-enabled security group or distribution list
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,7 @@ class FakeGraph(FakeService):
         self.audits: list[FakeAudit] = []
         self.audit_page_size = 100
         self.deleted_users: list[str] = []  # users deleted by a DELETE without /$ref
+        self.subscribed: set[str] = set()  # SKUs of the tenant beyond those assigned now
         self._lock = threading.RLock()
         self._injections: list[_Injection] = []
         self._write_bucket: _TokenBucket | None = None
@@ -416,6 +420,7 @@ class FakeGraph(FakeService):
         synced: bool = False,
         licences: list[str] | None = None,
         security_enabled: bool = True,
+        mail_enabled: bool = False,
     ) -> str:
         group = FakeGroup(
             id=group_id or str(uuid.uuid4()),
@@ -425,6 +430,7 @@ class FakeGraph(FakeService):
             on_premises_sync_enabled=True if synced else None,
             security_enabled=security_enabled,
             licences=list(licences or []),
+            mail_enabled=mail_enabled,
         )
         with self._lock:
             self.groups[group.id] = group
@@ -633,14 +639,20 @@ class FakeGraph(FakeService):
         if path == "/$batch" and method == "POST":
             reply = self._batch(body, host_url)
         else:
-            reply = self._route(method, path, dict(query), body, host_url)
+            reply = self._route(method, path, dict(query), body, host_url, dict(headers or {}))
         if fault is not None and fault.reset == "after":
             return _DropConnection()
         reply.delay += delay
         return reply
 
     def _route(
-        self, method: str, path: str, query: dict[str, str], body: Any, host_url: str
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: Any,
+        host_url: str,
+        headers: dict[str, str] | None = None,
     ) -> FakeReply:
         parts = path.strip("/").split("/")
         is_write = method in ("POST", "PATCH", "PUT", "DELETE")
@@ -659,6 +671,9 @@ class FakeGraph(FakeService):
                         "x-ms-throttle-information": "WriteLimitExceeded",
                     },
                 )
+        licensing = graph_licences.route(self, method, parts, query, headers or {}, body, host_url)
+        if licensing is not None:
+            return licensing
         match parts:
             case ["groups", group_id] if method == "GET":
                 return self._need(_READ_GROUPS) or self._get_group(group_id, query)
@@ -706,7 +721,7 @@ class FakeGraph(FakeService):
                 "membershipRule": group.membership_rule,
                 "onPremisesSyncEnabled": group.on_premises_sync_enabled,
                 "securityEnabled": group.security_enabled,
-                "mailEnabled": False,
+                "mailEnabled": group.mail_enabled,
                 "description": None,
                 "assignedLicenses": [{"disabledPlans": [], "skuId": s} for s in group.licences],
             }
@@ -780,11 +795,13 @@ class FakeGraph(FakeService):
 
     def _object_json(self, object_id: str, selected: list[str] | None) -> dict[str, Any]:
         if object_id in self.users:
-            return self._user_json(self.users[object_id], selected)
+            user = self._user_json(self.users[object_id], selected)
+            return user if self.granted & _READ_USERS else graph_licences.nameless(user)
         group = self.groups[object_id]
         data = {"@odata.type": "#microsoft.graph.group", "id": group.id,
                 "displayName": group.display_name, "groupTypes": list(group.group_types),
-                "securityEnabled": group.security_enabled, "mailEnabled": False}  # fmt: skip
+                "securityEnabled": group.security_enabled,
+                "mailEnabled": group.mail_enabled}  # fmt: skip
         return {"@odata.type": data["@odata.type"], **_pick(data, selected)}
 
     def _remove(self, group_id: str, user_id: str) -> FakeReply:
@@ -836,6 +853,8 @@ class FakeGraph(FakeService):
 
     @staticmethod
     def _refuse_change(group: FakeGroup) -> FakeReply | None:
+        if group.mail_enabled and "Unified" not in group.group_types:
+            return _error(400, "Request_BadRequest", graph_licences.MAIL_ENABLED)
         if "DynamicMembership" in group.group_types:
             return _error(
                 400,
@@ -872,7 +891,7 @@ class FakeGraph(FakeService):
                 "assignedByGroup": None,
                 "state": "Active",
                 "error": "None",
-                "disabledPlans": [],
+                "disabledPlans": user.disabled_plans.get(sku, []),
                 "lastUpdatedDateTime": "2025-01-01T00:00:00Z",
             }
             for sku in user.direct_licences
@@ -902,7 +921,7 @@ class FakeGraph(FakeService):
             "licenseAssignmentStates": states,
             # What the user holds, one entry per SKU however many sources give it.
             "assignedLicenses": [
-                {"skuId": sku, "disabledPlans": []}
+                {"skuId": sku, "disabledPlans": user.disabled_plans.get(sku, [])}
                 for sku in dict.fromkeys(st["skuId"] for st in states if st["state"] == "Active")
             ],
             "createdDateTime": _iso(user.created),

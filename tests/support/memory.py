@@ -87,7 +87,7 @@ class MemoryDirectory:
                 return RemovalResult(RemovalOutcome.REMOVED)
         return RemovalResult(RemovalOutcome.NOT_MEMBER)
 
-    def add(self, group: str, user: User) -> AddOutcome:
+    def add(self, group: str, user: User, **_: str) -> AddOutcome:
         if user.label in self.add_failures:
             raise self.add_failures[user.label]
         members = self.groups.setdefault(group, [])

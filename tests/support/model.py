@@ -56,6 +56,9 @@ class World:
     members: dict[str, datetime] = field(default_factory=dict)  # label -> joined at
     nested: set[str] = field(default_factory=set)  # labels in XTier0 (inside XAdmins)
     nested_history: list[tuple[int, frozenset[str]]] = field(default_factory=list)  # (seq, who)
+    # (seq, who) after every change of who also gets the licence from another group (an
+    # entra-licence policy must never remove them: the seat stays held)
+    inherited_history: list[tuple[int, frozenset[str]]] = field(default_factory=list)
     # (seq, label -> joined at) after every membership change, to judge by data at the release
     members_history: list[tuple[int, dict[str, datetime]]] = field(default_factory=list)
     # (label, when, minutes, seq): seq orders events that share a timestamp with a decision.
@@ -86,6 +89,11 @@ class World:
             return frozenset(self.nested)
         earlier = [who for at, who in self.nested_history if at < seq]
         return earlier[-1] if earlier else frozenset()
+
+    def inherited_before(self, seq: int | None) -> frozenset[str]:
+        """Who held the licence through another group before step `seq` (now, without one)."""
+        history = [who for at, who in self.inherited_history if seq is None or at < seq]
+        return history[-1] if history else frozenset()
 
     def used(self, label: str, at: datetime, before_seq: int | None = None) -> float:
         """Minutes in the look-back up to `at`; with before_seq, only events logged before it."""
@@ -124,9 +132,14 @@ class ModelDirectory:
         if group == EXCLUDE:
             return iter([])  # its only member is the group XTier0; users are inside that
         # The directory knows when each member joined (as AD's replication metadata would say).
+        inherited = self.world.inherited_before(None) if group == GROUP else frozenset()
         return iter(
             [
-                Member(BY_LABEL[label], added_at=self._joined(group, label))
+                Member(
+                    BY_LABEL[label],
+                    added_at=self._joined(group, label),
+                    inherited_from="LicGroup" if label in inherited else "",
+                )
                 for label in self._users(group)
             ]
         )
@@ -157,7 +170,7 @@ class ModelDirectory:
             self.world.removed.append((request_id, user.label, self.world.now))
             return RemovalResult(RemovalOutcome.REMOVED)
 
-    def add(self, group: str, user: User) -> AddOutcome:
+    def add(self, group: str, user: User, **_: str) -> AddOutcome:
         with self.lock:
             if user.label in self.world.members:
                 return AddOutcome.ALREADY_MEMBER
@@ -320,6 +333,8 @@ class ReclaimMachine(RuleBasedStateMachine):
         released_in = self.queue.released_in.get((request_id, decided_at))
         if label in world.nested_before(released_in):
             problems.append("excluded through the nested group")
+        if label in world.inherited_before(released_in):
+            problems.append("licence inherited from another group (a removal frees no seat)")
         used = world.used(label, decided_at, released_in)
         if used >= THRESHOLD:
             problems.append(f"active: {used} minutes by {decided_at:%m-%d %H:%M}")
@@ -398,6 +413,12 @@ class ReclaimMachine(RuleBasedStateMachine):
         self.world.seq += 1
         self.world.nested ^= {label}
         self.world.nested_history.append((self.world.seq, frozenset(self.world.nested)))
+
+    @rule(label=st.sampled_from(LABELS))
+    def toggle_inherited_licence(self, label: str) -> None:
+        self.world.seq += 1
+        held = self.world.inherited_before(None) ^ {label}
+        self.world.inherited_history.append((self.world.seq, held))
 
     @rule()
     def toggle_stale_usage(self) -> None:

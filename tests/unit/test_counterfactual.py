@@ -35,6 +35,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         added_at=None if joined_days is None else NOW - joined_days * DAY,
         groups=frozenset(draw(st.sampled_from([[], ["SF-Admins"], ["Other"]]))),
         via_group=draw(st.sampled_from(["", "", "", "Nested-Team"])),
+        inherited_from=draw(st.sampled_from(["", "", "", "Licensing-Group"])),  # entra-licence
     )
     state = PolicyState(
         last_yes={} if yes_days is None else {state_key: NOW - yes_days * DAY},

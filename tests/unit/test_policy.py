@@ -203,7 +203,8 @@ def test_choices_and_their_dependencies_are_checked() -> None:
     )
     assert "policies[0].mode: expected one of dry-run | enforce, got 'on'" in problems
     assert (
-        "policies[0].directory.kind: expected one of entra | ad | nexthink-remote-action | csv, "
+        "policies[0].directory.kind: expected one of entra | entra-licence | ad | nexthink-remote-action | "
+        "csv, "
         "got 'ldap'"
     ) in problems
     assert "policies[0].usage.file: is required" in problems

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_MESSAGE_LIMIT = 300  # characters of Graph's error.message kept in a detail
+_JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 BATCH_LIMIT = 20  # Graph's JSON batching takes at most 20 requests per $batch
 
 
@@ -70,7 +73,15 @@ class GraphReply:
         return retry_after_seconds(None if value is None else str(value))
 
     def describe(self) -> str:
-        return f"{self.status} {self.error_code}".strip()
+        """Status, Graph's error.code and error.message: what Graph said, for every failure
+        detail (its message names the cause, e.g. a mail-enabled group). A token-shaped run in
+        the message is masked, and the message is cut short, so a detail never carries a
+        secret or a page of text."""
+        said = f"{self.status} {self.error_code}".strip()
+        message = _JWT.sub("[token]", " ".join(self.error_message.split()))
+        if len(message) > _MESSAGE_LIMIT:
+            message = message[: _MESSAGE_LIMIT - 3] + "..."
+        return f"{said}: {message}" if message else said
 
 
 @dataclass(frozen=True)
@@ -184,10 +195,18 @@ class GraphClient:
         return self.base_url + path_or_url
 
     def call(
-        self, method: str, path: str, *, permission: str, what: str, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        permission: str,
+        what: str,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
     ) -> GraphReply:
         """One request, retried while worth it; 401/403 raise ConfigurationError naming
-        `permission`; any other final status is returned for the caller to classify."""
+        `permission`; any other final status is returned for the caller to classify. `headers`
+        are sent as well (ConsistencyLevel for advanced queries)."""
         policy = self.retry
         deadline = policy.clock() + policy.budget
         renewed_token = False
@@ -196,7 +215,7 @@ class GraphClient:
         while True:
             attempt += 1
             try:
-                reply = self._send(method, path, json)
+                reply = self._send(method, path, json, headers)
             except _RetryableFault as fault:
                 retry_after, reason = None, str(fault)
                 unanswered = outage = True
@@ -228,7 +247,9 @@ class GraphClient:
             log.warning("Graph %s: %s; retrying in %.1f s", what, reason, delay)
             policy.sleep(delay)
 
-    def _send(self, method: str, path: str, body: Any) -> GraphReply:
+    def _send(
+        self, method: str, path: str, body: Any, extra: Mapping[str, str] | None = None
+    ) -> GraphReply:
         try:
             token = self._token.get()
         except TransientError as error:  # no token, so nothing was sent
@@ -237,6 +258,7 @@ class GraphClient:
             "Authorization": f"Bearer {token}",
             "Accept": "application/json",
             "x-ms-throttle-priority": "low",  # background work: throttled before interactive use
+            **(extra or {}),
         }
         write = method != "GET" and path != "/$batch"
         if write:

@@ -24,6 +24,7 @@ from reclaim.adapters.graph.paths import (
     GROUP_FIELDS,
     MEMBERS_PAGE,
     USER_FIELDS,
+    listed_user,
     member_ref_path,
     query,
     segment,
@@ -97,6 +98,14 @@ class GraphDirectory:
                 "removed. Reclaim from an assigned-membership licensing group instead, or change "
                 "the group's membership rule"
             )
+        # A Microsoft 365 group ("Unified") is mail-enabled too, and Graph does change its members.
+        if data.get("mailEnabled") and "Unified" not in (data.get("groupTypes") or []):
+            raise GroupRefused(
+                f"Entra group {name!r} ({group}) is mail-enabled (a mail-enabled security group "
+                "or a distribution list): Graph cannot change its members (every write fails "
+                "with 400). Change it in Exchange Online, or reclaim from a security group that "
+                "is not mail-enabled"
+            )
         if data.get("onPremisesSyncEnabled"):
             raise GroupRefused(
                 f"Entra group {name!r} ({group}) is synced from on-premises Active Directory and "
@@ -114,16 +123,23 @@ class GraphDirectory:
             f"{query(select=USER_FIELDS, top=MEMBERS_PAGE)}"
         )
         for item in self._pages(path, READ_GROUPS, what, group):
-            yield Member(user=user_from(item))
+            yield Member(user=listed_user(item, what))
 
     def _pages(
-        self, path: str | None, permission: str, what: str, group: str
+        self,
+        path: str | None,
+        permission: str,
+        what: str,
+        group: str,
+        headers: dict[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """The objects of every page from `path` on, following nextLink; a failure part-way
-        raises SourceError, so nothing partial is acted on."""
+        """The objects of every page from `path` on, following nextLink (each page sent with
+        `headers`); a failure part-way raises SourceError, so nothing partial is acted on."""
         try:
             while path:
-                reply = self._client.call("GET", path, permission=permission, what=what)
+                reply = self._client.call(
+                    "GET", path, permission=permission, what=what, headers=headers
+                )
                 if reply.status == 404:
                     raise GroupRefused(f"Entra group {group!r} was not found ({reply.describe()})")
                 page = self._expect_object(reply, what)
@@ -149,7 +165,7 @@ class GraphDirectory:
         )
         return _removal_result(reply, group, user)
 
-    def add(self, group: str, user: User) -> AddOutcome:
+    def add(self, group: str, user: User, **_: str) -> AddOutcome:
         object_id = self._object_id(user)
         reply = self._client.call(
             "POST",

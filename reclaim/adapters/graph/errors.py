@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 WRITE_MEMBERS = "GroupMember.ReadWrite.All"
 READ_GROUPS = "GroupMember.Read.All (or GroupMember.ReadWrite.All)"
 READ_USERS = "User.Read.All"
-READ_SIGNINS = "AuditLog.Read.All (the tenant also needs Entra ID P1 or P2)"
+# Older documentation of the sign-in log also asks for Directory.Read.All (api-facts.md section 8).
+READ_SIGNINS = "AuditLog.Read.All and Directory.Read.All (the tenant also needs Entra ID P1 or P2)"
+WRITE_LICENCES = "LicenseAssignment.ReadWrite.All (or User.ReadWrite.All)"
+READ_LICENCE_HOLDERS = "User.Read.All (to list who holds a SKU and how it was assigned)"
 # The start of what Graph says when the target object is protected by a restricted management
 # administrative unit ("... can only be modified by administrators scoped to that administrative
 # unit").

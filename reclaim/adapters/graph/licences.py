@@ -77,7 +77,13 @@ def seat_state(seat: SeatQuery, user: Mapping[str, Any]) -> SeatResult:
     holding = [s for s in states if s.get("state") in HOLDING]
     direct = [s for s in holding if not _by(s)]
     if direct:
-        return SeatResult(SeatState.STILL_LICENSED, f"{seat.sku_id} is also assigned directly")
+        again = "assigned directly again" if seat.direct else "also assigned directly"
+        return SeatResult(SeatState.STILL_LICENSED, f"{seat.sku_id} is {again}")
+    if seat.direct and holding:
+        return SeatResult(
+            SeatState.STILL_LICENSED,
+            f"{seat.sku_id} is still assigned by group {holding[0].get('assignedByGroup')}",
+        )
     others = [s for s in holding if group and _by(s) != group]
     if others:
         return SeatResult(

@@ -17,20 +17,21 @@ Every listing follows @odata.nextLink; a failure part-way raises SourceError (ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from reclaim.adapters.graph.client import shared_client
 from reclaim.adapters.graph.directory import GraphDirectory
 from reclaim.adapters.graph.errors import READ_GROUPS
+from reclaim.adapters.graph.licences import HOLDING
 from reclaim.adapters.graph.paths import (
     MEMBERS_PAGE,
     USER_FIELDS,
+    listed_user,
     odata_string,
     query,
     segment,
-    user_from,
 )
 from reclaim.domain.model import Member, User
 from reclaim.ports import GroupInfo, Secrets
@@ -40,8 +41,19 @@ if TYPE_CHECKING:
 
 READ_AUDIT = "AuditLog.Read.All (the directory audit log gives members' join dates)"
 ADD_MEMBER = "Add member to group"
-MEMBER_FIELDS = USER_FIELDS + ",createdDateTime"
+# licenseAssignmentStates: who also holds a SKU directly (a removal from the group frees no seat)
+MEMBER_FIELDS = USER_FIELDS + ",createdDateTime,licenseAssignmentStates"
 JOINED_FROM = "Entra audit log: Add member to group"
+
+
+def direct_skus(user: Mapping[str, Any]) -> frozenset[str]:
+    """The SKUs assigned to the user directly (assignedByGroup null) that hold a seat."""
+    states = user.get("licenseAssignmentStates")
+    return frozenset(
+        str(s.get("skuId") or "").lower()
+        for s in (states if isinstance(states, list) else [])
+        if isinstance(s, dict) and not s.get("assignedByGroup") and s.get("state") in HOLDING
+    )
 
 
 def _time(value: Any) -> datetime | None:
@@ -65,14 +77,16 @@ class EntraDirectory(GraphDirectory):
             f"/groups/{segment(group)}/members/microsoft.graph.user?"
             f"{query(select=MEMBER_FIELDS, top=MEMBERS_PAGE)}"
         )
-        for item in self._pages(path, READ_GROUPS, f"list members of group {group}", group):
-            user = user_from(item)
+        what = f"list members of group {group}"
+        for item in self._pages(path, READ_GROUPS, what, group):
+            user = listed_user(item, what)
             added = joined.get(user.object_id)
             yield Member(
                 user,
                 added_at=added,
                 added_from=JOINED_FROM if added else "",
                 created_at=_time(item.get("createdDateTime")),
+                direct_skus=direct_skus(item),
             )
 
     def member_groups(self, group: str) -> list[GroupInfo]:
@@ -92,7 +106,7 @@ class EntraDirectory(GraphDirectory):
         )
         what = f"list users in group {group} and its nested groups"
         for item in self._pages(path, READ_GROUPS, what, group):
-            yield user_from(item)
+            yield listed_user(item, what)
 
     def join_dates(self, group: str) -> dict[str, datetime]:
         """User id -> the newest "Add member to group" of that user to `group` in the log."""

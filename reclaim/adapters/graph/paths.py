@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from reclaim.adapters.graph.errors import READ_USERS
 from reclaim.domain.model import User
+from reclaim.errors import PermissionDenied
 
 if TYPE_CHECKING:
     pass
@@ -20,7 +22,7 @@ USER_FIELDS = (
 )
 GROUP_FIELDS = (
     "id,displayName,groupTypes,membershipRule,onPremisesSyncEnabled,securityEnabled,"
-    "assignedLicenses"
+    "mailEnabled,assignedLicenses"
 )
 # Graph's JSON batching takes at most 20 requests per $batch
 MEMBERS_PAGE = 999  # the largest $top Graph allows for directory collections
@@ -57,6 +59,21 @@ def user_lookup_path(identifier: str) -> str:
         return f"/users/{segment(identifier)}?{query(select=USER_FIELDS)}"
     literal = odata_string(identifier)
     return f"/users?{query(filter=f'userPrincipalName eq {literal} or mail eq {literal}', select=USER_FIELDS)}"
+
+
+def listed_user(item: Mapping[str, Any], what: str) -> User:
+    """A user from a listing; fails closed when Graph left out who it is. Without User.Read.All
+    Graph still answers 200, with users whose userPrincipalName, mail, SAM and SID are null
+    (only @odata.type and id): every user has a UPN, so a null one means the permission is
+    missing, and such a listing must not be judged (nobody could be matched to usage)."""
+    if not item.get("userPrincipalName"):
+        raise PermissionDenied(
+            f"Graph answered {what} with users whose userPrincipalName is null: the app lacks "
+            f"{READ_USERS} (Graph then answers 200 with nameless users, not 403). Grant the "
+            f"application permission {READ_USERS} with admin consent",
+            READ_USERS,
+        )
+    return user_from(item)
 
 
 def user_from(item: Mapping[str, Any]) -> User:

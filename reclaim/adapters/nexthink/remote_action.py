@@ -152,7 +152,7 @@ class NexthinkRemoteActionDirectory:
     def transitive_users(self, group: str) -> Iterator[User]:
         return self._inner("list the users of nested groups").transitive_users(group)
 
-    def add(self, group: str, user: User) -> AddOutcome:
+    def add(self, group: str, user: User, **_: str) -> AddOutcome:
         if self.inner is None:
             raise ConfigurationError(
                 "restore for nexthink-remote-action: re-add through the AD path"
