@@ -125,6 +125,13 @@ class Wiring:
                     ("signins",),
                     lambda: EntraSignInsUsage.from_settings(self.settings, self.secrets()),
                 )
+            case UsageSourceKind.ENTRA_ACTIVITY:
+                from reclaim.adapters.graph.activity import EntraActivityUsage
+
+                return self._once(
+                    ("signin-activity",),
+                    lambda: EntraActivityUsage.from_settings(self.settings, self.secrets()),
+                )
         raise ConfigurationError(f"policy {policy.name}: unknown usage source {spec.source}")
 
     def licences(self, policy: Policy) -> Licences:

@@ -41,17 +41,23 @@ class Evidence:
     via_group: str = ""
     usage_as_of: datetime | None = None  # the usage data's age by its own clock ...
     usage_clock: str = ""  # ... and where that clock was read
+    counted: str = ""  # what the source counts, when narrower than its name (interactive only)
+    last_seen: datetime | None = None  # the member's newest activity the source reported ...
+    last_seen_from: str = ""  # ... and which of its dates that is (lastSuccessfulSignInDateTime)
+    inactive_for: str = ""  # entra-activity: how long without a sign-in makes a candidate
+    account_created: datetime | None = None  # the directory's createdDateTime of the user
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"rule": self.rule}
         for name in (
             "used", "threshold", "unit", "window", "request_id", "excluded_by", "joined",
-            "via_group", "usage_clock",
+            "via_group", "usage_clock", "counted", "last_seen_from", "inactive_for",
         ):  # fmt: skip
             value = getattr(self, name)
             if value not in (None, ""):
                 result[name] = value
-        for name in ("member_since", "answered_yes_at", "usage_as_of"):
+        for name in ("member_since", "answered_yes_at", "usage_as_of", "last_seen",
+                     "account_created"):  # fmt: skip
             value = getattr(self, name)
             if value is not None:
                 result[name] = value.isoformat()
@@ -76,6 +82,8 @@ class UsageTally:
     responses: dict[str, CampaignResponse]
     newest: datetime | None
     rows_read: int
+    last_seen: dict[str, datetime] = field(default_factory=dict)  # user -> newest row time
+    last_seen_from: dict[str, str] = field(default_factory=dict)  # user -> that row's at_from
 
 
 def tally_usage(rows: Iterable[UsageRow]) -> UsageTally:
@@ -84,16 +92,22 @@ def tally_usage(rows: Iterable[UsageRow]) -> UsageTally:
     use: zero, not unknown."""
     amounts: dict[str, float] = {}
     responses: dict[str, CampaignResponse] = {}
+    last_seen: dict[str, datetime] = {}
+    last_seen_from: dict[str, str] = {}
     newest: datetime | None = None
     count = 0
     for row in rows:
         count += 1
         if row.at is not None and (newest is None or row.at > newest):
             newest = row.at
-        amounts[row.user_key] = amounts.get(row.user_key, 0.0) + (row.amount or 0.0)
+        key = row.user_key
+        amounts[key] = amounts.get(key, 0.0) + (row.amount or 0.0)
         if row.answer is not None:
-            responses[row.user_key] = row.answer
-    return UsageTally(amounts, responses, newest, count)
+            responses[key] = row.answer
+        if row.at is not None and (key not in last_seen or row.at > last_seen[key]):
+            last_seen[key] = row.at
+            last_seen_from[key] = row.at_from
+    return UsageTally(amounts, responses, newest, count, last_seen, last_seen_from)
 
 
 def members_usage(
@@ -109,6 +123,8 @@ def members_usage(
     member it does not list used nothing."""
     amounts = {key: tally.amounts[key] for key in member_keys if key in tally.amounts}
     responses = {key: tally.responses[key] for key in member_keys if key in tally.responses}
+    last_seen = {key: tally.last_seen[key] for key in member_keys if key in tally.last_seen}
+    last_seen_from = {key: tally.last_seen_from.get(key, "") for key in last_seen}
     matched = len(amounts)
     if authoritative:
         amounts = {key: amounts.get(key, 0.0) for key in member_keys}
@@ -121,6 +137,8 @@ def members_usage(
         matched=matched,
         authoritative=authoritative,
         dated_by_rows=observed_at is None,
+        last_seen=last_seen,
+        last_seen_from=last_seen_from,
     )
 
 
@@ -191,11 +209,26 @@ def decide(
     key = member.user.key(match_on)
     state_key = member.user.state_key(match_on)
     window = format_duration(policy.usage.lookback)
-    unit = "sign-ins" if policy.usage.counts_sign_ins else "minutes"
+    unit = (
+        "" if policy.usage.by_recency else "sign-ins" if policy.usage.counts_sign_ins else "minutes"
+    )
 
     def made(kind: DecisionKind, reason: str, evidence: Evidence) -> Decision:
         if kind is not DecisionKind.NESTED:
             evidence = replace(evidence, usage_as_of=usage.observed_at, usage_clock=usage.clock)
+        if kind not in (DecisionKind.NESTED, DecisionKind.EXCLUDED, DecisionKind.NEW):
+            last = usage.last_seen.get(key) if key else None
+            inactive_for = policy.usage.inactive_for
+            evidence = replace(
+                evidence,
+                counted=policy.usage.counted,
+                last_seen=last,
+                last_seen_from=usage.last_seen_from.get(key, "") if last else "",
+                inactive_for=format_duration(inactive_for) if inactive_for else "",
+                account_created=member.created_at,
+            )
+            if inactive_for is not None:  # judged by the last sign-in's date, not an amount
+                evidence = replace(evidence, used=None, threshold=None)
         return Decision(member, kind, reason, evidence, state_key)
 
     if member.via_group:
@@ -225,10 +258,12 @@ def decide(
             Evidence(rule="new_member_grace", member_since=since, joined=joined.evidence),
         )
 
+    spec = policy.usage
     used = usage.amounts.get(key) if key else None
-    threshold = policy.usage.threshold
+    last = usage.last_seen.get(key) if key else None
+    threshold = spec.threshold
     threshold_text = _amount_text(threshold, policy)
-    if used is None and policy.usage.unknown_users is UnknownUsers.SKIP:
+    if used is None and spec.unknown_users is UnknownUsers.SKIP:
         why = (
             f"no {match_on.value} to match usage rows"
             if not key
@@ -247,12 +282,47 @@ def decide(
             ),
         )
 
-    if used is not None and used >= threshold:
+    if spec.inactive_for is not None:
+        active = last is not None and now - last < spec.inactive_for
+    else:
+        active = used is not None and used >= threshold
+    existed = _existed_since(member, joined)
+    if (
+        not active
+        and used is not None
+        and (spec.authoritative or spec.by_recency)
+        and existed is not None
+        and existed[0] > now - spec.lookback
+    ):
+        # Absence from a log proves no use only over time the member could have used it.
+        return made(
+            DecisionKind.UNKNOWN_USAGE,
+            f"{existed[1]}, within the {window} window: "
+            f"{_usage_text(used, last, usage, key, policy)} over part of it proves nothing; kept",
+            Evidence(
+                rule="partial_window",
+                used=used,
+                threshold=threshold,
+                unit=unit,
+                window=window,
+                member_since=since,
+                joined=joined.evidence,
+            ),
+        )
+
+    if active:
+        if spec.by_recency:
+            reason = f"{_usage_text(used, last, usage, key, policy)}, within inactive_for {window}"
+        else:
+            reason = (
+                f"used {_amount_text(used or 0.0, policy)} in {window}, at least the threshold "
+                f"of {threshold_text}"
+            )
         return made(
             DecisionKind.ACTIVE,
-            f"used {_amount_text(used, policy)} in {window}, at least the threshold of {threshold_text}",
+            reason,
             Evidence(
-                rule="threshold",
+                rule="inactive_for" if spec.by_recency else "threshold",
                 used=used,
                 threshold=threshold,
                 unit=unit,
@@ -306,6 +376,13 @@ def decide(
     if used is None:
         reason = f"not observed by the usage source in the last {window}; unknown_users: reclaim"
         rule = "unknown_users"
+    elif spec.by_recency:
+        reason = (
+            f"{_usage_text(used, last, usage, key, policy)}, longer ago than inactive_for {window}"
+        )
+        if yes_at is not None:
+            reason += f'; the "yes" of {yes_at:%Y-%m-%d} has expired'
+        rule = "inactive_for"
     else:
         reason = f"used {_amount_text(used, policy)} in {window}, under the threshold of {threshold_text}"
         if yes_at is not None:
@@ -330,6 +407,29 @@ def decide(
             joined=joined.evidence,
         ),
     )
+
+
+def _existed_since(member: Member, joined: Joined) -> tuple[datetime, str] | None:
+    """Since when the member could have used the application, and the evidence: the later of
+    their join date and the account's creation (None when neither is known: a member from
+    before tracking)."""
+    created = member.created_at
+    if joined.at is not None and (created is None or joined.at >= created):
+        return joined.at, f"member since {joined.at:%Y-%m-%d} ({joined.evidence})"
+    if created is not None:
+        return created, f"account created {created:%Y-%m-%d}"
+    return None
+
+
+def _usage_text(
+    used: float | None, last: datetime | None, usage: UsageIndex, key: str, policy: Policy
+) -> str:
+    """What the source reported: an amount, or for entra-activity the last sign-in used."""
+    if not policy.usage.by_recency:
+        return _amount_text(used or 0.0, policy)
+    if last is None:
+        return "never signed in (no sign-in activity recorded)"
+    return f"last signed in {last:%Y-%m-%d} ({usage.last_seen_from.get(key) or 'last sign-in'})"
 
 
 def _exclusion(member: Member, policy: Policy) -> str:
