@@ -434,26 +434,30 @@ def _read_usage(r: _Reader) -> UsageSpec:
     default_unit = (
         UsageUnit.SIGN_INS if source is UsageSourceKind.ENTRA_SIGNINS else UsageUnit.MINUTES
     )
-    unit = r.get("unit", _choice(UsageUnit), default_unit)
-    if unit is UsageUnit.SIGN_INS:
-        threshold = float(r.get("threshold", _count, 1))
+    if activity:  # judged by inactive_for: an amount is refused in policy_checks, not parsed
+        r.seen.update(("unit", "threshold", "lookback"))
+        unit, threshold = default_unit, UsageSpec.threshold
     else:
-        threshold = r.get("threshold", _duration, timedelta(minutes=5)).total_seconds() / 60
+        unit = r.get("unit", _choice(UsageUnit), default_unit)
+        if unit is UsageUnit.SIGN_INS:
+            threshold = float(r.get("threshold", _count, 1))
+        else:
+            threshold = r.get("threshold", _duration, timedelta(minutes=5)).total_seconds() / 60
     if source is UsageSourceKind.ENTRA_SIGNINS and unit is not UsageUnit.SIGN_INS:
         r.problem("unit", "entra-signins counts sign-ins: use unit: sign-ins")
     signins = source is UsageSourceKind.ENTRA_SIGNINS
     match_default = MatchOn.UPN if signins or activity else MatchOn.MAIL
     retention = r.get("log_retention", _positive_duration, SIGN_IN_LOG_RETENTION)
     # The sign-in log's retention is its default window (a longer one is refused in checks);
-    # entra-activity's window is inactive_for.
+    # entra-activity's window is inactive_for (a lookback is refused in checks).
     lookback_default = min(UsageSpec.lookback, retention) if signins else UsageSpec.lookback
-    if activity and inactive_for is not None:
-        lookback_default = inactive_for
     # An NQL export always carries its clock; a CSV file without one falls back to its mtime.
     timestamp_default = "last_event" if source is UsageSourceKind.NEXTHINK else ""
     spec = UsageSpec(
         source=source,
-        lookback=r.get("lookback", _positive_duration, lookback_default),
+        lookback=inactive_for
+        if activity and inactive_for is not None
+        else r.get("lookback", _positive_duration, lookback_default),
         threshold=threshold,
         unit=unit,
         unknown_users=r.get("unknown_users", _choice(UnknownUsers), UnknownUsers.SKIP),

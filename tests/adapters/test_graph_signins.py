@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reclaim.adapters.graph.pacing import RateLimiter
 from reclaim.adapters.graph.errors import READ_SIGNINS
+from reclaim.adapters.graph.pacing import RateLimiter
 from reclaim.adapters.graph.signins import EntraSignInsUsage, beta_root
 from reclaim.domain.model import UsageRow
 from reclaim.domain.policy import (
@@ -246,5 +246,5 @@ def test_non_interactive_sign_ins_come_from_the_beta_log_when_asked(
 def test_the_beta_endpoint_needs_a_v1_base_url_to_sit_beside() -> None:
     assert beta_root("https://graph.microsoft.us/v1.0") == "https://graph.microsoft.us/beta"
     assert beta_root("https://proxy.test/graph/v1.0") == "https://proxy.test/graph/beta"
-    with pytest.raises(ConfigurationError, match="RECLAIM_GRAPH_BASE_URL must end in /v1.0"):
+    with pytest.raises(ConfigurationError, match=r"RECLAIM_GRAPH_BASE_URL must end in /v1\.0"):
         beta_root("https://proxy.test/graph")
