@@ -41,6 +41,7 @@ class UsageSourceKind(StrEnum):
     NEXTHINK = "nexthink"
     ENTRA_SIGNINS = "entra-signins"
     ENTRA_ACTIVITY = "entra-activity"  # user.signInActivity: tenant-wide, judged by inactive_for
+    M365_REPORTS = "m365-reports"  # Microsoft 365 usage reports: last activity per product
     CSV = "csv"
 
 
@@ -52,6 +53,24 @@ class MatchOn(StrEnum):
     SID = "sid"
     OBJECT_ID = "object_id"
     SAM_ACCOUNT_NAME = "sam_account_name"
+
+
+class M365Product(StrEnum):
+    """The product whose "Last Activity Date" an m365-reports policy judges (any: the newest)."""
+
+    ANY = "any"
+    EXCHANGE = "exchange"
+    ONEDRIVE = "onedrive"
+    SHAREPOINT = "sharepoint"
+    SKYPE_FOR_BUSINESS = "skype-for-business"
+    YAMMER = "yammer"
+    TEAMS = "teams"
+
+
+M365_REPORT_MAX_AGE = timedelta(days=4)  # m365-reports' default usage.max_age
+
+# Sources judged by the time since the last activity (usage.inactive_for), not by an amount.
+RECENCY_SOURCES = frozenset({UsageSourceKind.ENTRA_ACTIVITY, UsageSourceKind.M365_REPORTS})
 
 
 class UnknownUsers(StrEnum):
@@ -129,8 +148,9 @@ class UsageSpec:
     log_retention: timedelta = SIGN_IN_LOG_RETENTION  # entra-signins: what the tenant's log keeps
     # entra-signins: also read non-interactive sign-ins, from Graph's beta sign-in log
     non_interactive_beta: bool = False
-    # entra-activity: a member whose last sign-in is older than this is a candidate
+    # entra-activity, m365-reports: a member whose last activity is older is a candidate
     inactive_for: timedelta | None = None
+    product: M365Product = M365Product.ANY  # m365-reports: whose last activity counts
 
     @property
     def counts_sign_ins(self) -> bool:
@@ -163,6 +183,9 @@ class UsageSpec:
             return "interactive sign-ins only (Graph v1.0 sign-in log; cached sessions and token refreshes are not counted)"
         if self.source is UsageSourceKind.ENTRA_ACTIVITY:
             return "last successful sign-in to any application, interactive or not (user.signInActivity)"
+        if self.source is UsageSourceKind.M365_REPORTS:
+            products = "any product" if self.product is M365Product.ANY else self.product.value
+            return f"last activity date in {products} (Microsoft 365 usage report, a day or two behind)"
         return ""
 
 
@@ -429,7 +452,7 @@ def _read_directory(r: _Reader) -> DirectorySpec:
 
 def _read_usage(r: _Reader) -> UsageSpec:
     source = r.get("source", _choice(UsageSourceKind), UsageSourceKind.CSV, required=True)
-    activity = source is UsageSourceKind.ENTRA_ACTIVITY
+    activity = source in RECENCY_SOURCES
     inactive_for = r.get("inactive_for", _positive_duration, None, required=activity)
     default_unit = (
         UsageUnit.SIGN_INS if source is UsageSourceKind.ENTRA_SIGNINS else UsageUnit.MINUTES
@@ -461,7 +484,12 @@ def _read_usage(r: _Reader) -> UsageSpec:
         threshold=threshold,
         unit=unit,
         unknown_users=r.get("unknown_users", _choice(UnknownUsers), UnknownUsers.SKIP),
-        max_age=r.get("max_age", _positive_duration, UsageSpec.max_age),
+        # Microsoft refreshes its usage reports a day or two late: a fresh report is days old.
+        max_age=r.get(
+            "max_age",
+            _positive_duration,
+            M365_REPORT_MAX_AGE if source is UsageSourceKind.M365_REPORTS else UsageSpec.max_age,
+        ),
         match_on=r.get("match_on", _choice(MatchOn), match_default),
         query_id=r.get("query_id", _nql_id, UsageSpec.query_id),
         parameters=r.get("parameters", _string_map, {}),
@@ -478,6 +506,7 @@ def _read_usage(r: _Reader) -> UsageSpec:
         log_retention=retention,
         non_interactive_beta=r.get("non_interactive_beta", _bool, False),
         inactive_for=inactive_for,
+        product=r.get("product", _choice(M365Product), M365Product.ANY),
     )
     r.finish()
     return spec

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from reclaim.domain.durations import format_duration
 from reclaim.domain.policy import (
+    RECENCY_SOURCES,
     SIGN_IN_LOG_RETENTION,
     SUPPLIED_QUERY_PARAMETERS,
     DirectoryKind,
@@ -36,8 +38,11 @@ _USAGE_KEYS_OF = {
     "min_coverage": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
     "log_retention": {UsageSourceKind.ENTRA_SIGNINS},
     "non_interactive_beta": {UsageSourceKind.ENTRA_SIGNINS},
-    "inactive_for": {UsageSourceKind.ENTRA_ACTIVITY},
+    "inactive_for": {UsageSourceKind.ENTRA_ACTIVITY, UsageSourceKind.M365_REPORTS},
+    "product": {UsageSourceKind.M365_REPORTS},
 }
+# The longest period a Microsoft 365 usage report covers (D7, D30, D90, D180).
+M365_LONGEST_PERIOD = timedelta(days=180)
 # entra-activity judges the time since the last sign-in: an amount over a look-back means nothing.
 _AMOUNT_KEYS = ("threshold", "unit", "lookback")
 _DIRECTORY_KEYS_OF = {
@@ -83,20 +88,32 @@ def unworkable(policy: Policy, data: Any, path: str) -> list[str]:
             f"keeps ({format_duration(usage.retention)}, usage.log_retention): the older days "
             "would read as no use. Shorten it, or export the log to a file and use source csv",
         )
-    if usage.source is UsageSourceKind.ENTRA_ACTIVITY:
+    if usage.source in RECENCY_SOURCES:
         for key in _AMOUNT_KEYS:
             if raw_usage.get(key) is not None:
                 problem(
                     f"usage.{key}",
-                    "source entra-activity judges the time since each member's last sign-in: "
-                    "set usage.inactive_for (e.g. 90d) instead of a usage threshold, unit or "
-                    "lookback, and remove this key",
+                    f"source {usage.source.value} judges the time since each member's last "
+                    "sign-in or activity: set usage.inactive_for (e.g. 90d) instead of a usage "
+                    "threshold, unit or lookback, and remove this key",
                 )
-        if usage.match_on not in _SIGNIN_KEYS:
+    if usage.source is UsageSourceKind.M365_REPORTS:
+        if usage.match_on is not MatchOn.UPN:
             problem(
                 "usage.match_on",
-                f"entra-activity names users by upn, mail or object_id, not {usage.match_on.value}",
+                f"the Microsoft 365 usage reports name users by upn only, not {usage.match_on.value}",
             )
+        if usage.inactive_for is not None and usage.inactive_for > M365_LONGEST_PERIOD:
+            problem(
+                "usage.inactive_for",
+                f"{format_duration(usage.inactive_for)} is longer than a Microsoft 365 usage "
+                "report covers (180d, period D180)",
+            )
+    if usage.source is UsageSourceKind.ENTRA_ACTIVITY and usage.match_on not in _SIGNIN_KEYS:
+        problem(
+            "usage.match_on",
+            f"entra-activity names users by upn, mail or object_id, not {usage.match_on.value}",
+        )
     if usage.source is UsageSourceKind.ENTRA_SIGNINS:
         if usage.match_on not in _SIGNIN_KEYS:
             problem(

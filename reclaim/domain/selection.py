@@ -10,7 +10,7 @@ from typing import Any
 
 from reclaim.domain.durations import format_duration, format_minutes
 from reclaim.domain.model import CampaignResponse, Member, PolicyState, UsageIndex, UsageRow
-from reclaim.domain.policy import FirstRun, Policy, UnknownUsers
+from reclaim.domain.policy import FirstRun, Policy, UnknownUsers, UsageSourceKind
 
 
 class DecisionKind(StrEnum):
@@ -427,9 +427,15 @@ def _usage_text(
     """What the source reported: an amount, or for entra-activity the last sign-in used."""
     if not policy.usage.by_recency:
         return _amount_text(used or 0.0, policy)
+    signs_in = policy.usage.source is UsageSourceKind.ENTRA_ACTIVITY
     if last is None:
-        return "never signed in (no sign-in activity recorded)"
-    return f"last signed in {last:%Y-%m-%d} ({usage.last_seen_from.get(key) or 'last sign-in'})"
+        return (
+            "never signed in (no sign-in activity recorded)"
+            if signs_in
+            else "no activity on record in the report"
+        )
+    verb = "last signed in" if signs_in else "last active"
+    return f"{verb} {last:%Y-%m-%d} ({usage.last_seen_from.get(key) or 'last activity'})"
 
 
 def _exclusion(member: Member, policy: Policy) -> str:

@@ -1,6 +1,6 @@
-"""`python -m reclaim plan` with an entra-signins and an entra-activity policy against the Graph
-fake, which refuses `$select` on the sign-in log as Graph does (issue 15's first Done-when):
-members with no sign-in are candidates, with the evidence that makes them so."""
+"""`python -m reclaim plan` with an entra-signins, an entra-activity and an m365-reports policy
+against the Graph fake, which refuses `$select` on the sign-in log as Graph does (issue 15's
+first Done-when): members with no sign-in are candidates, with the evidence that makes them so."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.fakes.graph import FakeGraph
+from tests.fakes.graph_reports import set_report_activity
 from tests.fakes.graph_usage import set_sign_in_activity
 from tests.support.cli import reclaim
 
@@ -31,6 +32,12 @@ POLICIES = """policies:
     application: Microsoft 365 E3
     directory: {{kind: entra, group: "{group}"}}
     usage: {{source: entra-activity, inactive_for: 90d}}
+    new_member_grace: 7d
+    limits: {{max_removals_per_run: 10, max_percent_of_group: 100}}
+  - name: teams-inactive
+    application: Microsoft Teams
+    directory: {{kind: entra, group: "{group}"}}
+    usage: {{source: m365-reports, product: teams, inactive_for: 30d}}
     new_member_grace: 7d
     limits: {{max_removals_per_run: 10, max_percent_of_group: 100}}
 """
@@ -57,6 +64,10 @@ def test_sign_in_and_activity_policies_plan_against_the_graph_fake(tmp_path: Pat
         # eve's only interactive sign-in on record predates lastSuccessfulSignInDateTime
         set_sign_in_activity(graph, ids["eve"], interactive=datetime(2023, 6, 1, tzinfo=UTC))
         set_sign_in_activity(graph, ids["fay"], successful=now - timedelta(hours=1))
+        graph.granted |= {"Reports.Read.All"}
+        for name in ("ann", "cy", "fay"):
+            set_report_activity(graph, ids[name], Teams=(now - 3 * day).date())
+        set_report_activity(graph, ids["eve"], Teams=(now - 60 * day).date())
 
         policies = tmp_path / "policies.yaml"
         policies.write_text(POLICIES.format(group=group, app=APP_ID))
@@ -102,3 +113,11 @@ def test_sign_in_and_activity_policies_plan_against_the_graph_fake(tmp_path: Pat
     assert eve["last_seen"].startswith("2023-06-01") and eve["inactive_for"] == "90d"
     assert eve["last_seen_from"].startswith("lastSignInDateTime, as lastSuccessfulSignInDateTime")
     assert activity["ann"]["evidence"]["last_seen_from"] == "lastSuccessfulSignInDateTime"
+
+    teams = decisions("teams-inactive")
+    assert {u: d["decision"] for u, d in teams.items()} == {
+        "ann": "ACTIVE", "bob": "CANDIDATE", "cy": "ACTIVE", "dee": "UNKNOWN_USAGE",
+        "eve": "CANDIDATE", "fay": "ACTIVE",
+    }  # fmt: skip
+    assert teams["bob"]["reason"].startswith("no activity on record in the report")
+    assert teams["eve"]["evidence"]["last_seen_from"] == "Teams Last Activity Date"

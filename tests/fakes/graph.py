@@ -49,7 +49,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -317,6 +317,10 @@ class FakeGraph(FakeService):
         self.groups: dict[str, FakeGroup] = {}
         self.sign_ins: list[FakeSignIn] = []
         self.sign_in_activity: dict[str, dict[str, str | None]] = {}  # graph_usage.set_...
+        # the Microsoft 365 active user report (tests/fakes/graph_reports.py)
+        self.report_activity: dict[str, dict[str, date]] = {}  # user id -> product -> date
+        self.report_concealed = False  # the tenant conceals user names in reports
+        self.report_refreshed: date | None = None  # Report Refresh Date (default: yesterday)
         self.audits: list[FakeAudit] = []
         self.audit_page_size = 100
         self.deleted_users: list[str] = []  # users deleted by a DELETE without /$ref
@@ -528,6 +532,14 @@ class FakeGraph(FakeService):
         return reply
 
     def _handle(self, request: FakeRequest) -> FakeReply:
+        from tests.fakes import graph_reports  # it builds on this module's helpers
+
+        if request.path.startswith(graph_reports.DOWNLOAD_PREFIX):  # preauthenticated
+            reply = graph_reports.download(self, request.path)
+            self._record(
+                request.method, request.path, request.target, request.headers, None, False, reply
+            )
+            return reply
         if request.path.startswith("/beta/"):
             path, target = request.path, request.target  # beta paths keep their prefix
         elif not request.path.startswith("/v1.0/") and request.path != "/v1.0":
@@ -649,7 +661,7 @@ class FakeGraph(FakeService):
     def _route(
         self, method: str, path: str, query: dict[str, str], body: Any, host_url: str
     ) -> FakeReply:
-        from tests.fakes import graph_usage  # it builds on this module's helpers
+        from tests.fakes import graph_reports, graph_usage  # they build on this module
 
         parts = path.strip("/").split("/")
         is_write = method in ("POST", "PATCH", "PUT", "DELETE")
@@ -693,6 +705,8 @@ class FakeGraph(FakeService):
                 return self._need(_READ_AUDIT) or graph_usage.sign_ins(
                     self, query, host_url, beta=False
                 )
+            case ["reports", function] if method == "GET":
+                return graph_reports.report(self, function, host_url)
             case ["beta", "auditLogs", "signIns"] if method == "GET":
                 return self._need(_READ_AUDIT) or graph_usage.sign_ins(
                     self, query, host_url, beta=True

@@ -74,8 +74,8 @@ def test_entra_activity_needs_inactive_for_instead_of_a_threshold() -> None:
         "policies[0].usage.inactive_for: is required"
     ]
     hint = (
-        "source entra-activity judges the time since each member's last sign-in: set "
-        "usage.inactive_for (e.g. 90d) instead of a usage threshold, unit or lookback, and "
+        "source entra-activity judges the time since each member's last sign-in or activity: "
+        "set usage.inactive_for (e.g. 90d) instead of a usage threshold, unit or lookback, and "
         "remove this key"
     )
     assert raw_problems(
@@ -198,3 +198,27 @@ def test_entra_activity_evidence_shows_the_dates_used() -> None:
     assert evidence["account_created"] == "2020-01-06T00:00:00+00:00"
     assert "used" not in evidence and "threshold" not in evidence
     assert evidence["counted"].startswith("last successful sign-in to any application")
+
+
+REPORTS = {"source": "m365-reports", "inactive_for": "30d"}
+
+
+def test_m365_reports_are_judged_by_inactive_for_within_the_longest_report_period() -> None:
+    policy = policies_from_data(
+        {"policies": [{"name": "t", "application": "Teams", "directory": ENTRA, "usage": REPORTS}]}
+    )[0]
+    assert policy.usage.by_recency and policy.usage.product.value == "any"
+    assert policy.usage.max_age == 4 * DAY  # Microsoft refreshes the reports days late
+    assert raw_problems({**REPORTS, "inactive_for": "200d", "match_on": "mail"}) == [
+        "policies[0].usage.match_on: the Microsoft 365 usage reports name users by upn only, "
+        "not mail",
+        "policies[0].usage.inactive_for: 200d is longer than a Microsoft 365 usage report "
+        "covers (180d, period D180)",
+    ]
+    assert raw_problems({**REPORTS, "product": "visio"}) == [
+        "policies[0].usage.product: expected one of any | exchange | onedrive | sharepoint | "
+        "skype-for-business | yammer | teams, got 'visio'"
+    ]
+    assert problems({"product": "teams"}) == [
+        "policies[0].usage.product: source csv does not read it (remove it)"
+    ]
