@@ -8,9 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from reclaim.domain.durations import format_duration, format_minutes
+from reclaim.domain.durations import format_duration
 from reclaim.domain.model import CampaignResponse, Member, PolicyState, UsageIndex, UsageRow
-from reclaim.domain.policy import FirstRun, Policy, UnknownUsers, UsageSourceKind
+from reclaim.domain.policy import FirstRun, Policy, UnknownUsers
+from reclaim.domain.usage_text import amount_text, existed_since, usage_text
 
 
 class DecisionKind(StrEnum):
@@ -195,12 +196,6 @@ def _tracked(state: PolicyState, key: str, now: datetime, policy: Policy) -> Joi
     return Joined(seen, f"first seen by reclaim on {seen:%Y-%m-%d}")
 
 
-def _amount_text(amount: float, policy: Policy) -> str:
-    if policy.usage.counts_sign_ins:
-        return f"{amount:g} sign-in(s)"
-    return format_minutes(amount)
-
-
 def decide(
     member: Member, usage: UsageIndex, state: PolicyState, policy: Policy, now: datetime
 ) -> Decision:
@@ -262,7 +257,7 @@ def decide(
     used = usage.amounts.get(key) if key else None
     last = usage.last_seen.get(key) if key else None
     threshold = spec.threshold
-    threshold_text = _amount_text(threshold, policy)
+    threshold_text = amount_text(threshold, policy)
     if used is None and spec.unknown_users is UnknownUsers.SKIP:
         why = (
             f"no {match_on.value} to match usage rows"
@@ -286,7 +281,7 @@ def decide(
         active = last is not None and now - last < spec.inactive_for
     else:
         active = used is not None and used >= threshold
-    existed = _existed_since(member, joined)
+    existed = existed_since(member, joined)
     if (
         not active
         and used is not None
@@ -298,7 +293,7 @@ def decide(
         return made(
             DecisionKind.UNKNOWN_USAGE,
             f"{existed[1]}, within the {window} window: "
-            f"{_usage_text(used, last, usage, key, policy)} over part of it proves nothing; kept",
+            f"{usage_text(used, last, usage, key, policy)} over part of it proves nothing; kept",
             Evidence(
                 rule="partial_window",
                 used=used,
@@ -312,10 +307,10 @@ def decide(
 
     if active:
         if spec.by_recency:
-            reason = f"{_usage_text(used, last, usage, key, policy)}, within inactive_for {window}"
+            reason = f"{usage_text(used, last, usage, key, policy)}, within inactive_for {window}"
         else:
             reason = (
-                f"used {_amount_text(used or 0.0, policy)} in {window}, at least the threshold "
+                f"used {amount_text(used or 0.0, policy)} in {window}, at least the threshold "
                 f"of {threshold_text}"
             )
         return made(
@@ -378,13 +373,15 @@ def decide(
         rule = "unknown_users"
     elif spec.by_recency:
         reason = (
-            f"{_usage_text(used, last, usage, key, policy)}, longer ago than inactive_for {window}"
+            f"{usage_text(used, last, usage, key, policy)}, longer ago than inactive_for {window}"
         )
         if yes_at is not None:
             reason += f'; the "yes" of {yes_at:%Y-%m-%d} has expired'
         rule = "inactive_for"
     else:
-        reason = f"used {_amount_text(used, policy)} in {window}, under the threshold of {threshold_text}"
+        reason = (
+            f"used {amount_text(used, policy)} in {window}, under the threshold of {threshold_text}"
+        )
         if yes_at is not None:
             reason += f'; the "yes" of {yes_at:%Y-%m-%d} has expired'
         rule = "threshold"
@@ -407,35 +404,6 @@ def decide(
             joined=joined.evidence,
         ),
     )
-
-
-def _existed_since(member: Member, joined: Joined) -> tuple[datetime, str] | None:
-    """Since when the member could have used the application, and the evidence: the later of
-    their join date and the account's creation (None when neither is known: a member from
-    before tracking)."""
-    created = member.created_at
-    if joined.at is not None and (created is None or joined.at >= created):
-        return joined.at, f"member since {joined.at:%Y-%m-%d} ({joined.evidence})"
-    if created is not None:
-        return created, f"account created {created:%Y-%m-%d}"
-    return None
-
-
-def _usage_text(
-    used: float | None, last: datetime | None, usage: UsageIndex, key: str, policy: Policy
-) -> str:
-    """What the source reported: an amount, or for entra-activity the last sign-in used."""
-    if not policy.usage.by_recency:
-        return _amount_text(used or 0.0, policy)
-    signs_in = policy.usage.source is UsageSourceKind.ENTRA_ACTIVITY
-    if last is None:
-        return (
-            "never signed in (no sign-in activity recorded)"
-            if signs_in
-            else "no activity on record in the report"
-        )
-    verb = "last signed in" if signs_in else "last active"
-    return f"{verb} {last:%Y-%m-%d} ({usage.last_seen_from.get(key) or 'last activity'})"
 
 
 def _exclusion(member: Member, policy: Policy) -> str:
