@@ -35,7 +35,7 @@ _USAGE_KEYS_OF = {
     "answered_at_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
     "timestamp_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
     "timezone": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
-    "min_coverage": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
+    "min_coverage": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK, *RECENCY_SOURCES},
     "log_retention": {UsageSourceKind.ENTRA_SIGNINS},
     "non_interactive_beta": {UsageSourceKind.ENTRA_SIGNINS},
     "inactive_for": {UsageSourceKind.ENTRA_ACTIVITY, UsageSourceKind.M365_REPORTS},

@@ -372,8 +372,10 @@ def decide(
         reason = f"not observed by the usage source in the last {window}; unknown_users: reclaim"
         rule = "unknown_users"
     elif spec.by_recency:
-        reason = (
-            f"{usage_text(used, last, usage, key, policy)}, longer ago than inactive_for {window}"
+        reason = usage_text(used, last, usage, key, policy) + (
+            f", longer ago than inactive_for {window}"
+            if last is not None
+            else f", and the account is older than inactive_for {window}"
         )
         if yes_at is not None:
             reason += f'; the "yes" of {yes_at:%Y-%m-%d} has expired'

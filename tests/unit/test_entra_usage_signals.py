@@ -168,7 +168,8 @@ FALLBACK = "lastSignInDateTime, as lastSuccessfulSignInDateTime is null"
             [UsageRow("ada@c.com", None)],
             OLD,
             DecisionKind.CANDIDATE,
-            "never signed in (no sign-in activity recorded), longer ago than inactive_for 90d",
+            "never signed in (no sign-in activity recorded), and the account is older than "
+            "inactive_for 90d",
         ),
         (
             [UsageRow("ada@c.com", None)],
