@@ -223,3 +223,24 @@ def test_m365_reports_are_judged_by_inactive_for_within_the_longest_report_perio
     assert problems({"product": "teams"}) == [
         "policies[0].usage.product: source csv does not read it (remove it)"
     ]
+
+
+def test_explain_rebuilds_an_entra_activity_decision_and_what_would_change_it() -> None:
+    """`python -m reclaim explain` on a decision judged by inactive_for: the stored evidence
+    reproduces it, and each change named really flips it."""
+    from reclaim.domain.counterfactual import scenario_from_record, what_would_change
+
+    policy = activity_policy()
+    row = UsageRow("ada@c.com", None, at=NOW - 200 * DAY, at_from=SUCCESSFUL)
+    candidate = judge(policy, Member(ADA, created_at=OLD), [row], False)
+    scenario = scenario_from_record(ADA, "CANDIDATE", candidate.evidence.to_dict(), policy, NOW)
+    assert scenario is not None
+    changes = {c.becomes: c.change for c in what_would_change(scenario)}
+    assert changes[DecisionKind.ACTIVE] == "if she signed in or used it now"
+
+    row = UsageRow("ada@c.com", None, at=NOW - 10 * DAY, at_from=SUCCESSFUL)
+    active = judge(policy, Member(ADA, created_at=OLD), [row], False)
+    scenario = scenario_from_record(ADA, "ACTIVE", active.evidence.to_dict(), policy, NOW)
+    assert scenario is not None
+    changes = {c.becomes: c.change for c in what_would_change(scenario)}
+    assert changes[DecisionKind.CANDIDATE] == "on 2027-02-16, if she is not active again before"
