@@ -52,6 +52,11 @@ def beta_root(base_url: str) -> str:
     return base_url[: -len("/v1.0")] + "/beta"
 
 
+def beta_url(base_url: str, path: str) -> str:
+    """The absolute URL of `path` (written from the service root: /beta/...) on Graph's beta."""
+    return beta_root(base_url) + path.removeprefix("/beta")
+
+
 # ---- usage: Entra ID sign-in logs ---------------------------------------------------------------
 
 
@@ -96,20 +101,26 @@ class EntraSignInsUsage:
             )
         since = (now - spec.lookback).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         condition = f"appId eq {odata_string(spec.app_id)} and createdDateTime ge {since}"
+        # No $select on either: Graph refuses it on the sign-in log.
         listings = [
-            ("/auditLogs/signIns?", condition, f"read sign-ins of app {spec.app_id}"),
+            (
+                "/auditLogs/signIns?" + query(filter=condition, top=SIGNINS_PAGE),
+                f"read sign-ins of app {spec.app_id}",
+            )
         ]
         if spec.non_interactive_beta:
+            beta = f"{condition} and signInEventTypes/any(t: t eq 'nonInteractiveUser')"
             listings.append(
                 (
-                    f"{beta_root(self._client.base_url)}/auditLogs/signIns?",
-                    f"{condition} and signInEventTypes/any(t: t eq 'nonInteractiveUser')",
+                    beta_url(
+                        self._client.base_url,
+                        "/beta/auditLogs/signIns?" + query(filter=beta, top=SIGNINS_PAGE),
+                    ),
                     f"read non-interactive sign-ins of app {spec.app_id} (Graph beta)",
                 )
             )
         rows: list[Iterator[UsageRow]] = []
-        for root, where, what in listings:
-            path = root + query(filter=where, top=SIGNINS_PAGE)  # no $select: Graph refuses it
+        for path, what in listings:
             try:  # the first page eagerly: a permission problem shows before the run goes on
                 first = self._page(path, what)
             except (TransientError, PermanentError) as error:
