@@ -234,6 +234,9 @@ def _print_outcome_table(policy: Policy, outcome: usecases.RunOutcome, out: Text
     if dated is not None:
         when = f"{dated.usage_as_of:%Y-%m-%d %H:%M %Z}" if dated.usage_as_of else "unknown"
         out.write(f"usage data as of {when} ({dated.usage_clock})\n")
+    counted = next((d.evidence.counted for d in outcome.decisions if d.evidence.counted), "")
+    if counted:  # e.g. the v1.0 sign-in log's interactive sign-ins only
+        out.write(f"usage counted: {counted}\n")
     if outcome.decisions:
         rows = [("USER", "DECISION", "REASON")]
         rows += [(d.member.user.label, d.kind.value, d.reason) for d in _sorted(outcome.decisions)]

@@ -132,6 +132,20 @@ class Wiring:
                     ("signins",),
                     lambda: EntraSignInsUsage.from_settings(self.settings, self.secrets()),
                 )
+            case UsageSourceKind.ENTRA_ACTIVITY:
+                from reclaim.adapters.graph.activity import EntraActivityUsage
+
+                return self._once(
+                    ("signin-activity",),
+                    lambda: EntraActivityUsage.from_settings(self.settings, self.secrets()),
+                )
+            case UsageSourceKind.M365_REPORTS:
+                from reclaim.adapters.graph.reports import M365ReportUsage
+
+                return self._once(
+                    ("m365-reports",),
+                    lambda: M365ReportUsage.from_settings(self.settings, self.secrets()),
+                )
         raise ConfigurationError(f"policy {policy.name}: unknown usage source {spec.source}")
 
     def licences(self, policy: Policy) -> Licences:

@@ -46,6 +46,12 @@ class Scenario:
         amounts = {**self.usage.amounts, self.usage_key: amount}
         return replace(self, usage=replace(self.usage, amounts=amounts))
 
+    def with_last_seen(self, at: datetime) -> Scenario:
+        """Observed by a source judged by inactive_for, last active at `at`."""
+        observed = self.with_use(0.0)
+        last_seen = {**self.usage.last_seen, self.usage_key: at}
+        return replace(observed, usage=replace(observed.usage, last_seen=last_seen))
+
 
 @dataclass(frozen=True)
 class Counterfactual:
@@ -106,6 +112,14 @@ def _proposals(s: Scenario, kind: DecisionKind) -> Iterator[tuple[str, Scenario]
         return
     if not s.usage_key:
         return
+    inactive_for = policy.usage.inactive_for
+    last = s.usage.last_seen.get(s.usage_key)
+    if inactive_for is not None and kind is DecisionKind.ACTIVE and last is not None:
+        ends = last + inactive_for
+        yield f"on {ends:%Y-%m-%d}, if she is not active again before", replace(s, now=ends)
+        return
+    if inactive_for is not None and kind in _UNDER_THRESHOLD:
+        yield "if she signed in or used it now", s.with_last_seen(s.now)
     if kind is DecisionKind.ACTIVE:
         if used is not None and threshold > 0:
             below = math.nextafter(threshold, 0.0)
@@ -115,7 +129,7 @@ def _proposals(s: Scenario, kind: DecisionKind) -> Iterator[tuple[str, Scenario]
                 s.with_use(below),
             )
         return
-    if kind in _UNDER_THRESHOLD:
+    if kind in _UNDER_THRESHOLD and inactive_for is None:
         if used is None:
             change = f"if the usage source saw {_amount(threshold, policy)} of use in {window}"
         else:
@@ -195,16 +209,24 @@ def scenario_from_record(
         groups=groups or frozenset(),
         via_group="" if inherited else through,
         inherited_from=through if inherited else "",
+        created_at=_when(evidence.get("account_created")),
     )
     key, state_key = user.key(policy.usage.match_on), user.state_key(policy.usage.match_on)
     used = evidence.get("used")
     amounts = {key: float(used)} if key and isinstance(used, int | float) else {}
+    last_seen = _when(evidence.get("last_seen"))
+    if key and policy.usage.by_recency and evidence.get("rule") != "unknown_users":
+        amounts = {key: 0.0}  # observed: judged by the date, which carries no amount
     yes_at = _when(evidence.get("answered_yes_at"))
     request_id = str(evidence.get("request_id") or "")
     scenario = Scenario(
         member=member,
         usage=UsageIndex(
-            observed_at=_when(evidence.get("usage_as_of")), amounts=amounts, rows_read=0
+            observed_at=_when(evidence.get("usage_as_of")),
+            amounts=amounts,
+            rows_read=0,
+            last_seen={key: last_seen} if key and last_seen else {},
+            last_seen_from={key: str(evidence.get("last_seen_from") or "")} if last_seen else {},
         ),
         state=PolicyState(
             last_yes={state_key: yes_at} if yes_at else {},

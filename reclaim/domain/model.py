@@ -83,6 +83,7 @@ class UsageRow:
     # that column, its answers count like answers reclaim collected itself.
     answer: CampaignResponse | None = None
     at: datetime | None = None  # when the source last saw this row's activity (its own clock)
+    at_from: str = ""  # which of the source's dates `at` is, when it has several (evidence)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class UsageIndex:
     matched: int = 0  # members the source itself reported (before absent ones count as zero)
     authoritative: bool = False  # the source records every user: absent means zero use
     dated_by_rows: bool = False  # observed_at is the newest time written in the data itself
+    last_seen: Mapping[str, datetime] = field(default_factory=dict)  # key -> newest row time
+    last_seen_from: Mapping[str, str] = field(default_factory=dict)  # key -> that row's at_from
 
 
 class AnswerValue(StrEnum):

@@ -41,6 +41,8 @@ class DirectoryKind(StrEnum):
 class UsageSourceKind(StrEnum):
     NEXTHINK = "nexthink"
     ENTRA_SIGNINS = "entra-signins"
+    ENTRA_ACTIVITY = "entra-activity"  # user.signInActivity: tenant-wide, judged by inactive_for
+    M365_REPORTS = "m365-reports"  # Microsoft 365 usage reports: last activity per product
     CSV = "csv"
 
 
@@ -52,6 +54,24 @@ class MatchOn(StrEnum):
     SID = "sid"
     OBJECT_ID = "object_id"
     SAM_ACCOUNT_NAME = "sam_account_name"
+
+
+class M365Product(StrEnum):
+    """The product whose "Last Activity Date" an m365-reports policy judges (any: the newest)."""
+
+    ANY = "any"
+    EXCHANGE = "exchange"
+    ONEDRIVE = "onedrive"
+    SHAREPOINT = "sharepoint"
+    SKYPE_FOR_BUSINESS = "skype-for-business"
+    YAMMER = "yammer"
+    TEAMS = "teams"
+
+
+M365_REPORT_MAX_AGE = timedelta(days=4)  # m365-reports' default usage.max_age
+
+# Sources judged by the time since the last activity (usage.inactive_for), not by an amount.
+RECENCY_SOURCES = frozenset({UsageSourceKind.ENTRA_ACTIVITY, UsageSourceKind.M365_REPORTS})
 
 
 class UnknownUsers(StrEnum):
@@ -76,7 +96,8 @@ class FirstRun(StrEnum):
     NEW = "new"  # joined at the first snapshot: NEW until new_member_grace has passed
 
 
-# How far back the Entra ID sign-in log reaches (Entra ID P1/P2; api-facts.md section 8).
+# How far back the Entra ID sign-in log reaches with Entra ID P1/P2 (api-facts.md section 8):
+# the default and the most usage.log_retention may claim (a Free tenant keeps 7 days).
 SIGN_IN_LOG_RETENTION = timedelta(days=30)
 # The Nexthink usage query's parameters reclaim fills itself (the policy's application and
 # look-back) when the query declares them (usage.query_parameters); usage.parameters fills others.
@@ -126,10 +147,21 @@ class UsageSpec:
     timestamp_column: str = ""  # csv, nexthink: each row's newest event time (the data's clock)
     timezone: str = "UTC"  # how timestamps written without an offset are read (IANA name)
     min_coverage: float = 0.5  # share of members a source of observed users must report
+    log_retention: timedelta = SIGN_IN_LOG_RETENTION  # entra-signins: what the tenant's log keeps
+    # entra-signins: also read non-interactive sign-ins, from Graph's beta sign-in log
+    non_interactive_beta: bool = False
+    # entra-activity, m365-reports: a member whose last activity is older is a candidate
+    inactive_for: timedelta | None = None
+    product: M365Product = M365Product.ANY  # m365-reports: whose last activity counts
 
     @property
     def counts_sign_ins(self) -> bool:
         return self.unit is UsageUnit.SIGN_INS
+
+    @property
+    def by_recency(self) -> bool:
+        """Judged by the time since the last sign-in (inactive_for), not by an amount."""
+        return self.inactive_for is not None
 
     @property
     def authoritative(self) -> bool:
@@ -139,7 +171,24 @@ class UsageSpec:
     @property
     def retention(self) -> timedelta | None:
         """How far back the source reaches, when it is a log that forgets (None: as exported)."""
-        return SIGN_IN_LOG_RETENTION if self.authoritative else None
+        return self.log_retention if self.authoritative else None
+
+    @property
+    def counted(self) -> str:
+        """What the source counts, when that is narrower than its name says (for the plan)."""
+        if self.source is UsageSourceKind.ENTRA_SIGNINS:
+            if self.non_interactive_beta:
+                return (
+                    "interactive sign-ins (Graph v1.0) and non-interactive sign-ins "
+                    "(Graph beta, unsupported in production)"
+                )
+            return "interactive sign-ins only (Graph v1.0 sign-in log; cached sessions and token refreshes are not counted)"
+        if self.source is UsageSourceKind.ENTRA_ACTIVITY:
+            return "last successful sign-in to any application, interactive or not (user.signInActivity)"
+        if self.source is UsageSourceKind.M365_REPORTS:
+            products = "any product" if self.product is M365Product.ANY else self.product.value
+            return f"last activity date in {products} (Microsoft 365 usage report, a day or two behind)"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -414,31 +463,44 @@ def _read_directory(r: _Reader) -> DirectorySpec:
 
 def _read_usage(r: _Reader) -> UsageSpec:
     source = r.get("source", _choice(UsageSourceKind), UsageSourceKind.CSV, required=True)
+    activity = source in RECENCY_SOURCES
+    inactive_for = r.get("inactive_for", _positive_duration, None, required=activity)
     default_unit = (
         UsageUnit.SIGN_INS if source is UsageSourceKind.ENTRA_SIGNINS else UsageUnit.MINUTES
     )
-    unit = r.get("unit", _choice(UsageUnit), default_unit)
-    if unit is UsageUnit.SIGN_INS:
-        threshold = float(r.get("threshold", _count, 1))
+    if activity:  # judged by inactive_for: an amount is refused in policy_checks, not parsed
+        r.seen.update(("unit", "threshold", "lookback"))
+        unit, threshold = default_unit, UsageSpec.threshold
     else:
-        threshold = r.get("threshold", _duration, timedelta(minutes=5)).total_seconds() / 60
+        unit = r.get("unit", _choice(UsageUnit), default_unit)
+        if unit is UsageUnit.SIGN_INS:
+            threshold = float(r.get("threshold", _count, 1))
+        else:
+            threshold = r.get("threshold", _duration, timedelta(minutes=5)).total_seconds() / 60
     if source is UsageSourceKind.ENTRA_SIGNINS and unit is not UsageUnit.SIGN_INS:
         r.problem("unit", "entra-signins counts sign-ins: use unit: sign-ins")
     signins = source is UsageSourceKind.ENTRA_SIGNINS
-    match_default = MatchOn.UPN if signins else MatchOn.MAIL
-    # The sign-in log keeps 30 days: that is its default window (a longer one is refused below).
-    lookback_default = (
-        min(UsageSpec.lookback, SIGN_IN_LOG_RETENTION) if signins else UsageSpec.lookback
-    )
+    match_default = MatchOn.UPN if signins or activity else MatchOn.MAIL
+    retention = r.get("log_retention", _positive_duration, SIGN_IN_LOG_RETENTION)
+    # The sign-in log's retention is its default window (a longer one is refused in checks);
+    # entra-activity's window is inactive_for (a lookback is refused in checks).
+    lookback_default = min(UsageSpec.lookback, retention) if signins else UsageSpec.lookback
     # An NQL export always carries its clock; a CSV file without one falls back to its mtime.
     timestamp_default = "last_event" if source is UsageSourceKind.NEXTHINK else ""
     spec = UsageSpec(
         source=source,
-        lookback=r.get("lookback", _positive_duration, lookback_default),
+        lookback=inactive_for
+        if activity and inactive_for is not None
+        else r.get("lookback", _positive_duration, lookback_default),
         threshold=threshold,
         unit=unit,
         unknown_users=r.get("unknown_users", _choice(UnknownUsers), UnknownUsers.SKIP),
-        max_age=r.get("max_age", _positive_duration, UsageSpec.max_age),
+        # Microsoft refreshes its usage reports a day or two late: a fresh report is days old.
+        max_age=r.get(
+            "max_age",
+            _positive_duration,
+            M365_REPORT_MAX_AGE if source is UsageSourceKind.M365_REPORTS else UsageSpec.max_age,
+        ),
         match_on=r.get("match_on", _choice(MatchOn), match_default),
         query_id=r.get("query_id", _nql_id, UsageSpec.query_id),
         parameters=r.get("parameters", _string_map, {}),
@@ -452,6 +514,10 @@ def _read_usage(r: _Reader) -> UsageSpec:
         timestamp_column=r.get("timestamp_column", _text, timestamp_default),
         timezone=r.get("timezone", _timezone, UsageSpec.timezone),
         min_coverage=r.get("min_coverage", _share, UsageSpec.min_coverage),
+        log_retention=retention,
+        non_interactive_beta=r.get("non_interactive_beta", _bool, False),
+        inactive_for=inactive_for,
+        product=r.get("product", _choice(M365Product), M365Product.ANY),
     )
     r.finish()
     return spec

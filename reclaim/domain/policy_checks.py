@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from reclaim.domain.durations import format_duration
 from reclaim.domain.policy import (
+    RECENCY_SOURCES,
+    SIGN_IN_LOG_RETENTION,
     SUPPLIED_QUERY_PARAMETERS,
     DirectoryKind,
     MatchOn,
@@ -32,8 +35,16 @@ _USAGE_KEYS_OF = {
     "answered_at_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
     "timestamp_column": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
     "timezone": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
-    "min_coverage": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK},
+    "min_coverage": {UsageSourceKind.CSV, UsageSourceKind.NEXTHINK, *RECENCY_SOURCES},
+    "log_retention": {UsageSourceKind.ENTRA_SIGNINS},
+    "non_interactive_beta": {UsageSourceKind.ENTRA_SIGNINS},
+    "inactive_for": {UsageSourceKind.ENTRA_ACTIVITY, UsageSourceKind.M365_REPORTS},
+    "product": {UsageSourceKind.M365_REPORTS},
 }
+# The longest period a Microsoft 365 usage report covers (D7, D30, D90, D180).
+M365_LONGEST_PERIOD = timedelta(days=180)
+# entra-activity judges the time since the last sign-in: an amount over a look-back means nothing.
+_AMOUNT_KEYS = ("threshold", "unit", "lookback")
 _DIRECTORY_KEYS_OF = {
     "file": {DirectoryKind.CSV},
     "devices": {DirectoryKind.NEXTHINK_REMOTE_ACTION},
@@ -63,12 +74,46 @@ def unworkable(policy: Policy, data: Any, path: str) -> list[str]:
             "without asking",
         )
     usage = policy.usage
-    if usage.retention is not None and usage.lookback > usage.retention:
+    raw_usage = raw.get("usage")
+    raw_usage = raw_usage if isinstance(raw_usage, Mapping) else {}
+    if usage.retention is not None and usage.retention > SIGN_IN_LOG_RETENTION:
+        problem(
+            "usage.log_retention",
+            f"{format_duration(usage.retention)} is longer than Entra ID keeps sign-ins "
+            f"({format_duration(SIGN_IN_LOG_RETENTION)} with Entra ID P1/P2, 7d on Free)",
+        )
+    elif usage.retention is not None and usage.lookback > usage.retention:
         problem(
             "usage.lookback",
             f"{format_duration(usage.lookback)} is longer than the {usage.source.value} log "
-            f"keeps ({format_duration(usage.retention)}): the older days would read as no use. "
-            "Shorten it, or export the log to a file and use source csv",
+            f"keeps ({format_duration(usage.retention)}, usage.log_retention): the older days "
+            "would read as no use. Shorten it, or export the log to a file and use source csv",
+        )
+    if usage.source in RECENCY_SOURCES:
+        for key in _AMOUNT_KEYS:
+            if raw_usage.get(key) is not None:
+                problem(
+                    f"usage.{key}",
+                    f"source {usage.source.value} judges the time since each member's last "
+                    "sign-in or activity: set usage.inactive_for (e.g. 90d) instead of a usage "
+                    "threshold, unit or lookback, and remove this key",
+                )
+    if usage.source is UsageSourceKind.M365_REPORTS:
+        if usage.match_on is not MatchOn.UPN:
+            problem(
+                "usage.match_on",
+                f"the Microsoft 365 usage reports name users by upn only, not {usage.match_on.value}",
+            )
+        if usage.inactive_for is not None and usage.inactive_for > M365_LONGEST_PERIOD:
+            problem(
+                "usage.inactive_for",
+                f"{format_duration(usage.inactive_for)} is longer than a Microsoft 365 usage "
+                "report covers (180d, period D180)",
+            )
+    if usage.source is UsageSourceKind.ENTRA_ACTIVITY and usage.match_on not in _SIGNIN_KEYS:
+        problem(
+            "usage.match_on",
+            f"entra-activity names users by upn, mail or object_id, not {usage.match_on.value}",
         )
     if usage.source is UsageSourceKind.ENTRA_SIGNINS:
         if usage.match_on not in _SIGNIN_KEYS:

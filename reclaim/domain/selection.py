@@ -9,9 +9,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from reclaim.domain.durations import format_duration, format_minutes
+from reclaim.domain.durations import format_duration
 from reclaim.domain.model import CampaignResponse, Member, PolicyState, UsageIndex, UsageRow
 from reclaim.domain.policy import FirstRun, Policy, UnknownUsers
+from reclaim.domain.usage_text import amount_text, existed_since, usage_text
 
 
 class DecisionKind(StrEnum):
@@ -43,17 +44,23 @@ class Evidence:
     usage_as_of: datetime | None = None  # the usage data's age by its own clock ...
     usage_clock: str = ""  # ... and where that clock was read
     seat_note: str = ""  # why a removal would free no seat, when that is known beforehand
+    counted: str = ""  # what the source counts, when narrower than its name (interactive only)
+    last_seen: datetime | None = None  # the member's newest activity the source reported ...
+    last_seen_from: str = ""  # ... and which of its dates that is (lastSuccessfulSignInDateTime)
+    inactive_for: str = ""  # entra-activity: how long without a sign-in makes a candidate
+    account_created: datetime | None = None  # the directory's createdDateTime of the user
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"rule": self.rule}
         for name in (
             "used", "threshold", "unit", "window", "request_id", "excluded_by", "joined",
-            "via_group", "usage_clock", "seat_note",
+            "via_group", "usage_clock", "seat_note", "counted", "last_seen_from", "inactive_for",
         ):  # fmt: skip
             value = getattr(self, name)
             if value not in (None, ""):
                 result[name] = value
-        for name in ("member_since", "answered_yes_at", "usage_as_of"):
+        for name in ("member_since", "answered_yes_at", "usage_as_of", "last_seen",
+                     "account_created"):  # fmt: skip
             value = getattr(self, name)
             if value is not None:
                 result[name] = value.isoformat()
@@ -78,6 +85,8 @@ class UsageTally:
     responses: dict[str, CampaignResponse]
     newest: datetime | None
     rows_read: int
+    last_seen: dict[str, datetime] = field(default_factory=dict)  # user -> newest row time
+    last_seen_from: dict[str, str] = field(default_factory=dict)  # user -> that row's at_from
 
 
 def tally_usage(
@@ -95,6 +104,8 @@ def tally_usage(
     follows the group, not the export. Every row still counts towards the data's age."""
     amounts: dict[str, float] = {}
     responses: dict[str, CampaignResponse] = {}
+    last_seen: dict[str, datetime] = {}
+    last_seen_from: dict[str, str] = {}
     newest: datetime | None = None
     wanted: AbstractSet[str] | None = None
     count = 0
@@ -107,12 +118,18 @@ def tally_usage(
             if wanted is not None:
                 amounts = {k: v for k, v in amounts.items() if k in wanted}
                 responses = {k: v for k, v in responses.items() if k in wanted}
-        if wanted is not None and row.user_key not in wanted:
+                last_seen = {k: v for k, v in last_seen.items() if k in wanted}
+                last_seen_from = {k: v for k, v in last_seen_from.items() if k in wanted}
+        key = row.user_key
+        if wanted is not None and key not in wanted:
             continue
-        amounts[row.user_key] = amounts.get(row.user_key, 0.0) + (row.amount or 0.0)
+        amounts[key] = amounts.get(key, 0.0) + (row.amount or 0.0)
         if row.answer is not None:
-            responses[row.user_key] = row.answer
-    return UsageTally(amounts, responses, newest, count)
+            responses[key] = row.answer
+        if row.at is not None and (key not in last_seen or row.at > last_seen[key]):
+            last_seen[key] = row.at
+            last_seen_from[key] = row.at_from
+    return UsageTally(amounts, responses, newest, count, last_seen, last_seen_from)
 
 
 def members_usage(
@@ -128,6 +145,8 @@ def members_usage(
     member it does not list used nothing."""
     amounts = {key: tally.amounts[key] for key in member_keys if key in tally.amounts}
     responses = {key: tally.responses[key] for key in member_keys if key in tally.responses}
+    last_seen = {key: tally.last_seen[key] for key in member_keys if key in tally.last_seen}
+    last_seen_from = {key: tally.last_seen_from.get(key, "") for key in last_seen}
     matched = len(amounts)
     if authoritative:
         amounts = {key: amounts.get(key, 0.0) for key in member_keys}
@@ -140,6 +159,8 @@ def members_usage(
         matched=matched,
         authoritative=authoritative,
         dated_by_rows=observed_at is None,
+        last_seen=last_seen,
+        last_seen_from=last_seen_from,
     )
 
 
@@ -207,12 +228,6 @@ def _tracked(state: PolicyState, key: str, now: datetime, policy: Policy) -> Joi
     return Joined(seen, f"first seen by reclaim on {seen:%Y-%m-%d}")
 
 
-def _amount_text(amount: float, policy: Policy) -> str:
-    if policy.usage.counts_sign_ins:
-        return f"{amount:g} sign-in(s)"
-    return format_minutes(amount)
-
-
 def decide(
     member: Member, usage: UsageIndex, state: PolicyState, policy: Policy, now: datetime
 ) -> Decision:
@@ -221,13 +236,28 @@ def decide(
     key = member.user.key(match_on)
     state_key = member.user.state_key(match_on)
     window = format_duration(policy.usage.lookback)
-    unit = "sign-ins" if policy.usage.counts_sign_ins else "minutes"
+    unit = (
+        "" if policy.usage.by_recency else "sign-ins" if policy.usage.counts_sign_ins else "minutes"
+    )
 
     def made(kind: DecisionKind, reason: str, evidence: Evidence) -> Decision:
         if kind is not DecisionKind.NESTED:
             evidence = replace(evidence, usage_as_of=usage.observed_at, usage_clock=usage.clock)
         if policy.seat_sku and policy.seat_sku.lower() in member.direct_skus:
             evidence = replace(evidence, seat_note=also_direct(policy.seat_sku))
+        if kind not in (DecisionKind.NESTED, DecisionKind.EXCLUDED, DecisionKind.NEW):
+            last = usage.last_seen.get(key) if key else None
+            inactive_for = policy.usage.inactive_for
+            evidence = replace(
+                evidence,
+                counted=policy.usage.counted,
+                last_seen=last,
+                last_seen_from=usage.last_seen_from.get(key, "") if last else "",
+                inactive_for=format_duration(inactive_for) if inactive_for else "",
+                account_created=member.created_at,
+            )
+            if inactive_for is not None:  # judged by the last sign-in's date, not an amount
+                evidence = replace(evidence, used=None, threshold=None)
         return Decision(member, kind, reason, evidence, state_key)
 
     if member.via_group:
@@ -265,10 +295,12 @@ def decide(
             Evidence(rule="new_member_grace", member_since=since, joined=joined.evidence),
         )
 
+    spec = policy.usage
     used = usage.amounts.get(key) if key else None
-    threshold = policy.usage.threshold
-    threshold_text = _amount_text(threshold, policy)
-    if used is None and policy.usage.unknown_users is UnknownUsers.SKIP:
+    last = usage.last_seen.get(key) if key else None
+    threshold = spec.threshold
+    threshold_text = amount_text(threshold, policy)
+    if used is None and spec.unknown_users is UnknownUsers.SKIP:
         why = (
             f"no {match_on.value} to match usage rows"
             if not key
@@ -287,12 +319,47 @@ def decide(
             ),
         )
 
-    if used is not None and used >= threshold:
+    if spec.inactive_for is not None:
+        active = last is not None and now - last < spec.inactive_for
+    else:
+        active = used is not None and used >= threshold
+    existed = existed_since(member, joined)
+    if (
+        not active
+        and used is not None
+        and (spec.authoritative or spec.by_recency)
+        and existed is not None
+        and existed[0] > now - spec.lookback
+    ):
+        # Absence from a log proves no use only over time the member could have used it.
+        return made(
+            DecisionKind.UNKNOWN_USAGE,
+            f"{existed[1]}, within the {window} window: "
+            f"{usage_text(used, last, usage, key, policy)} over part of it proves nothing; kept",
+            Evidence(
+                rule="partial_window",
+                used=used,
+                threshold=threshold,
+                unit=unit,
+                window=window,
+                member_since=since,
+                joined=joined.evidence,
+            ),
+        )
+
+    if active:
+        if spec.by_recency:
+            reason = f"{usage_text(used, last, usage, key, policy)}, within inactive_for {window}"
+        else:
+            reason = (
+                f"used {amount_text(used or 0.0, policy)} in {window}, at least the threshold "
+                f"of {threshold_text}"
+            )
         return made(
             DecisionKind.ACTIVE,
-            f"used {_amount_text(used, policy)} in {window}, at least the threshold of {threshold_text}",
+            reason,
             Evidence(
-                rule="threshold",
+                rule="inactive_for" if spec.by_recency else "threshold",
                 used=used,
                 threshold=threshold,
                 unit=unit,
@@ -346,8 +413,19 @@ def decide(
     if used is None:
         reason = f"not observed by the usage source in the last {window}; unknown_users: reclaim"
         rule = "unknown_users"
+    elif spec.by_recency:
+        reason = usage_text(used, last, usage, key, policy) + (
+            f", longer ago than inactive_for {window}"
+            if last is not None
+            else f", and the account is older than inactive_for {window}"
+        )
+        if yes_at is not None:
+            reason += f'; the "yes" of {yes_at:%Y-%m-%d} has expired'
+        rule = "inactive_for"
     else:
-        reason = f"used {_amount_text(used, policy)} in {window}, under the threshold of {threshold_text}"
+        reason = (
+            f"used {amount_text(used, policy)} in {window}, under the threshold of {threshold_text}"
+        )
         if yes_at is not None:
             reason += f'; the "yes" of {yes_at:%Y-%m-%d} has expired'
         rule = "threshold"

@@ -1,13 +1,16 @@
-"""EntraSignInsUsage (usage source `entra-signins`) against the Graph fake's sign-in log."""
+"""EntraSignInsUsage (usage source `entra-signins`) against the Graph fake's sign-in log, which
+refuses `$select` as Graph does (tests/fakes/graph_usage.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from reclaim.adapters.graph.errors import READ_SIGNINS
 from reclaim.adapters.graph.pacing import RateLimiter
-from reclaim.adapters.graph.signins import EntraSignInsUsage
+from reclaim.adapters.graph.signins import EntraSignInsUsage, beta_root
 from reclaim.domain.model import UsageRow
 from reclaim.domain.policy import (
     DirectoryKind,
@@ -78,7 +81,7 @@ def test_one_row_per_sign_in_within_the_window(
     assert first.query["$filter"] == (
         f"appId eq '{APP_ID}' and createdDateTime ge 2026-03-01T12:00:00Z"
     )
-    assert first.query["$select"] == "userPrincipalName,userId,createdDateTime"
+    assert set(first.query) == {"$filter", "$top"}  # no $select: Graph refuses it there
     assert first.query["$top"] == "1000"
     assert fake_graph.count("GET", "/auditLogs/signIns") == 2  # 4 sign-ins, pages of 2
 
@@ -185,3 +188,63 @@ def test_the_reports_limit_of_the_fake_bites_without_a_limiter(fake_graph: FakeG
         list(export.rows)
     throttled = [r for r in fake_graph.requests if r.status == 429]
     assert throttled and all(r.path == "/auditLogs/signIns" for r in throttled)
+
+
+def test_the_fake_refuses_select_on_sign_ins_as_graph_does(fake_graph: FakeGraph) -> None:
+    """Real Graph: 400 "Query option 'Select' is not allowed" (api-facts.md section 8)."""
+    client = make_directory(fake_graph)._client
+    reply = client.call(
+        "GET", "/auditLogs/signIns?$select=userPrincipalName", permission=READ_SIGNINS, what="t"
+    )
+    assert (reply.status, reply.error_code) == (400, "BadRequest")
+    assert reply.error_message.startswith("Query option 'Select' is not allowed.")
+    assert "request-id" in reply.body["error"]["innerError"]
+    for option in ("$orderby=createdDateTime", "$count=true", "$skip=2"):
+        assert (
+            client.call(
+                "GET", f"/auditLogs/signIns?{option}", permission=READ_SIGNINS, what="t"
+            ).status
+            == 400
+        )
+
+
+def non_interactive_seeded(graph: FakeGraph) -> dict[str, str]:
+    ids = {name: graph.add_user(f"{name}@contoso.test") for name in ("ada", "bob")}
+    graph.add_sign_in(ids["ada"], APP_ID, NOW - timedelta(days=3))
+    # bob works in a cached session: only silent token refreshes, never an interactive sign-in
+    for days_ago in (1, 2):
+        graph.add_sign_in(ids["bob"], APP_ID, NOW - timedelta(days=days_ago), interactive=False)
+    return ids
+
+
+def test_v1_reads_interactive_sign_ins_only(fake_graph: FakeGraph) -> None:
+    non_interactive_seeded(fake_graph)
+    export = usage_source(fake_graph).usage(policy(), NOW)
+    assert [r.user_key for r in export.rows] == ["ada@contoso.test"]
+    assert "interactive sign-in" in export.clock
+    assert fake_graph.count("GET", "/beta/*") == 0
+
+
+def test_non_interactive_sign_ins_come_from_the_beta_log_when_asked(
+    fake_graph: FakeGraph,
+) -> None:
+    non_interactive_seeded(fake_graph)
+    beta = policy()
+    beta = replace(beta, usage=replace(beta.usage, non_interactive_beta=True))
+    rows = list(usage_source(fake_graph).usage(beta, NOW).rows)
+    assert sorted(r.user_key for r in rows) == [
+        "ada@contoso.test", "bob@contoso.test", "bob@contoso.test",
+    ]  # fmt: skip
+    (request,) = [r for r in fake_graph.requests if r.path == "/beta/auditLogs/signIns"]
+    assert request.query["$filter"] == (
+        f"appId eq '{APP_ID}' and createdDateTime ge 2026-03-01T12:00:00Z and "
+        "signInEventTypes/any(t: t eq 'nonInteractiveUser')"
+    )
+    assert "$select" not in request.query
+
+
+def test_the_beta_endpoint_needs_a_v1_base_url_to_sit_beside() -> None:
+    assert beta_root("https://graph.microsoft.us/v1.0") == "https://graph.microsoft.us/beta"
+    assert beta_root("https://proxy.test/graph/v1.0") == "https://proxy.test/graph/beta"
+    with pytest.raises(ConfigurationError, match=r"RECLAIM_GRAPH_BASE_URL must end in /v1\.0"):
+        beta_root("https://proxy.test/graph")

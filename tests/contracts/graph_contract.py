@@ -36,6 +36,10 @@ ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 # Paths whose answers the published types do not describe, and why: not checked, not refused.
 UNTYPED: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^/reports/"), "usage reports are CSV; no published schema covers their columns"),
+    (
+        re.compile(r"^/beta/"),
+        "Graph beta (entra-signins' non_interactive_beta): not in the v1.0 types",
+    ),
 )
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 

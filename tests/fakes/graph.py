@@ -18,7 +18,8 @@ removal by DELETE .../$ref (a DELETE without /$ref deletes the user object, as G
 app may), member add by POST .../$ref, user read and $filter by userPrincipalName/mail/id,
 licenseAssignmentStates (one per direct assignment and per licensing group, kept after a removal
 until process_licences() when licence_lag is on), assignedLicenses and createdDateTime,
-/auditLogs/signIns, /auditLogs/directoryAudits ("Add member to group" entries seeded by
+/auditLogs/signIns (v1.0 and beta) and GET /users with signInActivity (tests/fakes/graph_usage.py),
+/auditLogs/directoryAudits ("Add member to group" entries seeded by
 add_member(..., at=...); $filter on activityDisplayName, activityDateTime and
 targetResources/any(t: t/id eq ...) only, no $select, as documented), and
 POST /$batch (at most 20 unique ids, items answered in another order).
@@ -48,7 +49,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -87,8 +88,6 @@ _AUDIT_CLAUSE = re.compile(
     r"|targetResources/any\((\w+):\s*\2/id eq '((?:[^']|'')*)'\)"
     r"|activityDateTime (ge|le) (\S+))$"
 )
-_SIGNIN_PROPERTIES = {"id", "createdDateTime", "userPrincipalName", "userId", "appId",
-                      "appDisplayName", "userDisplayName"}  # fmt: skip
 
 # ---- tenant state -------------------------------------------------------------------------------
 
@@ -139,6 +138,7 @@ class FakeSignIn:
     upn: str
     app_id: str
     created: datetime
+    interactive: bool = True  # non-interactive ones are listed by the beta endpoint only
 
 
 # ---- fault injection ----------------------------------------------------------------------------
@@ -286,7 +286,6 @@ def _offset(token: str) -> int:
 
 _CLAUSE = r"(\w+) eq '((?:[^']|'')*)'"
 _USER_FILTER = re.compile(rf"^{_CLAUSE}(?: or {_CLAUSE})*$")
-_SIGNIN_FILTER = re.compile(r"^appId eq '((?:[^']|'')*)' and createdDateTime ge (\S+)$")
 
 
 # ---- the fake -----------------------------------------------------------------------------------
@@ -320,6 +319,11 @@ class FakeGraph(FakeService):
         self.users: dict[str, FakeUser] = {}
         self.groups: dict[str, FakeGroup] = {}
         self.sign_ins: list[FakeSignIn] = []
+        self.sign_in_activity: dict[str, dict[str, str | None]] = {}  # graph_usage.set_...
+        # the Microsoft 365 active user report (tests/fakes/graph_reports.py)
+        self.report_activity: dict[str, dict[str, date]] = {}  # user id -> product -> date
+        self.report_concealed = False  # the tenant conceals user names in reports
+        self.report_refreshed: date | None = None  # Report Refresh Date (default: yesterday)
         self.audits: list[FakeAudit] = []
         self.audit_page_size = 100
         self.deleted_users: list[str] = []  # users deleted by a DELETE without /$ref
@@ -468,10 +472,14 @@ class FakeGraph(FakeService):
         with self._lock:
             return user_id in self.groups[group_id].members
 
-    def add_sign_in(self, user_id: str, app_id: str, when: datetime) -> None:
+    def add_sign_in(
+        self, user_id: str, app_id: str, when: datetime, *, interactive: bool = True
+    ) -> None:
         user = self.users[user_id]
         with self._lock:
-            self.sign_ins.append(FakeSignIn(str(uuid.uuid4()), user.id, user.upn, app_id, when))
+            self.sign_ins.append(
+                FakeSignIn(str(uuid.uuid4()), user.id, user.upn, app_id, when, interactive)
+            )
 
     # -- knobs
 
@@ -530,10 +538,21 @@ class FakeGraph(FakeService):
         return reply
 
     def _handle(self, request: FakeRequest) -> FakeReply:
-        if not request.path.startswith("/v1.0/") and request.path != "/v1.0":
+        from tests.fakes import graph_reports  # it builds on this module's helpers
+
+        if request.path.startswith(graph_reports.DOWNLOAD_PREFIX):  # preauthenticated
+            reply = graph_reports.download(self, request.path)
+            self._record(
+                request.method, request.path, request.target, request.headers, None, False, reply
+            )
+            return reply
+        if request.path.startswith("/beta/"):
+            path, target = request.path, request.target  # beta paths keep their prefix
+        elif not request.path.startswith("/v1.0/") and request.path != "/v1.0":
             return self.identity.handle(request)
-        path = request.path[len("/v1.0") :] or "/"
-        target = request.target[len("/v1.0") :]
+        else:
+            path = request.path[len("/v1.0") :] or "/"
+            target = request.target[len("/v1.0") :]
         body = _json_or_raw(request.body)
         token, why = self.identity.check(
             request.headers.get("authorization", ""), self.audience or request.host_url
@@ -654,6 +673,8 @@ class FakeGraph(FakeService):
         host_url: str,
         headers: dict[str, str] | None = None,
     ) -> FakeReply:
+        from tests.fakes import graph_reports, graph_usage  # they build on this module
+
         parts = path.strip("/").split("/")
         is_write = method in ("POST", "PATCH", "PUT", "DELETE")
         if is_write and self._write_bucket is not None:
@@ -691,10 +712,20 @@ class FakeGraph(FakeService):
                 return self._need(_WRITE_MEMBERS) or self._add(group_id, body)
             case ["users", key] if method == "GET":
                 return self._need(_READ_USERS) or self._get_user(key, query)
+            case ["users"] if method == "GET" and "$filter" not in query:
+                return self._need(_READ_USERS) or graph_usage.list_users(self, query, host_url)
             case ["users"] if method == "GET":
                 return self._need(_READ_USERS) or self._find_users(query)
             case ["auditLogs", "signIns"] if method == "GET":
-                return self._need(_READ_AUDIT) or self._sign_ins(query, host_url)
+                return self._need(_READ_AUDIT) or graph_usage.sign_ins(
+                    self, query, host_url, beta=False
+                )
+            case ["reports", function] if method == "GET":
+                return graph_reports.report(self, function, host_url)
+            case ["beta", "auditLogs", "signIns"] if method == "GET":
+                return self._need(_READ_AUDIT) or graph_usage.sign_ins(
+                    self, query, host_url, beta=True
+                )
             case ["auditLogs", "directoryAudits"] if method == "GET":
                 return self._need(_READ_AUDIT) or self._directory_audits(query, host_url)
         return _error(
@@ -964,74 +995,6 @@ class FakeGraph(FakeService):
                 )
             ]
         return FakeReply(200, {"@odata.context": "$metadata#users", "value": found})
-
-    # -- sign-in logs
-
-    def _sign_ins(self, query: dict[str, str], host_url: str) -> FakeReply:
-        if not self.premium:
-            return _error(
-                403,
-                "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
-                "Neither tenant is B2C or tenant doesn't have premium license",
-            )
-        if self.reports_limit is not None:
-            limit, window = self.reports_limit
-            now = time.monotonic()
-            with self._lock:
-                while self._report_times and self._report_times[0] <= now - window:
-                    self._report_times.popleft()
-                if len(self._report_times) >= limit:
-                    wait = self._report_times[0] + window - now
-                    return _error(
-                        429,
-                        "TooManyRequests",
-                        "Too many requests.",
-                        {"Retry-After": str(max(1, math.ceil(wait)))},
-                    )
-                self._report_times.append(now)
-        selected = _select(query, _SIGNIN_PROPERTIES, "signIn")
-        if isinstance(selected, FakeReply):
-            return selected
-        found = _SIGNIN_FILTER.match(query.get("$filter", ""))
-        if not found:
-            return _error(400, "BadRequest", f"Invalid filter clause: {query.get('$filter')}")
-        app_id = found.group(1).replace("''", "'")
-        try:
-            since = datetime.fromisoformat(found.group(2).replace("Z", "+00:00"))
-        except ValueError:
-            return _error(400, "BadRequest", f"Invalid DateTimeOffset: {found.group(2)}")
-        top = int(query.get("$top", "1000"))
-        if not 1 <= top <= 1000:
-            return _error(400, "BadRequest", "Invalid page size: $top must be 1 to 1000.")
-        size = min(top, self.signin_page_size)
-        offset = _offset(query["$skiptoken"]) if "$skiptoken" in query else 0
-        with self._lock:
-            matching = sorted(
-                (s for s in self.sign_ins if s.app_id == app_id and s.created >= since),
-                key=lambda s: s.created,
-                reverse=True,  # newest first, as Graph lists them
-            )
-        values = [
-            _pick(
-                {
-                    "id": s.id,
-                    "createdDateTime": s.created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "userPrincipalName": s.upn,
-                    "userId": s.user_id,
-                    "appId": s.app_id,
-                },
-                selected,
-            )
-            for s in matching[offset : offset + size]
-        ]
-        page: dict[str, Any] = {"@odata.context": "$metadata#auditLogs/signIns", "value": values}
-        if offset + size < len(matching):
-            link_query = {k: v for k, v in query.items() if k != "$skiptoken"}
-            link_query["$skiptoken"] = _skiptoken(offset + size)
-            page["@odata.nextLink"] = f"{host_url}/v1.0/auditLogs/signIns?" + "&".join(
-                f"{k}={quote(v, safe=',$:')}" for k, v in link_query.items()
-            )
-        return FakeReply(200, page)
 
     # -- directory audit log
 

@@ -289,9 +289,9 @@ def test_validation_refuses_what_cannot_work_all_at_once_with_paths() -> None:
         "is a read-only export (use entra, ad or nexthink-remote-action, or mode: dry-run)",
         "policies[0].ask_permission: mode enforce needs it stated: true asks each candidate "
         "first, false removes without asking",
-        "policies[1].usage.lookback: 90d is longer than the entra-signins log keeps (30d): the "
-        "older days would read as no use. Shorten it, or export the log to a file and use "
-        "source csv",
+        "policies[1].usage.lookback: 90d is longer than the entra-signins log keeps (30d, "
+        "usage.log_retention): the older days would read as no use. Shorten it, or export the "
+        "log to a file and use source csv",
         "policies[1].usage.match_on: the sign-in log names users by upn or object_id (mail "
         "matches the UPN), not sid",
         "policies[1].usage.app_id: expected the application's appId (a GUID), got 'not-a-guid'",

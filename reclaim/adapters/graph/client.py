@@ -272,7 +272,11 @@ class GraphClient:
         if write and response.status_code == 429:
             self.write_pacer.throttled(retry_after_seconds(response.headers.get("Retry-After")))
         parsed = None
-        if response.content:
+        if response.content and _is_download(response):
+            # A usage report: Graph answers 302 to a preauthenticated download URL on another
+            # host (requests follows it and drops the Authorization header), which sends CSV.
+            parsed = response.content.decode("utf-8-sig", errors="replace")
+        elif response.content:
             try:
                 parsed = response.json()
             except ValueError as error:
@@ -338,6 +342,11 @@ class GraphClient:
             policy.sleep(delay)
             pending = throttled
         return [replies[i] for i in range(len(items))]
+
+
+def _is_download(response: requests.Response) -> bool:
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return response.ok and kind in ("application/octet-stream", "text/csv")
 
 
 def _batch_request(request_id: str, item: BatchItem) -> dict[str, Any]:
