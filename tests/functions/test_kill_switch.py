@@ -23,7 +23,11 @@ pytestmark = pytest.mark.azurite
 
 JSON = {"Content-Type": "application/json"}
 # Deploy-time values (a vault URI) that only exist in Azure.
-DEPLOY_TIME = {"RECLAIM_KEY_VAULT_URL": "https://kv-reclaim-example.vault.azure.net/"}
+# What the templates fill in from resources they create (the vault, the app's own identity).
+DEPLOY_TIME = {
+    "RECLAIM_KEY_VAULT_URL": "https://kv-reclaim-example.vault.azure.net/",
+    "RECLAIM_KEY_VAULT_CLIENT_ID": "6f1c2b0e-8d4a-4c1e-9b7a-2d5e3f4a1b6c",
+}
 
 
 @pytest.fixture
