@@ -57,8 +57,11 @@ _IDENTIFIER_FIELDS = tuple(name for name in _USER_FIELDS if name != "display_nam
 
 
 def normalise_key(value: str) -> str:
-    """UPNs, mail, SIDs and ids compare case-insensitively and without surrounding space."""
-    return (value or "").strip().lower()
+    """UPNs, mail, SIDs and ids compare case-insensitively and without surrounding space.
+    A value already in that form is returned as it is, not copied (one string per member)."""
+    stripped = (value or "").strip()
+    lowered = stripped.lower()
+    return stripped if lowered == stripped else lowered
 
 
 @dataclass(frozen=True, slots=True)

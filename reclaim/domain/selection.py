@@ -87,6 +87,7 @@ class UsageTally:
     rows_read: int
     last_seen: dict[str, datetime] = field(default_factory=dict)  # user -> newest row time
     last_seen_from: dict[str, str] = field(default_factory=dict)  # user -> that row's at_from
+    narrowed_to: AbstractSet[str] | None = None  # the group it was cut down to, once known
 
 
 def tally_usage(
@@ -129,7 +130,7 @@ def tally_usage(
         if row.at is not None and (key not in last_seen or row.at > last_seen[key]):
             last_seen[key] = row.at
             last_seen_from[key] = row.at_from
-    return UsageTally(amounts, responses, newest, count, last_seen, last_seen_from)
+    return UsageTally(amounts, responses, newest, count, last_seen, last_seen_from, wanted)
 
 
 def members_usage(
@@ -143,10 +144,14 @@ def members_usage(
     """Keep only members' usage. The data's age is `observed_at` when given, else the newest time
     on any row (None when no row has one). An authoritative source records every user, so a
     member it does not list used nothing."""
-    amounts = {key: tally.amounts[key] for key in member_keys if key in tally.amounts}
-    responses = {key: tally.responses[key] for key in member_keys if key in tally.responses}
-    last_seen = {key: tally.last_seen[key] for key in member_keys if key in tally.last_seen}
-    last_seen_from = {key: tally.last_seen_from.get(key, "") for key in last_seen}
+    if tally.narrowed_to is member_keys:  # cut down to these members already: no second copy
+        amounts, responses = tally.amounts, tally.responses
+        last_seen, last_seen_from = tally.last_seen, tally.last_seen_from
+    else:
+        amounts = {key: tally.amounts[key] for key in member_keys if key in tally.amounts}
+        responses = {key: tally.responses[key] for key in member_keys if key in tally.responses}
+        last_seen = {key: tally.last_seen[key] for key in member_keys if key in tally.last_seen}
+        last_seen_from = {key: tally.last_seen_from.get(key, "") for key in last_seen}
     matched = len(amounts)
     if authoritative:
         amounts = {key: amounts.get(key, 0.0) for key in member_keys}
