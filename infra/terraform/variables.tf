@@ -338,6 +338,18 @@ variable "webhook_max_bytes" {
   default = 65536
 }
 
+variable "graph_write_rate" {
+  description = "Graph writes per second the whole fleet may send (Graph: 3,000 per 150 s per app and tenant, 20/s)."
+  type        = number
+  default     = 20
+}
+
+variable "graph_write_burst" {
+  description = "Graph write bucket capacity shared by the fleet (Graph: 3,000)."
+  type        = number
+  default     = 3000
+}
+
 variable "webhook_tolerance" {
   type    = string
   default = "5m"
