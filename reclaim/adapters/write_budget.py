@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reclaim.domain.write_budget import Bucket
-from reclaim.errors import TransientError
+from reclaim.errors import ConfigurationError, TransientError
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
@@ -44,16 +44,20 @@ def _pause(attempt: int) -> None:
 
 
 class TableWriteBudget:
-    def __init__(self, table: TableClient, row: str = GRAPH_WRITES) -> None:
-        self._table = table
+    def __init__(self, table: Callable[[], TableClient], row: str = GRAPH_WRITES) -> None:
+        self._connect = table  # on first use: building a Graph client needs no storage call
+        self._table: TableClient | None = None
         self._row = row
 
     @classmethod
     def from_settings(cls, settings: Settings, row: str = GRAPH_WRITES) -> TableWriteBudget:
-        from reclaim.adapters.storage import storage_from_env
+        def connect() -> TableClient:
+            from reclaim.adapters.storage import storage_from_env
 
-        service = storage_from_env().table_service(**TABLE_OPTIONS)
-        return cls(service.get_table_client(f"{settings.table_prefix}Cursors"), row)
+            service = storage_from_env().table_service(**TABLE_OPTIONS)
+            return service.get_table_client(f"{settings.table_prefix}Cursors")
+
+        return cls(connect, row)
 
     def change(self, update: Callable[[Bucket | None], tuple[Bucket, T]]) -> T:
         from azure.core import MatchConditions
@@ -66,9 +70,12 @@ class TableWriteBudget:
         from azure.data.tables import UpdateMode
 
         try:
+            if self._table is None:
+                self._table = self._connect()
+            table = self._table
             for attempt in range(1, ATTEMPTS + 1):
                 try:
-                    stored = self._table.get_entity(BUDGET_PARTITION, self._row)
+                    stored = table.get_entity(BUDGET_PARTITION, self._row)
                 except ResourceNotFoundError as error:
                     if getattr(error, "error_code", "") == "TableNotFound":
                         raise
@@ -87,9 +94,9 @@ class TableWriteBudget:
                 }
                 try:
                     if stored is None:
-                        self._table.create_entity(entity)
+                        table.create_entity(entity)
                     else:
-                        self._table.update_entity(
+                        table.update_entity(
                             entity,
                             mode=UpdateMode.REPLACE,
                             etag=stored.metadata["etag"],
@@ -101,6 +108,8 @@ class TableWriteBudget:
                 return result
         except AzureError as error:
             raise TransientError(f"write budget in Table storage: {type(error).__name__}") from None
+        except ConfigurationError as error:  # no storage account named: the store says so too
+            raise TransientError(f"write budget in Table storage: {error}") from None
         raise TransientError(f"write budget in Table storage: still contended after {ATTEMPTS}")
 
 
