@@ -18,7 +18,7 @@ import os
 import resource
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +35,8 @@ from reclaim.ports import StateStore
 from reclaim.settings import Settings
 from reclaim.wiring import Wiring
 from tests.fakes.graph import FakeGraph, LoggedRequest
+
+STEADY_MIN_SECONDS = 5.0  # a steady state shorter than this is not reported
 
 
 class _Dealt:
@@ -56,13 +58,19 @@ class FleetRun:
     requests: int  # every Graph request but the run's group and member reads
     seconds: float  # first DELETE -> last successful DELETE
     fraction: float  # removals / (capacity + refill x seconds)
-    steady_fraction: float  # after the first `capacity` removals (the bucket's burst)
+    steady_fraction: float  # after the bucket first ran dry (nan: it never did)
     lost: int
     done_twice: int
     statuses: Counter[str]
     errors: Counter[str]
+    phase_seconds: float  # instances started -> all finished
     worker_cpu: float  # user + system seconds of the worker processes
     parent_cpu: float  # this process: the Graph fake's server threads and the bookkeeping
+    store_cpu: float  # the store's server (Azurite), when a probe was given
+
+    @property
+    def cores_busy(self) -> float:
+        return (self.worker_cpu + self.parent_cpu + self.store_cpu) / self.phase_seconds
 
     @property
     def requests_per_removal(self) -> float:
@@ -77,6 +85,18 @@ def _store(settings: Settings, env: Mapping[str, str]) -> StateStore:
     if settings.state_backend == "tables":
         return TableStore.from_settings(settings, env)
     return SqliteStore(settings.state_db)
+
+
+def _bucket_dry_at(accepted: list[float], capacity: float, refill: float) -> float | None:
+    """When the fake's bucket first held less than one token, replayed from the accepted
+    writes' arrival times (a 429 takes no token); None if it never did."""
+    tokens, previous = capacity, accepted[0] if accepted else 0.0
+    for at in accepted:
+        tokens = min(capacity, tokens + (at - previous) * refill) - 1
+        previous = at
+        if tokens < 1:
+            return at
+    return None
 
 
 def _is_read(request: LoggedRequest) -> bool:
@@ -122,6 +142,7 @@ def run_fleet(
     refill: float,
     env: Mapping[str, str] | None = None,
     max_dequeue_count: int = 5,
+    store_cpu: Callable[[], float] = lambda: 0.0,
 ) -> FleetRun:
     """Enqueue `removals` and work them with `processes` instances against `graph`, whose write
     bucket (capacity, refill/s) starts full; `env` names the store (default: SQLite in workdir)
@@ -156,11 +177,14 @@ def run_fleet(
                 results,
             ),
             name=f"instance-{n}",
+            daemon=True,  # an interrupted bench takes its instances with it
         )
         for n in range(processes)
     ]
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     own_before = time.process_time()
+    store_before = store_cpu()
+    started = time.monotonic()
     for child in children:
         child.start()
     statuses: Counter[str] = Counter()
@@ -173,6 +197,9 @@ def run_fleet(
         child.join()
         if child.exitcode != 0:
             raise RuntimeError(f"{child.name} exited with {child.exitcode}")
+    phase_seconds = time.monotonic() - started
+    store_used = store_cpu() - store_before
+    parent_cpu = time.process_time() - own_before
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     worker_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (
         cpu_after.ru_stime - cpu_before.ru_stime
@@ -184,10 +211,13 @@ def run_fleet(
     first = min((r.at for r in deletes), default=0.0)
     seconds = (ok[-1] - first) if ok else 0.0
     fraction = len(ok) / (capacity + refill * seconds) if ok else 0.0
-    burst = int(capacity)
-    after_burst = ok[burst:]
-    steady_seconds = (ok[-1] - ok[burst - 1]) if len(ok) > burst else 0.0
-    steady = len(after_burst) / (refill * steady_seconds) if steady_seconds else 0.0
+    dry_at = _bucket_dry_at(ok, capacity, refill)
+    steady_seconds = ok[-1] - dry_at if dry_at is not None else 0.0
+    steady = (
+        sum(1 for t in ok if t > dry_at) / (refill * steady_seconds)
+        if dry_at is not None and steady_seconds >= STEADY_MIN_SECONDS
+        else float("nan")  # never (long) dry: the workers, not the budget, set the pace
+    )
 
     checked = reconcile(ctx, tenant.policy, graph, tenant.group, tenant.user_ids)
     lost = len(checked.lost) + len(checked.not_terminal) + len(checked.unrecorded)
@@ -205,6 +235,8 @@ def run_fleet(
         done_twice=done_twice,
         statuses=statuses,
         errors=errors,
+        phase_seconds=phase_seconds,
         worker_cpu=worker_cpu,
-        parent_cpu=time.process_time() - own_before,
+        parent_cpu=parent_cpu,
+        store_cpu=store_used,
     )

@@ -42,6 +42,12 @@ class HostQueueSettings:
     max_dequeue_count: int
     visibility_timeout: float  # seconds before a failed message is delivered again
     source: str  # where the figures came from
+    new_batch_threshold: int = DEFAULT_BATCH_SIZE // 2
+
+    @property
+    def most_in_flight(self) -> int:
+        """What one instance runs at once: a new batch is fetched at newBatchThreshold."""
+        return self.batch_size + self.new_batch_threshold
 
 
 def host_queue_settings(path: Path = HOST_JSON) -> HostQueueSettings:
@@ -56,6 +62,7 @@ def host_queue_settings(path: Path = HOST_JSON) -> HostQueueSettings:
         options.max_dequeue_count,
         options.visibility_timeout.total_seconds(),
         path.name,
+        options.new_batch_threshold,
     )
 
 
