@@ -45,8 +45,8 @@ param secretsOfficerPrincipalType string = 'User'
 
 @minValue(1)
 @maxValue(1000)
-@description('Flex Consumption scale-out limit. More instances do not remove faster: Graph throttles per app and tenant.')
-param maximumInstanceCount int = 40
+@description('Flex Consumption scale-out limit, set from the Graph write budget (README: Fleet-wide write budget): one instance spends it, one is spare, two serve HTTP and timers. More instances remove no faster.')
+param maximumInstanceCount int = 4
 
 @allowed([
   2048

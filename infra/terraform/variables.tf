@@ -34,9 +34,9 @@ variable "secrets_officer_principal_id" {
 }
 
 variable "maximum_instance_count" {
-  description = "Flex Consumption scale-out limit. More instances do not remove faster: Graph throttles per app and tenant."
+  description = "Flex Consumption scale-out limit, set from the Graph write budget (README: Fleet-wide write budget): one instance spends it, one is spare, two serve HTTP and timers. More instances remove no faster."
   type        = number
-  default     = 40
+  default     = 4
 }
 
 variable "instance_memory_mb" {

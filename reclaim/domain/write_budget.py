@@ -12,6 +12,7 @@ Times are epoch seconds (wall clock): the only clock instances on different mach
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -73,3 +74,10 @@ def drain(bucket: Bucket | None, rule: BudgetRule, now: float, retry_after: floa
     """Graph said 429 with `retry_after` seconds: no new send time before then."""
     current = refilled(bucket, rule, now)
     return Bucket(min(current.tokens, 1.0 - retry_after * rule.rate), current.updated)
+
+
+def instances_needed(rule: BudgetRule, seconds_per_removal: float, in_flight: int) -> int:
+    """Instances that keep the budget busy: rate x seconds per removal removals must be in
+    flight, and one instance runs `in_flight` at once (batchSize + newBatchThreshold). More
+    instances remove no faster; they wait for send times."""
+    return max(1, math.ceil(rule.rate * seconds_per_removal / in_flight))
