@@ -27,6 +27,8 @@ from typing import Any
 from bench.harness import DelayQueue, graph_tenant, reconcile, run_workers
 from reclaim import usecases
 from reclaim.adapters.environment import EnvironmentSecrets
+from reclaim.adapters.graph.client import shared_client
+from reclaim.adapters.graph.pacing import FleetPacer
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.adapters.tables import TableStore
 from reclaim.domain.policy import Policy
@@ -67,6 +69,7 @@ class FleetRun:
     worker_cpu: float  # user + system seconds of the worker processes
     parent_cpu: float  # this process: the Graph fake's server threads and the bookkeeping
     store_cpu: float  # the store's server (Azurite), when a probe was given
+    paced_seconds: float  # summed over instances: writes waiting for the budget's send times
 
     @property
     def cores_busy(self) -> float:
@@ -121,14 +124,17 @@ def _instance(
     queue = DelayQueue(max_dequeue_count)
     for text in texts:
         queue.enqueue(RemovalMessage.from_json(text))
+    secrets = EnvironmentSecrets(dict(env))
     ctx = usecases.Context(
         _store(settings, env),
         queue,
-        Wiring(settings, Path(workdir), EnvironmentSecrets(dict(env))),
+        Wiring(settings, Path(workdir), secrets),
         {policy.name: policy},
     )
     tally = run_workers(ctx, queue, threads)
-    results.put((dict(tally.statuses), dict(tally.errors)))
+    pacer = shared_client(settings, secrets).write_pacer  # the one the directory used
+    paced = pacer.paced_seconds if isinstance(pacer, FleetPacer) else 0.0
+    results.put((dict(tally.statuses), dict(tally.errors), paced))
 
 
 def run_fleet(
@@ -189,10 +195,12 @@ def run_fleet(
         child.start()
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
+    paced: list[float] = []
     for _ in children:
-        child_statuses, child_errors = results.get(timeout=1800)
+        child_statuses, child_errors, child_paced = results.get(timeout=1800)
         statuses.update(child_statuses)
         errors.update(child_errors)
+        paced.append(child_paced)
     for child in children:
         child.join()
         if child.exitcode != 0:
@@ -239,4 +247,5 @@ def run_fleet(
         worker_cpu=worker_cpu,
         parent_cpu=parent_cpu,
         store_cpu=store_used,
+        paced_seconds=sum(paced),
     )

@@ -87,6 +87,7 @@ def main() -> None:
         azurite = Azurite(_free_port(), _free_port(), _free_port(), workdir)
         azurite.start()
     runs: list[FleetRun] = []
+    loads: dict[int, float] = {}  # the machine is shared: other work slows the instances
     try:
         for size in args.sizes:
             env = {
@@ -134,7 +135,8 @@ def main() -> None:
         print(
             f"| {run.processes} | {run.fraction:.3f} / {run.steady_fraction:.3f} | "
             f"{run.requests_per_removal:.3f} | {run.throttled} ({run.throttled_share:.1%}) | "
-            f"{run.lost} / {run.done_twice} | {run.cores_busy:.2f} |"
+            f"{run.lost} / {run.done_twice} | {run.paced_seconds:.0f} s | {run.cores_busy:.2f} | "
+            f"{loads[run.processes]:.1f} |"
         )
     met = all(
         r.fraction >= 0.95
@@ -172,6 +174,10 @@ def report(run: FleetRun) -> None:
     figure("worker results", ", ".join(f"{k} {v}" for k, v in sorted(run.statuses.items())))
     if run.errors:
         figure("redelivered (handler raised)", ", ".join(f"{k} {v}" for k, v in run.errors.items()))
+    figure(
+        "writes waiting for a send time (sum of waits)",
+        f"{run.paced_seconds:.1f} s over {run.processes} instance(s)",
+    )
     figure("removals lost", f"{run.lost}", "0")
     figure("removals done twice", f"{run.done_twice}", "0")
     figure(

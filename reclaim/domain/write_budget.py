@@ -19,12 +19,22 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class BudgetRule:
     rate: float = 20.0  # tokens per second (Graph: 3,000 per 150 s)
-    burst: float = 3000.0  # the bucket's capacity
+    burst: float = 3000.0  # Graph's capacity
     horizon: float = 60.0  # a send time further ahead than this is not handed out
+    # A write reaches Graph a little after its send time; while Graph's bucket is full, the
+    # refill of that moment is lost there but not here. Holding back this much of the refill
+    # keeps the model from counting tokens Graph no longer has.
+    headroom: float = 0.5  # seconds
+
+    @property
+    def capacity(self) -> float:
+        return max(1.0, self.burst - self.rate * self.headroom)
 
     def __post_init__(self) -> None:
-        if self.rate <= 0 or self.burst < 1 or self.horizon <= 0:
-            raise ValueError(f"a write budget needs rate > 0, burst >= 1, horizon > 0: {self}")
+        if self.rate <= 0 or self.burst < 1 or self.horizon <= 0 or self.headroom < 0:
+            raise ValueError(
+                f"a write budget needs rate > 0, burst >= 1, horizon > 0, headroom >= 0: {self}"
+            )
 
 
 @dataclass(frozen=True)
@@ -42,14 +52,14 @@ class Reservation:
 
 def full(rule: BudgetRule, now: float) -> Bucket:
     """A bucket nobody has drawn from: Graph's own starts full too."""
-    return Bucket(rule.burst, now)
+    return Bucket(rule.capacity, now)
 
 
 def refilled(bucket: Bucket | None, rule: BudgetRule, now: float) -> Bucket:
     if bucket is None:
         return full(rule, now)
     elapsed = max(0.0, now - bucket.updated)  # a clock behind the stored one refills nothing
-    return Bucket(min(rule.burst, bucket.tokens + elapsed * rule.rate), max(now, bucket.updated))
+    return Bucket(min(rule.capacity, bucket.tokens + elapsed * rule.rate), max(now, bucket.updated))
 
 
 def take(bucket: Bucket | None, writes: int, rule: BudgetRule, now: float) -> Reservation:

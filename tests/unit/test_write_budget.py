@@ -13,7 +13,7 @@ from reclaim.adapters.graph.pacing import FleetPacer, WritePacer
 from reclaim.adapters.write_budget import SqliteWriteBudget
 from reclaim.domain.write_budget import Bucket, BudgetRule, drain, take
 
-RULE = BudgetRule(rate=20.0, burst=10.0, horizon=60.0)
+RULE = BudgetRule(rate=20.0, burst=10.0, horizon=60.0, headroom=0.0)
 
 
 def test_a_full_bucket_sends_its_burst_at_once_then_one_per_refill_interval() -> None:
@@ -27,6 +27,12 @@ def test_the_bucket_refills_at_the_rate_and_never_beyond_its_capacity() -> None:
     emptied = take(None, 10, RULE, now=0.0).bucket
     assert take(emptied, 1, RULE, now=0.5).bucket.tokens == pytest.approx(9.0)
     assert take(emptied, 1, RULE, now=3600.0).bucket.tokens == pytest.approx(9.0)
+
+
+def test_the_model_holds_back_the_refill_of_its_headroom_from_graphs_capacity() -> None:
+    rule = BudgetRule(rate=20.0, burst=3000.0, headroom=0.5)
+    assert take(None, 1, rule, now=0.0).bucket.tokens == 2989.0
+    assert take(Bucket(0.0, 0.0), 1, rule, now=3600.0).bucket.tokens == 2989.0
 
 
 def test_a_429_moves_every_new_send_time_past_its_retry_after() -> None:

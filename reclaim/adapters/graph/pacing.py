@@ -94,6 +94,7 @@ class FleetPacer:
         self._send_at: deque[float] = deque()
         self._not_before = 0.0  # after a 429: nothing leaves this process before then
         self._store_down_until = 0.0
+        self.paced_seconds = 0.0  # waited for send times (whether the budget set the pace)
 
     def _reserve(self) -> Reservation:
         def reserve(bucket: Bucket | None) -> tuple[Bucket, Reservation]:
@@ -136,6 +137,7 @@ class FleetPacer:
             )
         delay = slot - self._wall()  # after the store's round trip
         if delay > 0.001:  # below a millisecond: clock noise, not worth a sleep
+            self.paced_seconds += delay  # threads may race here: a figure, not an account
             self._sleep(delay)
 
     def throttled(self, retry_after: float | None) -> None:
