@@ -33,6 +33,7 @@ from reclaim.adapters.sqlite import SqliteStore
 from reclaim.adapters.tables import TableStore
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import RemovalMessage
+from reclaim.domain.write_budget import BudgetRule
 from reclaim.ports import StateStore
 from reclaim.settings import Settings
 from reclaim.wiring import Wiring
@@ -91,13 +92,15 @@ def _store(settings: Settings, env: Mapping[str, str]) -> StateStore:
 
 
 def _bucket_dry_at(accepted: list[float], capacity: float, refill: float) -> float | None:
-    """When the fake's bucket first held less than one token, replayed from the accepted
-    writes' arrival times (a 429 takes no token); None if it never did."""
+    """When the fake's bucket first came within the budget's headroom of empty (the budget
+    keeps that much unspent), replayed from the accepted writes' arrival times (a 429 takes no
+    token); None if it never did."""
+    low = 1 + refill * BudgetRule().headroom
     tokens, previous = capacity, accepted[0] if accepted else 0.0
     for at in accepted:
         tokens = min(capacity, tokens + (at - previous) * refill) - 1
         previous = at
-        if tokens < 1:
+        if tokens < low:
             return at
     return None
 

@@ -128,9 +128,10 @@ def main() -> None:
 
     print("table (for README):")
     print(
-        "| instances | fraction of the limit (whole / steady) | requests per removal | 429s (share) | lost / twice | CPU busy (of 2 cores) |"
+        "| instances | fraction of the limit (whole / steady) | requests per removal "
+        "| 429s (share) | lost / twice | budget waits | CPU busy (of 2 cores) | load average |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for run in runs:
         print(
             f"| {run.processes} | {run.fraction:.3f} / {run.steady_fraction:.3f} | "
