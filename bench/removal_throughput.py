@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import tempfile
 import time
 from collections import Counter
@@ -113,7 +114,10 @@ def run_reclaim(
     dry_at = min((r.at for r in throttled), default=last_write)
     steady_writes = sum(1 for r in ok if r.at > dry_at)
     steady_seconds = last_write - dry_at
-    steady_fraction = steady_writes / (GRAPH_REFILL * steady_seconds) if steady_seconds else 1.0
+    # nan: no 429, so no moment at which the bucket is known to be dry (the budget kept it so)
+    steady_fraction = (
+        steady_writes / (GRAPH_REFILL * steady_seconds) if steady_seconds else float("nan")
+    )
 
     requests_state = {r.id: r.state.value for r in store.requests(tenant.policy.name)}
     lost = sum(1 for s in requests_state.values() if s not in ("REMOVED", "NOT_MEMBER")) + sum(
@@ -316,7 +320,8 @@ def main() -> None:
     for pair in pairs:
         report(pair)
     run = pairs[0].reclaim
-    verdict = "MET" if min(run.fraction, run.steady_fraction) >= 0.9 else "NOT MET"
+    steady = run.fraction if math.isnan(run.steady_fraction) else run.steady_fraction
+    verdict = "MET" if min(run.fraction, steady) >= 0.9 else "NOT MET"
     print(
         f"SUMMARY removal_throughput: {pairs[0].reclaim_rate:.1f} removals/s = {run.fraction:.2f} "
         f"of the write limit (steady {run.steady_fraction:.2f}; goal 0.90 {verdict}), "

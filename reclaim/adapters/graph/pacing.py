@@ -1,4 +1,5 @@
-"""Client-side pacing: the write pacer for member removals and the identity reports' rate limiter."""
+"""Client-side pacing: the fleet's write budget and the per-process write pacer for member
+removals, and the identity reports' rate limiter."""
 
 from __future__ import annotations
 
@@ -156,10 +157,10 @@ class FleetPacer:
 def wall_clock_following(clock: Callable[[], float]) -> Callable[[], float]:
     """Epoch seconds (what instances share) that advance as `clock` does: time.time() for the
     real monotonic clock, and in step with a test's fake clock, whose sleeps take no time."""
-    wall0, clock0, real0 = time.time(), clock(), time.monotonic()
     if clock is time.monotonic:
         return time.time
-    return lambda: wall0 + (clock() - clock0) + (time.time() - wall0) - (time.monotonic() - real0)
+    clock0, real0 = clock(), time.monotonic()
+    return lambda: time.time() + (clock() - clock0) - (time.monotonic() - real0)
 
 
 class RateLimiter:
