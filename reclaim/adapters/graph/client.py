@@ -19,9 +19,8 @@ from reclaim.adapters.graph.auth import AppToken, certificate_credential
 from reclaim.adapters.graph.errors import (
     denied,
 )
-from reclaim.adapters.graph.pacing import FleetPacer, WritePacer, wall_clock_following
+from reclaim.adapters.graph.pacing import FleetPacer, WritePacer, fleet_pacer
 from reclaim.adapters.http_retry import retry_after_seconds
-from reclaim.domain.write_budget import BudgetRule
 from reclaim.errors import (
     ConfigurationError,
     DirectoryOutage,
@@ -188,7 +187,7 @@ class GraphClient:
             retry=retry,
             # RECLAIM_GRAPH_TIMEOUT bounds each request; the retry budget bounds the call.
             timeout=(min(10.0, settings.graph_timeout), float(settings.graph_timeout)),
-            write_pacer=fleet_pacer(settings, retry),
+            write_pacer=fleet_pacer(settings, clock=retry.clock, sleep=retry.sleep),
         )
 
     def url(self, path_or_url: str) -> str:
@@ -352,22 +351,6 @@ class GraphClient:
 def _is_download(response: requests.Response) -> bool:
     kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     return response.ok and kind in ("application/octet-stream", "text/csv")
-
-
-def fleet_pacer(settings: Settings, retry: RetryPolicy) -> FleetPacer:
-    """Writes paced by the budget all instances share (RECLAIM_GRAPH_WRITE_RATE and _BURST, kept
-    in the state store), with the in-process pacer for when the store cannot be reached."""
-    from reclaim.adapters.write_budget import write_budget_from_settings
-
-    rule = BudgetRule(rate=settings.graph_write_rate, burst=settings.graph_write_burst)
-    fallback = WritePacer(rate=rule.rate, clock=retry.clock, sleep=retry.sleep)
-    return FleetPacer(
-        write_budget_from_settings(settings),
-        rule,
-        fallback,
-        wall=wall_clock_following(retry.clock),
-        sleep=retry.sleep,
-    )
 
 
 def _batch_request(request_id: str, item: BatchItem) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from reclaim.errors import TransientError
 
 if TYPE_CHECKING:
     from reclaim.ports import WriteBudget
+    from reclaim.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,25 @@ class FleetPacer:
                 return
         with contextlib.suppress(TransientError):  # the next wait() notices and falls back
             self.budget.change(lambda bucket: (drain(bucket, self.rule, now, seconds), None))
+
+
+def fleet_pacer(
+    settings: Settings, *, clock: Callable[[], float], sleep: Callable[[float], None]
+) -> FleetPacer:
+    """Writes paced by the budget all instances share (RECLAIM_GRAPH_WRITE_RATE and _BURST, kept
+    in the state store), with the in-process pacer for when the store cannot be reached; `clock`
+    and `sleep` are the Graph client's retry policy's."""
+    from reclaim.adapters.write_budget import write_budget_from_settings
+
+    rule = BudgetRule(rate=settings.graph_write_rate, burst=settings.graph_write_burst)
+    fallback = WritePacer(rate=rule.rate, clock=clock, sleep=sleep)
+    return FleetPacer(
+        write_budget_from_settings(settings),
+        rule,
+        fallback,
+        wall=wall_clock_following(clock),
+        sleep=sleep,
+    )
 
 
 def wall_clock_following(clock: Callable[[], float]) -> Callable[[], float]:
