@@ -18,7 +18,7 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,12 @@ class HostQueueSettings:
     max_dequeue_count: int
     visibility_timeout: float  # seconds before a failed message is delivered again
     source: str  # where the figures came from
+    new_batch_threshold: int = DEFAULT_BATCH_SIZE // 2
+
+    @property
+    def most_in_flight(self) -> int:
+        """What one instance runs at once: a new batch is fetched at newBatchThreshold."""
+        return self.batch_size + self.new_batch_threshold
 
 
 def host_queue_settings(path: Path = HOST_JSON) -> HostQueueSettings:
@@ -56,6 +62,7 @@ def host_queue_settings(path: Path = HOST_JSON) -> HostQueueSettings:
         options.max_dequeue_count,
         options.visibility_timeout.total_seconds(),
         path.name,
+        options.new_batch_threshold,
     )
 
 
@@ -76,9 +83,12 @@ class GraphTenant:
         return EnvironmentSecrets(self.env)
 
 
-def graph_tenant(graph: FakeGraph, workdir: Path, members: int) -> GraphTenant:
+def graph_tenant(
+    graph: FakeGraph, workdir: Path, members: int, env: Mapping[str, str] | None = None
+) -> GraphTenant:
     """A licensing group of `members` users in `graph`, nobody using the application (everyone
-    is a candidate), and an enforce policy without asking that may remove them all."""
+    is a candidate), and an enforce policy without asking that may remove them all; `env` adds
+    or overrides settings (e.g. the Table store)."""
     sku = graph.new_sku()
     group = graph.add_group("Bench licensing group", licences=[sku])
     user_ids = [
@@ -117,6 +127,7 @@ def graph_tenant(graph: FakeGraph, workdir: Path, members: int) -> GraphTenant:
         **graph.settings_env(),
         "RECLAIM_STATE_DB": str(workdir / "state.sqlite3"),
         "RECLAIM_POLICIES_FILE": str(workdir / "policies.yaml"),
+        **(env or {}),
     }
     return GraphTenant(graph, group, user_ids, full_env, Settings.from_env(full_env), policy)
 

@@ -45,8 +45,8 @@ param secretsOfficerPrincipalType string = 'User'
 
 @minValue(1)
 @maxValue(1000)
-@description('Flex Consumption scale-out limit. More instances do not remove faster: Graph throttles per app and tenant.')
-param maximumInstanceCount int = 40
+@description('Flex Consumption scale-out limit, set from the Graph write budget (README: Fleet-wide write budget): one instance spends it, one is spare, two serve HTTP and timers. More instances remove no faster.')
+param maximumInstanceCount int = 4
 
 @allowed([
   2048
@@ -176,6 +176,14 @@ param removalQueueName string = 'reclaim-removals'
 param tablePrefix string = 'reclaim'
 
 param webhookMaxBytes int = 65536
+
+@minValue(1)
+@description('Graph writes per second the whole fleet may send (Graph: 3,000 per 150 s per app and tenant, 20/s).')
+param graphWriteRate int = 20
+
+@minValue(1)
+@description('Graph write bucket capacity shared by the fleet (Graph: 3,000).')
+param graphWriteBurst int = 3000
 param webhookTolerance string = '5m'
 
 // ---- names ----
@@ -351,6 +359,9 @@ var appSettings = {
   RECLAIM_OUTAGE_THRESHOLD: '3'
   RECLAIM_LDAP_TIMEOUT: '10'
   RECLAIM_GRAPH_TIMEOUT: '30'
+  // the fleet-wide Graph write budget every instance draws from (README: Fleet-wide write budget)
+  RECLAIM_GRAPH_WRITE_RATE: string(graphWriteRate)
+  RECLAIM_GRAPH_WRITE_BURST: string(graphWriteBurst)
 }
 
 // RECLAIM_ADMIN_AUDIENCE is a comma list; Easy Auth takes the same audiences as a list

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from reclaim.domain.access import Caller
 from reclaim.domain.breaker import Breaker
@@ -16,6 +16,9 @@ from reclaim.domain.model import Answer, AnswerValue, Member, PolicyState, Usage
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import DecisionRecord, Lease, LedgerEntry, RemovalMessage, RunRecord
 from reclaim.domain.switches import SwitchChange
+from reclaim.domain.write_budget import Bucket
+
+T = TypeVar("T")
 
 # ---- directory ---------------------------------------------------------------------------------
 
@@ -270,6 +273,17 @@ class StateStore(Protocol):
     def breakers(self) -> list[Breaker]: ...
 
 
+class WriteBudget(Protocol):
+    """The Graph write bucket every instance of the app shares (reclaim.domain.write_budget),
+    kept in the state store and changed by compare-and-set (Table ETag, SQLite transaction)."""
+
+    def change(self, update: Callable[[Bucket | None], tuple[Bucket, T]]) -> T:
+        """Read the bucket (None before the first write), store update's bucket unless another
+        instance changed it meanwhile (then read and call update again), return update's value.
+        Raises reclaim.errors.TransientError when the store cannot be reached or stays contended."""
+        ...
+
+
 class WorkQueue(Protocol):
     def enqueue(self, message: RemovalMessage, delay: timedelta | None = None) -> None: ...
 
@@ -314,4 +328,5 @@ __all__ = [
     "UsageExport",
     "UsageSource",
     "WorkQueue",
+    "WriteBudget",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +14,10 @@ from reclaim.domain.policy import Policy, policies_from_data
 pytest_plugins = ["tests.support.samba", "tests.support.azurite", "tests.contracts.answers"]
 
 NOW = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+
+# A test that names no RECLAIM_STATE_DB (e.g. Graph adapter tests, whose writes keep the fleet's
+# write budget in the default state database) must not write into the user's home.
+os.environ.setdefault("XDG_STATE_HOME", tempfile.mkdtemp(prefix="reclaim-state-"))
 
 
 @pytest.fixture

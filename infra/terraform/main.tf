@@ -121,6 +121,9 @@ locals {
     RECLAIM_OUTAGE_THRESHOLD = "3"
     RECLAIM_LDAP_TIMEOUT     = "10"
     RECLAIM_GRAPH_TIMEOUT    = "30"
+    # the fleet-wide Graph write budget every instance draws from (README: Fleet-wide write budget)
+    RECLAIM_GRAPH_WRITE_RATE  = tostring(var.graph_write_rate)
+    RECLAIM_GRAPH_WRITE_BURST = tostring(var.graph_write_burst)
   }
 }
 

@@ -34,9 +34,9 @@ variable "secrets_officer_principal_id" {
 }
 
 variable "maximum_instance_count" {
-  description = "Flex Consumption scale-out limit. More instances do not remove faster: Graph throttles per app and tenant."
+  description = "Flex Consumption scale-out limit, set from the Graph write budget (README: Fleet-wide write budget): one instance spends it, one is spare, two serve HTTP and timers. More instances remove no faster."
   type        = number
-  default     = 40
+  default     = 4
 }
 
 variable "instance_memory_mb" {
@@ -336,6 +336,18 @@ variable "table_prefix" {
 variable "webhook_max_bytes" {
   type    = number
   default = 65536
+}
+
+variable "graph_write_rate" {
+  description = "Graph writes per second the whole fleet may send (Graph: 3,000 per 150 s per app and tenant, 20/s)."
+  type        = number
+  default     = 20
+}
+
+variable "graph_write_burst" {
+  description = "Graph write bucket capacity shared by the fleet (Graph: 3,000)."
+  type        = number
+  default     = 3000
 }
 
 variable "webhook_tolerance" {

@@ -30,7 +30,8 @@ membership changes get 403 Authorization_RequestDenied naming the target object)
 Retry-After, slow answers, malformed JSON, expired token, 403, a connection dropped before or
 after the work was done), throttle_writes(capacity, refill_per_second) for Graph's write token
 bucket, reports_limit for the 5-per-10-s reports limit, latency=(low, high) seconds every answer
-takes (token endpoint included), like a real round trip.
+takes (token endpoint included), like a real round trip, and write_latency=(low, high) instead
+for POST/PATCH/PUT/DELETE below /v1.0 (Graph's writes take 0.3-0.5 s).
 Every request is logged (`requests`, `count(...)`), $batch items included with in_batch=True.
 """
 
@@ -334,6 +335,7 @@ class FakeGraph(FakeService):
         self._report_times: deque[float] = deque()
         self._log: list[LoggedRequest] = []
         self.latency: tuple[float, float] | None = None  # (low, high) seconds per answer
+        self.write_latency: tuple[float, float] | None = None  # instead of latency, for writes
         # Group-based licensing is asynchronous: with licence_lag on, a removed member keeps the
         # group's licence assignment until process_licences() (Entra's background processing).
         self.licence_lag = False
@@ -533,8 +535,14 @@ class FakeGraph(FakeService):
         reply = self._handle(request)
         # held to Graph's v1.0 types in every test (tests/contracts/answers.py)
         check_answer(request.method, request.path, request.body, reply.status, reply.body)
-        if self.latency is not None:
-            reply.delay += random.uniform(*self.latency)
+        write = (
+            request.method in ("POST", "PATCH", "PUT", "DELETE")
+            and request.path.startswith("/v1.0/")
+            and request.path != "/v1.0/$batch"
+        )
+        latency = self.write_latency if write and self.write_latency else self.latency
+        if latency is not None:
+            reply.delay += random.uniform(*latency)
         return reply
 
     def _handle(self, request: FakeRequest) -> FakeReply:

@@ -19,7 +19,7 @@ from reclaim.adapters.graph.auth import AppToken, certificate_credential
 from reclaim.adapters.graph.errors import (
     denied,
 )
-from reclaim.adapters.graph.pacing import WritePacer
+from reclaim.adapters.graph.pacing import FleetPacer, WritePacer, fleet_pacer
 from reclaim.adapters.http_retry import retry_after_seconds
 from reclaim.errors import (
     ConfigurationError,
@@ -133,13 +133,15 @@ class GraphClient:
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
         pool_size: int = 16,
-        write_pacer: WritePacer | None = None,
+        write_pacer: WritePacer | FleetPacer | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.retry = retry or RetryPolicy()
-        self.write_pacer = write_pacer or WritePacer(clock=self.retry.clock, sleep=self.retry.sleep)
+        self.write_pacer: WritePacer | FleetPacer = write_pacer or WritePacer(
+            clock=self.retry.clock, sleep=self.retry.sleep
+        )
         self._timeout = timeout
         self.session = requests.Session()
         self.session.trust_env = False  # REQUESTS_CA_BUNDLE and proxies must not override verify
@@ -174,6 +176,7 @@ class GraphClient:
                 return certificate_credential(secrets.get(name), name)
             return secrets.get(settings.graph_client_secret_name)
 
+        retry = retry or RetryPolicy()
         return cls(
             base_url=settings.graph_base_url,
             authority=f"{settings.authority_host}/{settings.tenant_id}",
@@ -184,6 +187,7 @@ class GraphClient:
             retry=retry,
             # RECLAIM_GRAPH_TIMEOUT bounds each request; the retry budget bounds the call.
             timeout=(min(10.0, settings.graph_timeout), float(settings.graph_timeout)),
+            write_pacer=fleet_pacer(settings, clock=retry.clock, sleep=retry.sleep),
         )
 
     def url(self, path_or_url: str) -> str:
