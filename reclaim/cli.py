@@ -32,8 +32,10 @@ from reclaim.settings import Settings
 
 EXIT_OK, EXIT_HALTED, EXIT_BAD_INPUT, EXIT_BUSY = 0, 1, 2, 3
 
-# Most interesting first: who would lose the licence, then who is waiting, then who keeps it.
+# Most interesting first: leavers (immediate, undisputed savings), who would lose the licence,
+# then who is waiting, then who keeps it.
 _ORDER = [
+    DecisionKind.DISABLED,
     DecisionKind.CANDIDATE,
     DecisionKind.PENDING,
     DecisionKind.KEPT,
