@@ -69,8 +69,9 @@ class Account:
     """Whether the account can still be used, as the directory says; each part may be unknown."""
 
     enabled: bool | None = None  # None: the directory did not say (see `unread`)
-    left_at: datetime | None = None  # the leave date HR recorded (Entra employeeLeaveDateTime)
-    source: str = ""  # what said it is disabled: "accountEnabled: false", "userAccountControl ..."
+    left_at: datetime | None = None  # leave date (Entra employeeLeaveDateTime, AD accountExpires)
+    source: str = ""  # what said it is disabled: "Entra accountEnabled: false", ...
+    leave_source: str = ""  # what gave left_at
     unread: str = ""  # why a part is unknown, naming the permission that would tell
 
     def disabled(self, now: datetime) -> str:
@@ -78,7 +79,7 @@ class Account:
         if self.enabled is False:
             return f"account disabled ({self.source})" if self.source else "account disabled"
         if self.left_at is not None and self.left_at <= now:
-            return f"left the organisation on {self.left_at:%Y-%m-%d} (leave date)"
+            return f"left on {self.left_at:%Y-%m-%d} ({self.leave_source or 'leave date'})"
         return ""
 
 

@@ -57,7 +57,7 @@ def test_a_leave_date_counts_once_it_has_passed() -> None:
     gone = Member(ADA, account=Account(enabled=True, left_at=NOW - timedelta(days=3)))
     d = decide(gone, index, PolicyState(), policy, NOW)
     assert d.kind is DecisionKind.DISABLED and d.without_asking
-    assert d.reason.startswith("left the organisation on 2026-11-25 (leave date)")
+    assert d.reason.startswith("left on 2026-11-25 (leave date)")
     assert d.evidence.to_dict()["left_at"] == (NOW - timedelta(days=3)).isoformat()
     leaving = Member(ADA, account=Account(enabled=True, left_at=NOW + timedelta(days=3)))
     later = decide(leaving, index, PolicyState(), policy, NOW)

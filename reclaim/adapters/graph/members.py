@@ -75,12 +75,13 @@ def _time(value: Any) -> datetime | None:
 def account_from(item: dict[str, Any]) -> Account:
     """accountEnabled and employeeLeaveDateTime, each read on its own (see the module docstring)."""
     enabled = item.get("accountEnabled")
-    if not isinstance(enabled, bool):
-        return Account(left_at=_time(item.get("employeeLeaveDateTime")), unread=UNREAD_ENABLED)
+    known = isinstance(enabled, bool)
     return Account(
-        enabled=enabled,
+        enabled=enabled if known else None,
         left_at=_time(item.get("employeeLeaveDateTime")),
-        source="" if enabled else "Entra accountEnabled: false",
+        source="Entra accountEnabled: false" if enabled is False else "",
+        leave_source="Entra employeeLeaveDateTime",
+        unread="" if known else UNREAD_ENABLED,
     )
 
 
