@@ -239,6 +239,9 @@ def _print_outcome_table(policy: Policy, outcome: usecases.RunOutcome, out: Text
     counted = next((d.evidence.counted for d in outcome.decisions if d.evidence.counted), "")
     if counted:  # e.g. the v1.0 sign-in log's interactive sign-ins only
         out.write(f"usage counted: {counted}\n")
+    unread = [d.evidence.account_unread for d in outcome.decisions if d.evidence.account_unread]
+    if unread:
+        out.write(f"account state unknown for {len(unread)} member(s): {unread[0]}\n")
     if outcome.decisions:
         rows = [("USER", "DECISION", "REASON")]
         rows += [(d.member.user.label, d.kind.value, d.reason) for d in _sorted(outcome.decisions)]

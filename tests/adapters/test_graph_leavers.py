@@ -73,7 +73,9 @@ def test_disabled_and_left_members_are_disabled_in_the_plan(
     assert "Entra accountEnabled: false" in decisions["off@contoso.test"].reason
     gone = decisions["gone@contoso.test"]
     assert gone.kind is DecisionKind.DISABLED and gone.without_asking
-    assert f"left on {NOW - timedelta(days=2):%Y-%m-%d} (Entra employeeLeaveDateTime)" in gone.reason
+    assert (
+        f"left on {NOW - timedelta(days=2):%Y-%m-%d} (Entra employeeLeaveDateTime)" in gone.reason
+    )
     assert decisions["going@contoso.test"].kind is DecisionKind.ACTIVE  # leaves later
     assert decisions["on@contoso.test"].kind is DecisionKind.ACTIVE
 
