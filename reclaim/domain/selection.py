@@ -311,12 +311,20 @@ def decide(
             Evidence(rule="exclude", excluded_by=excluded_by),
         )
 
-    disabled = member.account.disabled(now)
-    if disabled:
-        return made(*_disabled(disabled, state, state_key, policy, now))
-
     joined = member_since(member, state, state_key, now, policy)
     since = joined.at
+    disabled = member.account.disabled(now)
+    if disabled:
+        seen = Evidence(
+            rule="disabled_accounts",
+            used=usage.amounts.get(key) if key else None,
+            threshold=policy.usage.threshold,
+            unit=unit,
+            window=window,
+            member_since=since,
+            joined=joined.evidence,
+        )
+        return made(*_disabled(disabled, seen, state, state_key, policy, now))
     if since is not None and now - since < policy.new_member_grace:
         days = max(0, (now - since).days)
         return made(
@@ -482,13 +490,14 @@ def decide(
 
 
 def _disabled(
-    why: str, state: PolicyState, state_key: str, policy: Policy, now: datetime
+    why: str, seen: Evidence, state: PolicyState, state_key: str, policy: Policy, now: datetime
 ) -> tuple[DecisionKind, str, Evidence, bool]:
-    """A leaver: usage, grace and campaigns do not apply. Removed without asking when the policy
-    reclaims disabled accounts, unless a "yes" (or a restore) inside keep_after_yes protects them."""
+    """A leaver: usage (shown in `seen`), grace and campaigns do not apply. Removed without asking
+    when the policy reclaims disabled accounts, unless a "yes" (or a restore) inside
+    keep_after_yes protects them."""
     yes_at = state.last_yes.get(state_key)
-    evidence = Evidence(
-        rule="disabled_accounts",
+    evidence = replace(
+        seen,
         disabled=why,
         answered_yes_at=yes_at,
         request_id=state.open_requests.get(state_key, ""),

@@ -278,3 +278,25 @@ def test_a_leaver_handed_back_by_the_worker_is_released_again_by_the_tick(world)
     assert usecases.expire_requests(ctx, late).queued == 3  # u0, u1 (disabled) and u2
     assert set(work(ctx, queue, late)) == {usecases.RemovalStatus.REMOVED}
     assert sorted(label for _, label in directory.removed) == ["u0@c.com", "u1@c.com", "u2@c.com"]
+
+
+# ---- explain: what would change it -------------------------------------------------------------
+
+
+def test_explain_says_enabling_the_account_or_its_leave_date_would_change_it() -> None:
+    from reclaim.domain.counterfactual import scenario_from_record, what_would_change
+
+    policy = make_policy(disabled_accounts="reclaim")
+    index = index_usage([UsageRow("ada@c.com", 1.0)], {"ada@c.com"}, NOW)
+    off = decide(Member(ADA, account=OFF), index, PolicyState(), policy, NOW)
+    rebuilt = scenario_from_record(ADA, "DISABLED", off.evidence.to_dict(), policy, NOW)
+    assert rebuilt is not None
+    changes = [c.describe() for c in what_would_change(rebuilt)]
+    assert "CANDIDATE if her account were enabled again" in changes
+
+    leaving = Member(ADA, account=Account(enabled=True, left_at=NOW + timedelta(days=20)))
+    later = decide(leaving, index, PolicyState(), policy, NOW)
+    rebuilt = scenario_from_record(ADA, later.kind.value, later.evidence.to_dict(), policy, NOW)
+    assert rebuilt is not None
+    changes = [c.describe() for c in what_would_change(rebuilt)]
+    assert f"DISABLED when her leave date passes on {NOW + timedelta(days=20):%Y-%m-%d}" in changes
