@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from reclaim.adapters.graph.members import MEMBER_FIELDS, EntraDirectory
+from reclaim.adapters.graph.members import MEMBER_FIELDS, EntraDirectory, account_from
 from reclaim.domain.model import UsageRow
 from reclaim.domain.selection import DecisionKind
 from tests.adapters.test_graph import make_directory
@@ -93,12 +93,29 @@ def test_without_the_lifecycle_permission_leave_dates_are_null_as_in_graph(
     assert decisions["off@contoso.test"].kind is DecisionKind.DISABLED
 
 
-def test_without_user_read_all_the_account_state_is_unknown_not_enabled(
-    fake_graph: FakeGraph, entra: EntraDirectory
+def test_a_null_account_enabled_is_unknown_not_enabled() -> None:
+    """Without User.Read.All the whole listing fails closed (paths.listed_user); a user listed with
+    a name but a null accountEnabled still never counts as enabled, nor as disabled."""
+    account = account_from({"id": "x", "userPrincipalName": "x@c.test", "accountEnabled": None})
+    assert account.enabled is None and account.disabled(NOW) == ""
+    assert "User.Read.All" in account.unread
+    assert account_from({"accountEnabled": False}).disabled(NOW) == (
+        "account disabled (Entra accountEnabled: false)"
+    )
+
+
+def test_holders_of_a_directly_assigned_sku_carry_their_account_state(
+    fake_graph: FakeGraph,
 ) -> None:
-    group, ids = _group(fake_graph)
-    fake_graph.granted = {"GroupMember.ReadWrite.All", "AuditLog.Read.All"}
-    members = {m.user.object_id: m for m in entra.members(group)}
-    off = members[ids["off"]].account
-    assert off.enabled is None and off.disabled(NOW) == ""
-    assert "User.Read.All" in off.unread
+    """entra-licence lists the SKU's holders with the same two properties: a leaver holding a
+    direct licence is DISABLED there too."""
+    from reclaim.adapters.graph.assignments import EntraLicenceDirectory
+
+    sku = fake_graph.new_sku()
+    off = fake_graph.add_user("off@contoso.test", direct_licences=[sku])
+    fake_graph.add_user("on@contoso.test", direct_licences=[sku])
+    fake_graph.users[off].enabled = False
+    directory = EntraLicenceDirectory(make_directory(fake_graph)._client)
+    accounts = {m.user.upn: m.account for m in directory.members(sku)}
+    assert accounts["off@contoso.test"].disabled(NOW).startswith("account disabled")
+    assert accounts["on@contoso.test"].enabled is True

@@ -47,10 +47,8 @@ if TYPE_CHECKING:
 READ_AUDIT = "AuditLog.Read.All (the directory audit log gives members' join dates)"
 ADD_MEMBER = "Add member to group"
 # licenseAssignmentStates: who also holds a SKU directly (a removal from the group frees no seat)
-# accountEnabled, employeeLeaveDateTime: leavers (see the module docstring)
-MEMBER_FIELDS = (
-    USER_FIELDS + ",createdDateTime,licenseAssignmentStates,accountEnabled,employeeLeaveDateTime"
-)
+ACCOUNT_FIELDS = "accountEnabled,employeeLeaveDateTime"  # leavers (see the module docstring)
+MEMBER_FIELDS = f"{USER_FIELDS},createdDateTime,licenseAssignmentStates,{ACCOUNT_FIELDS}"
 UNREAD_ENABLED = "accountEnabled not returned: the app needs User.Read.All"
 JOINED_FROM = "Entra audit log: Add member to group"
 
