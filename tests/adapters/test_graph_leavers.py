@@ -18,7 +18,7 @@ from tests.fakes.graph import LEAST_PRIVILEGED, FakeGraph, fake_graph
 __all__ = ["entra", "fake_graph"]  # fixtures, imported for pytest
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-CONTRACTS = Path("/work/shared/reference/contracts/graph-v1.0-types.json")
+CONTRACTS = Path(__file__).resolve().parents[1] / "contracts" / "graph-v1.0-types.json"
 LIFECYCLE = "User-LifeCycleInfo.Read.All"
 
 
