@@ -88,3 +88,32 @@ def test_a_bad_enabled_value_is_a_clear_error(folder: Path) -> None:
     code, out, err = cli("plan", "--policies", _policies(folder, "keep"), env=env)
     assert code != 0 and "Traceback" not in err + out
     assert "line 2: enabled 'maybe' is not true, false or empty" in err + out
+
+
+def test_the_plan_counts_members_whose_account_state_is_unknown(tmp_path: Path) -> None:
+    import io
+    import itertools
+
+    from reclaim import usecases
+    from reclaim.adapters.sqlite import SqliteStore
+    from reclaim.cli import _print_outcome_table
+    from reclaim.domain.model import Account, Member, UsageRow, User
+    from tests.conftest import make_policy
+    from tests.support.memory import MemoryAdapters, MemoryDirectory, MemoryQueue, MemoryUsage
+
+    why = "userAccountControl not returned: the bind account may not read it"
+    members = [Member(User(upn=f"u{i}@c.test"), account=Account(unread=why)) for i in range(2)]
+    members.append(Member(User(upn="u2@c.test"), account=Account(enabled=True)))
+    usage = MemoryUsage([UsageRow(m.user.upn, 60.0) for m in members], NOW)
+    policy = make_policy()
+    ids = (f"id-{n}" for n in itertools.count())
+    ctx = usecases.Context(
+        SqliteStore(tmp_path / "s.sqlite3"),
+        MemoryQueue(),
+        MemoryAdapters(MemoryDirectory({"SF": members}), usage),
+        {policy.name: policy},
+        new_id=lambda: next(ids),
+    )
+    out = io.StringIO()
+    _print_outcome_table(policy, usecases.run_policy(ctx, policy, NOW, read_only=True), out)
+    assert f"account state unknown for 2 member(s): {why}" in out.getvalue()
