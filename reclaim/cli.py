@@ -32,8 +32,10 @@ from reclaim.settings import Settings
 
 EXIT_OK, EXIT_HALTED, EXIT_BAD_INPUT, EXIT_BUSY = 0, 1, 2, 3
 
-# Most interesting first: who would lose the licence, then who is waiting, then who keeps it.
+# Most interesting first: leavers (immediate, undisputed savings), who would lose the licence,
+# then who is waiting, then who keeps it.
 _ORDER = [
+    DecisionKind.DISABLED,
     DecisionKind.CANDIDATE,
     DecisionKind.PENDING,
     DecisionKind.KEPT,
@@ -237,6 +239,9 @@ def _print_outcome_table(policy: Policy, outcome: usecases.RunOutcome, out: Text
     counted = next((d.evidence.counted for d in outcome.decisions if d.evidence.counted), "")
     if counted:  # e.g. the v1.0 sign-in log's interactive sign-ins only
         out.write(f"usage counted: {counted}\n")
+    unread = [d.evidence.account_unread for d in outcome.decisions if d.evidence.account_unread]
+    if unread:
+        out.write(f"account state unknown for {len(unread)} member(s): {unread[0]}\n")
     if outcome.decisions:
         rows = [("USER", "DECISION", "REASON")]
         rows += [(d.member.user.label, d.kind.value, d.reason) for d in _sorted(outcome.decisions)]

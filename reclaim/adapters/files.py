@@ -14,7 +14,14 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from reclaim.domain.model import CampaignResponse, Member, UsageRow, User, normalise_key
+from reclaim.domain.model import (
+    Account,
+    CampaignResponse,
+    Member,
+    UsageRow,
+    User,
+    normalise_key,
+)
 from reclaim.domain.policy import Policy, UsageUnit
 from reclaim.errors import ConfigurationError, SourceError
 from reclaim.ports import AddOutcome, GroupInfo, RemovalResult, UsageExport
@@ -177,7 +184,9 @@ MEMBER_COLUMNS = (
     "sid",
     "display_name",
     "added_at",
+    "enabled",  # optional: false for a disabled account (a leaver), true or empty otherwise
 )
+_ENABLED = {"true": True, "false": False, "": None}
 
 
 class CsvDirectory:
@@ -216,7 +225,20 @@ class CsvDirectory:
                 ) from None
             if added_at is not None and added_at.tzinfo is None:
                 added_at = added_at.replace(tzinfo=UTC)
-            yield Member(User.from_dict(row), added_at, added_from="added_at in the members export")
+            enabled = (row.get("enabled") or "").strip().lower()
+            if enabled not in _ENABLED:
+                raise SourceError(
+                    f"{self.path} line {line_number}: enabled {row['enabled']!r} is not true, "
+                    "false or empty"
+                )
+            yield Member(
+                User.from_dict(row),
+                added_at,
+                added_from="added_at in the members export",
+                account=Account(
+                    enabled=_ENABLED[enabled], source="enabled false in the members export"
+                ),
+            )
 
     def member_groups(self, group: str) -> list[GroupInfo]:
         return []  # an export lists users only: it has no nesting

@@ -22,7 +22,9 @@ contacts and groups, and groups of any size are read completely. Consequences, b
   which never appears in `member`), are not listed;
 - a member's join date is the `ftimeCreated` of its value in the group's msDS-ReplValueMetaData
   (Windows AD); whenChanged is not a join date, and Samba returns no metadata values, so there
-  Member.added_at stays None.
+  Member.added_at stays None;
+- a member's account is disabled when userAccountControl has ACCOUNTDISABLE (0x2), and past its
+  leave date after accountExpires (see ldap_members.account_from).
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from reclaim.adapters.ldap_members import (
+    ACCOUNT_ATTRIBUTES,
     IN_CHAIN_MEMBER_OF,
     JOINED_FROM,
     VALUE_METADATA,
+    account_from,
     join_dates,
     metadata_values,
 )
@@ -208,9 +212,15 @@ class LdapDirectory:
             self._run(f"reading when members joined {group}", lambda c: self._metadata(c, group_dn))
         )
         search_filter = f"(&{USER_FILTER}(memberOf={escape_filter_chars(group_dn)}))"
-        for found in self._paged(search_filter, MEMBER_ATTRIBUTES, f"the members of {group}"):
+        attributes = MEMBER_ATTRIBUTES + ACCOUNT_ATTRIBUTES
+        for found in self._paged(search_filter, attributes, f"the members of {group}"):
             added = joined.get(found["dn"].lower())
-            yield Member(_user(found), added_at=added, added_from=JOINED_FROM if added else "")
+            yield Member(
+                _user(found),
+                added_at=added,
+                added_from=JOINED_FROM if added else "",
+                account=account_from(found["raw_attributes"]),
+            )
 
     def member_groups(self, group: str) -> list[GroupInfo]:
         """Groups that are direct members of `group`."""

@@ -1,4 +1,5 @@
-"""Active Directory membership evidence: join dates from msDS-ReplValueMetaData, nesting filters.
+"""Active Directory membership evidence: join dates from msDS-ReplValueMetaData, nesting filters,
+and whether each member's account is still usable (userAccountControl, accountExpires).
 
 Windows AD keeps replication metadata per value of a linked attribute (linked-value replication,
 forest level 2003 and later). Read without `;binary`, `msDS-ReplValueMetaData` is one small XML
@@ -26,9 +27,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import unescape
+
+from reclaim.domain.model import Account
 
 VALUE_METADATA = "msDS-ReplValueMetaData"
 JOINED_FROM = "msDS-ReplValueMetaData ftimeCreated"
@@ -36,6 +39,12 @@ JOINED_FROM = "msDS-ReplValueMetaData ftimeCreated"
 IN_CHAIN_MEMBER_OF = "memberOf:1.2.840.113556.1.4.1941:="
 
 _NEVER = datetime(1601, 1, 1, tzinfo=UTC)  # FILETIME zero: "no such time"
+ACCOUNT_ATTRIBUTES = ["userAccountControl", "accountExpires"]
+ACCOUNTDISABLE = 0x2  # the userAccountControl bit of a disabled account (MS-ADTS 2.2.16)
+_NO_EXPIRY = (0, 0x7FFFFFFFFFFFFFFF)  # accountExpires "never" (both spellings AD uses)
+UNREAD_CONTROL = (
+    "userAccountControl not returned: the bind account may not read it (a default AD user can)"
+)
 _FIELD = re.compile(r"<(pszAttributeName|pszObjectDn|ftimeDeleted|ftimeCreated)>([^<]*)</\1>")
 
 
@@ -76,3 +85,30 @@ def _time(text: str) -> datetime | None:
         return None
     parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return None if parsed <= _NEVER else parsed
+
+
+def account_from(raw_attributes: Mapping[str, Any]) -> Account:
+    """Disabled when userAccountControl has ACCOUNTDISABLE; its leave date is accountExpires (the
+    end of the last day the account may sign in), when one is set. Unreadable: unknown, not
+    enabled."""
+    control = _integer(raw_attributes.get("userAccountControl"))
+    expires = _integer(raw_attributes.get("accountExpires"))
+    left_at = None
+    if expires is not None and expires not in _NO_EXPIRY:
+        left_at = _NEVER + timedelta(microseconds=expires // 10)  # FILETIME: 100 ns since 1601
+    if control is None:
+        return Account(left_at=left_at, leave_source="AD accountExpires", unread=UNREAD_CONTROL)
+    disabled = bool(control & ACCOUNTDISABLE)
+    return Account(
+        enabled=not disabled,
+        left_at=left_at,
+        source=f"AD userAccountControl 0x{control:X}: ACCOUNTDISABLE" if disabled else "",
+        leave_source="AD accountExpires",
+    )
+
+
+def _integer(values: Any) -> int | None:
+    try:
+        return int(values[0]) if values else None
+    except (TypeError, ValueError):
+        return None

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from reclaim.domain.durations import format_duration, format_minutes
-from reclaim.domain.model import Member, PolicyState, UsageIndex, User
+from reclaim.domain.model import Account, Member, PolicyState, UsageIndex, User
 from reclaim.domain.policy import Policy
 from reclaim.domain.selection import Decision, DecisionKind, decide
 
@@ -101,6 +101,16 @@ def _proposals(s: Scenario, kind: DecisionKind) -> Iterator[tuple[str, Scenario]
         if group not in member.groups:
             groups = member.groups | {group}
             yield f"as a member of {group}", replace(s, member=replace(member, groups=groups))
+    if kind is DecisionKind.DISABLED:
+        enabled = Account(enabled=True)
+        yield (
+            "if her account were enabled again",
+            replace(s, member=replace(member, account=enabled)),
+        )
+        return
+    left_at = member.account.left_at
+    if left_at is not None and left_at > s.now:
+        yield f"when her leave date passes on {left_at:%Y-%m-%d}", replace(s, now=left_at)
     if kind is DecisionKind.NEW:
         joined = s.decided().evidence.member_since
         if joined is not None:
@@ -202,6 +212,11 @@ def scenario_from_record(
     since = _when(evidence.get("member_since"))
     through = str(evidence.get("via_group") or "")
     inherited = evidence.get("rule") == "inherited_licence"  # entra-licence: the licence's group
+    disabled = str(evidence.get("disabled") or "")
+    account = Account(
+        enabled=False if disabled.startswith("account disabled") else None,
+        left_at=_when(evidence.get("left_at")),
+    )
     member = Member(
         user=user,
         added_at=since,
@@ -210,6 +225,7 @@ def scenario_from_record(
         via_group="" if inherited else through,
         inherited_from=through if inherited else "",
         created_at=_when(evidence.get("account_created")),
+        account=account,
     )
     key, state_key = user.key(policy.usage.match_on), user.state_key(policy.usage.match_on)
     used = evidence.get("used")

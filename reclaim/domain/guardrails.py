@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from reclaim.domain.durations import format_duration
 from reclaim.domain.model import UsageIndex
 from reclaim.domain.policy import Policy
-from reclaim.domain.selection import Decision, DecisionKind, evaluated
+from reclaim.domain.selection import Decision, evaluated, removes
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ def check(
     removals: int | None = None,
 ) -> Halt | None:
     """The first guardrail that fails, or None when the run may go on. The caps count
-    `removals` (what the expiry tick is about to release), or else every CANDIDATE."""
+    `removals` (what the expiry tick is about to release), or else every decision that removes
+    (each CANDIDATE, and each DISABLED account the policy reclaims)."""
     direct = evaluated(decisions)  # members through nested groups are not judged, nor counted
     group_size = len(direct)
     if kill_switch:
@@ -59,11 +60,7 @@ def check(
     halt = _coverage(usage, policy, group_size)
     if halt is not None:
         return halt
-    count = (
-        removals
-        if removals is not None
-        else sum(1 for d in direct if d.kind is DecisionKind.CANDIDATE)
-    )
+    count = removals if removals is not None else sum(1 for d in direct if removes(d))
     cap = policy.limits.max_removals_per_run
     if count > cap:
         return Halt(

@@ -28,6 +28,7 @@ class QueueReason(StrEnum):
     CONSENT = "consent"  # answered no
     NO_RESPONSE = "no-response"  # deadline passed, on_no_response: reclaim
     NO_ASK = "no-ask"  # ask_permission is false
+    DISABLED = "disabled"  # a disabled account, disabled_accounts: reclaim (never asked)
 
 
 OPEN_STATES = frozenset(

@@ -65,6 +65,25 @@ def normalise_key(value: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Account:
+    """Whether the account can still be used, as the directory says; each part may be unknown."""
+
+    enabled: bool | None = None  # None: the directory did not say (see `unread`)
+    left_at: datetime | None = None  # leave date (Entra employeeLeaveDateTime, AD accountExpires)
+    source: str = ""  # what said it is disabled: "Entra accountEnabled: false", ...
+    leave_source: str = ""  # what gave left_at
+    unread: str = ""  # why a part is unknown, naming the permission that would tell
+
+    def disabled(self, now: datetime) -> str:
+        """Why the account counts as disabled at `now` (disabled, or its leave date passed), or ""."""
+        if self.enabled is False:
+            return f"account disabled ({self.source})" if self.source else "account disabled"
+        if self.left_at is not None and self.left_at <= now:
+            return f"left on {self.left_at:%Y-%m-%d} ({self.leave_source or 'leave date'})"
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
     user: User
     added_at: datetime | None = None  # when the directory says the user joined, if it knows
@@ -76,6 +95,7 @@ class Member:
     inherited_from: str = ""
     # entra: the SKUs the user also holds by direct assignment (lower-case skuIds)
     direct_skus: frozenset[str] = frozenset()
+    account: Account = field(default_factory=Account)  # enabled, leave date (if the source says)
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,13 @@ class OnNoResponse(StrEnum):
     KEEP = "keep"
 
 
+class DisabledAccounts(StrEnum):
+    """What happens to members whose account is disabled or whose leave date has passed."""
+
+    KEEP = "keep"  # reported (DISABLED), nothing asked or removed
+    RECLAIM = "reclaim"  # removed without asking, under the same caps, ledger and restore
+
+
 @dataclass(frozen=True)
 class DirectorySpec:
     kind: DirectoryKind
@@ -249,6 +256,7 @@ class Policy:
     licence: Licence = field(default_factory=Licence)
     decision_max_age: timedelta = timedelta(days=1)  # older removal decisions are taken again
     first_run: FirstRun = FirstRun.BASELINE
+    disabled_accounts: DisabledAccounts = DisabledAccounts.KEEP
 
     @property
     def enforcing(self) -> bool:
@@ -590,6 +598,7 @@ def _read_policy(r: _Reader) -> Policy:
     lic.finish()
     decision_max_age = r.get("decision_max_age", _positive_duration, Policy.decision_max_age)
     first_run = r.get("first_run", _choice(FirstRun), FirstRun.BASELINE)
+    disabled = r.get("disabled_accounts", _choice(DisabledAccounts), DisabledAccounts.KEEP)
     r.finish()
     return Policy(
         name=name,
@@ -607,6 +616,7 @@ def _read_policy(r: _Reader) -> Policy:
         licence=licence,
         decision_max_age=decision_max_age,
         first_run=first_run,
+        disabled_accounts=disabled,
     )
 
 

@@ -11,13 +11,14 @@ from typing import Any
 
 from reclaim.domain.durations import format_duration
 from reclaim.domain.model import CampaignResponse, Member, PolicyState, UsageIndex, UsageRow
-from reclaim.domain.policy import FirstRun, Policy, UnknownUsers
+from reclaim.domain.policy import DisabledAccounts, FirstRun, Policy, UnknownUsers
 from reclaim.domain.usage_text import amount_text, existed_since, usage_text
 
 
 class DecisionKind(StrEnum):
     NESTED = "NESTED"  # holds the licence through a nested group: not evaluated
     EXCLUDED = "EXCLUDED"
+    DISABLED = "DISABLED"  # account disabled or past its leave date (disabled_accounts says)
     NEW = "NEW"
     UNKNOWN_USAGE = "UNKNOWN_USAGE"
     ACTIVE = "ACTIVE"
@@ -49,18 +50,22 @@ class Evidence:
     last_seen_from: str = ""  # ... and which of its dates that is (lastSuccessfulSignInDateTime)
     inactive_for: str = ""  # entra-activity: how long without a sign-in makes a candidate
     account_created: datetime | None = None  # the directory's createdDateTime of the user
+    disabled: str = ""  # why the account counts as disabled (DISABLED)
+    left_at: datetime | None = None  # the leave date the directory holds, when it holds one
+    account_unread: str = ""  # why the account's state is unknown (a missing permission)
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"rule": self.rule}
         for name in (
             "used", "threshold", "unit", "window", "request_id", "excluded_by", "joined",
             "via_group", "usage_clock", "seat_note", "counted", "last_seen_from", "inactive_for",
+            "disabled", "account_unread",
         ):  # fmt: skip
             value = getattr(self, name)
             if value not in (None, ""):
                 result[name] = value
         for name in ("member_since", "answered_yes_at", "usage_as_of", "last_seen",
-                     "account_created"):  # fmt: skip
+                     "account_created", "left_at"):  # fmt: skip
             value = getattr(self, name)
             if value is not None:
                 result[name] = value.isoformat()
@@ -74,6 +79,14 @@ class Decision:
     reason: str
     evidence: Evidence
     state_key: str = field(default="")
+    # A DISABLED account the policy reclaims: released for removal at once, never asked.
+    without_asking: bool = False
+
+
+def removes(decision: Decision) -> bool:
+    """Whether acting on the decision removes the user: a CANDIDATE (asked first when the
+    policy asks), or a DISABLED account removed without asking. What the caps count."""
+    return decision.kind is DecisionKind.CANDIDATE or decision.without_asking
 
 
 @dataclass(frozen=True)
@@ -236,7 +249,8 @@ def _tracked(state: PolicyState, key: str, now: datetime, policy: Policy) -> Joi
 def decide(
     member: Member, usage: UsageIndex, state: PolicyState, policy: Policy, now: datetime
 ) -> Decision:
-    """The first rule that applies wins: EXCLUDED, NEW, UNKNOWN_USAGE, ACTIVE, KEPT, PENDING, CANDIDATE."""
+    """The first rule that applies wins: EXCLUDED, DISABLED, NEW, UNKNOWN_USAGE, ACTIVE, KEPT,
+    PENDING, CANDIDATE."""
     match_on = policy.usage.match_on
     key = member.user.key(match_on)
     state_key = member.user.state_key(match_on)
@@ -245,9 +259,17 @@ def decide(
         "" if policy.usage.by_recency else "sign-ins" if policy.usage.counts_sign_ins else "minutes"
     )
 
-    def made(kind: DecisionKind, reason: str, evidence: Evidence) -> Decision:
+    def made(
+        kind: DecisionKind, reason: str, evidence: Evidence, without_asking: bool = False
+    ) -> Decision:
         if kind is not DecisionKind.NESTED:
-            evidence = replace(evidence, usage_as_of=usage.observed_at, usage_clock=usage.clock)
+            evidence = replace(
+                evidence,
+                usage_as_of=usage.observed_at,
+                usage_clock=usage.clock,
+                left_at=member.account.left_at,
+                account_unread=member.account.unread,
+            )
         if policy.seat_sku and policy.seat_sku.lower() in member.direct_skus:
             evidence = replace(evidence, seat_note=also_direct(policy.seat_sku))
         if kind not in (DecisionKind.NESTED, DecisionKind.EXCLUDED, DecisionKind.NEW):
@@ -263,7 +285,7 @@ def decide(
             )
             if inactive_for is not None:  # judged by the last sign-in's date, not an amount
                 evidence = replace(evidence, used=None, threshold=None)
-        return Decision(member, kind, reason, evidence, state_key)
+        return Decision(member, kind, reason, evidence, state_key, without_asking)
 
     if member.via_group:
         return made(
@@ -291,6 +313,18 @@ def decide(
 
     joined = member_since(member, state, state_key, now, policy)
     since = joined.at
+    disabled = member.account.disabled(now)
+    if disabled:
+        seen = Evidence(
+            rule="disabled_accounts",
+            used=usage.amounts.get(key) if key else None,
+            threshold=policy.usage.threshold,
+            unit=unit,
+            window=window,
+            member_since=since,
+            joined=joined.evidence,
+        )
+        return made(*_disabled(disabled, seen, state, state_key, policy, now))
     if since is not None and now - since < policy.new_member_grace:
         days = max(0, (now - since).days)
         return made(
@@ -453,6 +487,31 @@ def decide(
             joined=joined.evidence,
         ),
     )
+
+
+def _disabled(
+    why: str, seen: Evidence, state: PolicyState, state_key: str, policy: Policy, now: datetime
+) -> tuple[DecisionKind, str, Evidence, bool]:
+    """A leaver: usage (shown in `seen`), grace and campaigns do not apply. Removed without asking
+    when the policy reclaims disabled accounts, unless a "yes" (or a restore) inside
+    keep_after_yes protects them."""
+    yes_at = state.last_yes.get(state_key)
+    evidence = replace(
+        seen,
+        disabled=why,
+        answered_yes_at=yes_at,
+        request_id=state.open_requests.get(state_key, ""),
+    )
+    if policy.disabled_accounts is DisabledAccounts.KEEP:
+        return DecisionKind.DISABLED, f"{why}; kept (disabled_accounts: keep)", evidence, False
+    if yes_at is not None and now - yes_at < policy.keep_after_yes:
+        reason = (
+            f'{why}; kept: "yes" (or a restore) on {yes_at:%Y-%m-%d}, protected for '
+            f"{format_duration(policy.keep_after_yes)}"
+        )
+        return DecisionKind.DISABLED, reason, evidence, False
+    reason = f"{why}; removed without asking (disabled_accounts: reclaim)"
+    return DecisionKind.DISABLED, reason, evidence, True
 
 
 def _exclusion(member: Member, policy: Policy) -> str:

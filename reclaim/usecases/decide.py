@@ -22,9 +22,9 @@ from reclaim.domain.model import Member
 from reclaim.domain.policy import Policy
 from reclaim.domain.selection import (
     Decision,
-    DecisionKind,
     UsageTally,
     members_usage,
+    removes,
     select,
     tally_usage,
 )
@@ -96,8 +96,8 @@ def assess(
     """Read the directory and the usage (once each), select, and check the guardrails.
 
     `releasing` names the state keys of open requests about to be released: they are judged
-    afresh (not as PENDING), and the caps count only those of them still CANDIDATE. Without it
-    (a run), the caps count every CANDIDATE."""
+    afresh (not as PENDING), and the caps count only those of them still to be removed. Without
+    it (a run), the caps count every removal the decisions call for."""
     usage_read = _UsageRead(lambda: ctx.adapters.usage_source(policy).usage(policy, now))
     try:
         members = read_members(ctx.adapters.directory(policy), policy)
@@ -127,9 +127,7 @@ def assess(
     decisions = select(members, usage, state, policy, now)
     removals = None
     if releasing is not None:
-        removals = sum(
-            1 for d in decisions if d.kind is DecisionKind.CANDIDATE and d.state_key in wanted
-        )
+        removals = sum(1 for d in decisions if removes(d) and d.state_key in wanted)
     halt = guardrails.check(
         decisions, usage, policy, now, kill_switch=kill_switch, removals=removals
     )

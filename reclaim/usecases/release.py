@@ -2,15 +2,16 @@
 
 A request is due when its user answered no, stayed silent past the deadline (on_no_response:
 reclaim), was handed back by the worker (its decision had grown older than decision_max_age), or
-was held back before. Only a tick that has just re-decided it releases it (the expiry tick, under
-the policy's lease): one reading of the directory and the usage for the policy (decide.assess),
-selection re-run for the users about to be released. A user who is now ACTIVE, EXCLUDED, KEPT,
-NEW, of unknown usage or no longer a member is CANCELLED with that reason. A failing or stale
-source, or a guardrail (per-run caps count the releases), halts the tick: nothing is released,
-the requests wait, and the halt is recorded as an "expiry" run. The rolling rate
-(limits.rate: count per window, over every release of runs and ticks) lets out the oldest
-first and holds the rest; anything due longer than limits.max_wait is cancelled, never removed
-late on stale grounds.
+was held back before (a disabled account released without asking included). Only a tick that has
+just re-decided it releases it (the expiry tick, under the policy's lease): one reading of the
+directory and the usage for the policy (decide.assess), selection re-run for the users about to
+be released. A user who is now ACTIVE, EXCLUDED, KEPT, NEW, of unknown usage or no longer a
+member is CANCELLED with that reason, and so is a disabled account's request once the account is
+enabled again. A failing or stale source, or a guardrail (per-run caps count the releases), halts
+the tick: nothing is released, the requests wait, and the halt is recorded as an "expiry" run.
+The rolling rate (limits.rate: count per window, over every release of runs and ticks) lets out
+the oldest first and holds the rest; anything due longer than limits.max_wait is cancelled, never
+removed late on stale grounds.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from reclaim.domain.guardrails import Halt
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
 from reclaim.domain.policy import OnNoResponse, Policy
 from reclaim.domain.records import DecisionRecord, LedgerOutcome, RunRecord, RunStatus
-from reclaim.domain.selection import Decision, DecisionKind, count_by_kind
+from reclaim.domain.selection import Decision, count_by_kind, removes
 from reclaim.ports import RemovalOutcome, RemovalResult
 from reclaim.usecases.bookkeeping import cancel, enqueue_removal, ledger
 from reclaim.usecases.context import Context
@@ -95,19 +96,23 @@ def hold(ctx: Context, request: Request, why: str, now: datetime) -> None:
 
 
 def release_new(
-    ctx: Context, policy: Policy, requests: Sequence[Request], now: datetime
+    ctx: Context,
+    policy: Policy,
+    requests: Sequence[Request],
+    now: datetime,
+    reason: QueueReason = QueueReason.NO_ASK,
 ) -> tuple[int, int]:
     """A run without asking: its decisions are fresh, so it releases new requests itself, up to
     the rate's allowance in the order given; the rest are stored DUE, held. (released, held)"""
     left = allowance(ctx, policy, now)
     for request in requests[:left]:
-        enqueue_removal(ctx, policy, request, QueueReason.NO_ASK, now, new=True, decided_at=now)
+        enqueue_removal(ctx, policy, request, reason, now, new=True, decided_at=now)
     why = rate_text(policy)
     for request in requests[left:]:
         held = replace(
             request,
             state=RequestState.DUE,
-            queue_reason=QueueReason.NO_ASK,
+            queue_reason=reason,
             deadline=now,
             detail=why,
         )
@@ -175,7 +180,11 @@ def release_due(ctx: Context, policy: Policy, now: datetime) -> Release:
             why = "no longer a member of the group"
         elif request.state_key in releasing:
             why = "another request of this user is being released"
-        elif decision.kind is DecisionKind.CANDIDATE:
+        elif request.queue_reason is QueueReason.DISABLED and not decision.without_asking:
+            # Released because the account was disabled: re-enabled (or now protected), it is
+            # judged afresh by the next run, and asked first if the policy asks.
+            why = f"no longer removed as disabled: {decision.kind.value.lower()}: {decision.reason}"
+        elif removes(decision):
             releasable.append(request)
             releasing.add(request.state_key)
             continue

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from reclaim.domain.guardrails import Halt
-from reclaim.domain.lifecycle import Request, RequestState
+from reclaim.domain.lifecycle import QueueReason, Request, RequestState
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
     DecisionRecord,
@@ -113,9 +113,15 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
             ctx.store.record_run(run, _decision_records(run, decisions), _snapshot(decisions))
         return RunOutcome(run, decisions)
 
-    _cancel_stale_requests(ctx, policy, decisions, now)
+    superseded = _cancel_stale_requests(ctx, policy, decisions, now)
     chosen = [d for d in decisions if d.kind is DecisionKind.CANDIDATE]
     requests = [_new_request(ctx, policy, run_id, d, now) for d in chosen]
+    # Leavers the policy reclaims, unless a removal of theirs is already on its way.
+    leavers = [
+        _new_request(ctx, policy, run_id, d, now, asking=False)
+        for d in decisions
+        if d.without_asking and d.evidence.request_id in ("", *superseded)
+    ]
     asked, enqueued, held = 0, 0, 0
     not_asked: dict[str, str] = {}
     if policy.ask_permission:
@@ -123,8 +129,12 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
             asked, not_asked = _ask(ctx, policy, requests, now)
         except ReclaimError as error:
             return halted("campaign", f"campaign: {error}", decisions, snapshot=True)
-    else:
-        enqueued, held = release_new(ctx, policy, requests, now)
+        requests = []
+    if leavers:
+        enqueued, held = release_new(ctx, policy, leavers, now, QueueReason.DISABLED)
+    if requests:
+        released, waiting = release_new(ctx, policy, requests, now)
+        enqueued, held = enqueued + released, held + waiting
     run = _run_record(
         run_id, policy, now, RunStatus.COMPLETED, decisions, asked=asked, enqueued=enqueued
     )
@@ -178,7 +188,13 @@ def _decision_records(run: RunRecord, decisions: Sequence[Decision]) -> list[Dec
 
 
 def _new_request(
-    ctx: Context, policy: Policy, run_id: str, decision: Decision, now: datetime
+    ctx: Context,
+    policy: Policy,
+    run_id: str,
+    decision: Decision,
+    now: datetime,
+    *,
+    asking: bool = True,
 ) -> Request:
     return Request(
         id=ctx.new_id(),
@@ -190,7 +206,7 @@ def _new_request(
         state=RequestState.PENDING,
         created_at=now,
         updated_at=now,
-        deadline=now + policy.campaign.respond_within if policy.ask_permission else None,
+        deadline=now + policy.campaign.respond_within if asking and policy.ask_permission else None,
         reason=decision.reason,
     )
 
@@ -227,16 +243,25 @@ def _ask(
 
 def _cancel_stale_requests(
     ctx: Context, policy: Policy, decisions: Sequence[Decision], now: datetime
-) -> None:
-    """Open requests of users who became active, were excluded or left the group are cancelled."""
+) -> set[str]:
+    """Open requests of users who became active, were excluded or left the group are cancelled,
+    and so are those of disabled accounts: kept ones, and asks (a leaver the policy reclaims is
+    released without asking instead). Returns the ids of the cancelled requests."""
     by_key = {d.state_key: d for d in decisions}
     open_states = [RequestState.PENDING, RequestState.DUE, RequestState.QUEUED]
+    cancelled: set[str] = set()
     for request in ctx.store.requests(policy.name, open_states):
         decision = by_key.get(request.state_key)
         if decision is None:
             why = "left the group"
         elif decision.kind in (DecisionKind.ACTIVE, DecisionKind.EXCLUDED, DecisionKind.NESTED):
             why = f"{decision.kind.value.lower()}: {decision.reason}"
+        elif decision.kind is DecisionKind.DISABLED and (
+            not decision.without_asking or request.state is RequestState.PENDING
+        ):
+            why = f"disabled: {decision.reason}"
         else:
             continue
-        cancel(ctx, request, why, now)
+        if cancel(ctx, request, why, now):
+            cancelled.add(request.id)
+    return cancelled

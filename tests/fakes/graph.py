@@ -76,8 +76,10 @@ _GROUP_PROPERTIES = {
 _USER_PROPERTIES = {
     "id", "userPrincipalName", "mail", "displayName", "onPremisesSamAccountName",
     "onPremisesSecurityIdentifier", "licenseAssignmentStates", "assignedLicenses",
-    "accountEnabled", "createdDateTime",
+    "accountEnabled", "createdDateTime", "employeeLeaveDateTime",
 }  # fmt: skip
+# employeeLeaveDateTime needs User-LifeCycleInfo.Read.All; without it Graph answers null, not 403
+_READ_LIFECYCLE = {"User-LifeCycleInfo.Read.All", "User-LifeCycleInfo.ReadWrite.All"}
 # Graph takes the cast with its namespace or the namespace's alias (Microsoft's SDK sends graph.user)
 _CASTS = {f"{namespace}.{kind}": kind for namespace in ("microsoft.graph", "graph")
           for kind in ("user", "group")}  # fmt: skip
@@ -106,6 +108,8 @@ class FakeUser:
     # in a restricted management administrative unit: the app may not change it (403 on the user)
     restricted: bool = False
     disabled_plans: dict[str, list[str]] = field(default_factory=dict)  # per direct skuId
+    enabled: bool = True  # accountEnabled (Samba, unlike Entra, creates users disabled)
+    leaves: datetime | None = None  # employeeLeaveDateTime
 
 
 @dataclass
@@ -956,7 +960,9 @@ class FakeGraph(FakeService):
             "displayName": user.display_name,
             "onPremisesSamAccountName": user.sam_account_name,
             "onPremisesSecurityIdentifier": user.sid,
-            "accountEnabled": True,
+            # null (200) when the app may not read it, as Graph does (and nameless() below)
+            "accountEnabled": user.enabled,
+            "employeeLeaveDateTime": _iso(user.leaves) if self.granted & _READ_LIFECYCLE else None,
             "licenseAssignmentStates": states,
             # What the user holds, one entry per SKU however many sources give it.
             "assignedLicenses": [

@@ -3,7 +3,8 @@ cases through it while checking DESIGN §8's invariants after every step.
 
 The world is small on purpose (8 users, one licensing group, one exclusion group with a nested
 group inside it) so that random interleavings hit the interesting corners often: answers racing
-deadlines, usage arriving after the ask, people joining and leaving, nested exclusion changing,
+deadlines, usage arriving after the ask, people joining and leaving, accounts disabled and enabled
+again (leavers, under disabled_accounts keep or reclaim), nested exclusion changing,
 the kill switch flipping, stale data, a failing directory, overlapping runs and redelivered
 messages. The truth the invariants are judged by is the model's own record of what happened
 (usage events, membership changes, answers), never what reclaim stored.
@@ -23,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from reclaim import usecases
 from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, RequestState
-from reclaim.domain.model import AnswerValue, Member, User
+from reclaim.domain.model import Account, AnswerValue, Member, User
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import LedgerOutcome, RemovalMessage
 from reclaim.errors import TransientError
@@ -59,6 +60,8 @@ class World:
     # (seq, who) after every change of who also gets the licence from another group (an
     # entra-licence policy must never remove them: the seat stays held)
     inherited_history: list[tuple[int, frozenset[str]]] = field(default_factory=list)
+    disabled: set[str] = field(default_factory=set)  # labels whose account is disabled (leavers)
+    disabled_history: list[tuple[int, frozenset[str]]] = field(default_factory=list)
     # (seq, label -> joined at) after every membership change, to judge by data at the release
     members_history: list[tuple[int, dict[str, datetime]]] = field(default_factory=list)
     # (label, when, minutes, seq): seq orders events that share a timestamp with a decision.
@@ -94,6 +97,13 @@ class World:
         """Who held the licence through another group before step `seq` (now, without one)."""
         history = [who for at, who in self.inherited_history if seq is None or at < seq]
         return history[-1] if history else frozenset()
+
+    def disabled_before(self, seq: int | None) -> frozenset[str]:
+        """Whose account was disabled before step `seq` (now, without a seq)."""
+        if seq is None:
+            return frozenset(self.disabled)
+        earlier = [who for at, who in self.disabled_history if at < seq]
+        return earlier[-1] if earlier else frozenset()
 
     def used(self, label: str, at: datetime, before_seq: int | None = None) -> float:
         """Minutes in the look-back up to `at`; with before_seq, only events logged before it."""
@@ -139,6 +149,7 @@ class ModelDirectory:
                     BY_LABEL[label],
                     added_at=self._joined(group, label),
                     inherited_from="LicGroup" if label in inherited else "",
+                    account=Account(enabled=label not in self.world.disabled, source="model"),
                 )
                 for label in self._users(group)
             ]
@@ -232,7 +243,7 @@ class ModelQueue:
             return visible
 
 
-def asking_policy_data(ask: bool, on_no_response: str) -> Policy:
+def asking_policy_data(ask: bool, on_no_response: str, disabled_accounts: str = "keep") -> Policy:
     campaign = {
         "channel": "webhook",
         "url": "https://survey.example/ask",
@@ -255,6 +266,7 @@ def asking_policy_data(ask: bool, on_no_response: str) -> Policy:
         new_member_grace="14d",
         keep_after_yes="30d",
         limits={"max_removals_per_run": CAP, "max_percent_of_group": 100},
+        disabled_accounts=disabled_accounts,
     )
 
 
@@ -279,6 +291,8 @@ class ReclaimMachine(RuleBasedStateMachine):
         joined_days_ago=st.lists(st.integers(0, 60), min_size=8, max_size=8),
         nested=st.sets(st.sampled_from(LABELS), max_size=3),
         active=st.sets(st.sampled_from(LABELS), min_size=3, max_size=6),
+        disabled=st.sets(st.sampled_from(LABELS), max_size=2),
+        disabled_accounts=st.sampled_from(["keep", "reclaim"]),
     )
     def setup(
         self,
@@ -287,8 +301,12 @@ class ReclaimMachine(RuleBasedStateMachine):
         joined_days_ago: list[int],
         nested: set[str],
         active: set[str],
+        disabled: set[str],
+        disabled_accounts: str,
     ) -> None:
-        self.policy = asking_policy_data(ask, on_no_response)
+        self.policy = asking_policy_data(ask, on_no_response, disabled_accounts)
+        self.world.disabled = set(disabled)
+        self.world.disabled_history.append((0, frozenset(disabled)))
         for label, days in zip(LABELS, joined_days_ago, strict=True):
             self.world.members[label] = NOW - timedelta(days=days)
         self.world.members_changed()
@@ -335,17 +353,22 @@ class ReclaimMachine(RuleBasedStateMachine):
             problems.append("excluded through the nested group")
         if label in world.inherited_before(released_in):
             problems.append("licence inherited from another group (a removal frees no seat)")
+        # A leaver the policy reclaims is removed whatever the usage, join date or campaign.
+        disabled = label in world.disabled_before(released_in)
+        leaver = disabled and policy.disabled_accounts.value == "reclaim"
+        if disabled and not leaver:
+            problems.append("a disabled account removed under disabled_accounts: keep")
         used = world.used(label, decided_at, released_in)
-        if used >= THRESHOLD:
+        if used >= THRESHOLD and not leaver:
             problems.append(f"active: {used} minutes by {decided_at:%m-%d %H:%M}")
         members_then = world.members_before(released_in)
         if label not in members_then:
             problems.append("not a member when the removal was released")
-        elif decided_at - members_then[label] < GRACE:
+        elif decided_at - members_then[label] < GRACE and not leaver:
             problems.append("new member")
         if any(now - at < KEEP for at in world.yes.get(label, [])):
             problems.append("answered yes inside the keep window")
-        if policy.ask_permission:
+        if policy.ask_permission and not leaver:
             asked_at = request.created_at
             said_no = any(at >= asked_at for at in world.no.get(label, []))
             deadline = request.deadline or asked_at + RESPOND
@@ -419,6 +442,13 @@ class ReclaimMachine(RuleBasedStateMachine):
         self.world.seq += 1
         held = self.world.inherited_before(None) ^ {label}
         self.world.inherited_history.append((self.world.seq, held))
+
+    @rule(label=st.sampled_from(LABELS))
+    def toggle_disabled(self, label: str) -> None:
+        """The account is disabled (a leaver), or enabled again (a return, a mistake undone)."""
+        self.world.seq += 1
+        self.world.disabled ^= {label}
+        self.world.disabled_history.append((self.world.seq, frozenset(self.world.disabled)))
 
     @rule()
     def toggle_stale_usage(self) -> None:

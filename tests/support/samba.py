@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, NONE, Connection, Server, Tls
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, NONE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPEntryAlreadyExistsResult, LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
@@ -60,6 +60,8 @@ START_TIMEOUT = 60.0  # seconds; LDAPS normally answers 1.5-5 s after start
 STOP_TIMEOUT = 15.0
 LOCK_TIMEOUT = 1800.0  # other checkouts on this machine may hold it for a whole suite
 MEMBERS_PER_MODIFY = 500  # member values per modify request when filling big groups
+# userAccountControl bits (MS-ADTS 2.2.16)
+ACCOUNTDISABLE, PASSWD_NOTREQD, NORMAL_ACCOUNT = 0x2, 0x20, 0x200
 
 
 def _samba_binary(name: str) -> str | None:
@@ -286,17 +288,33 @@ class SambaDC:
         mail: str = "",
         upn: str = "",
         ou: str = "",
+        enabled: bool = True,
     ) -> str:
-        """A user (created disabled, as Samba does without a password); returns its DN."""
+        """A user; returns its DN. Samba creates users disabled (no password): an enabled one
+        is a normal account that needs no password (reclaim reads only ACCOUNTDISABLE)."""
         attributes = {
             "sAMAccountName": sam_account_name,
             "userPrincipalName": upn or f"{sam_account_name}@{self.realm.lower()}",
             "displayName": display_name or sam_account_name,
         }
+        if enabled:
+            attributes["userAccountControl"] = str(NORMAL_ACCOUNT | PASSWD_NOTREQD)
         if mail:
             attributes["mail"] = mail
         dn = f"CN={escape_rdn(sam_account_name)},{ou or self.test_ou}"
         return self._add(dn, ["top", "person", "organizationalPerson", "user"], attributes)
+
+    def set_account(
+        self, dn: str, *, enabled: bool | None = None, expires: int | None = None
+    ) -> None:
+        """Disable or enable an account (userAccountControl), or set accountExpires (FILETIME)."""
+        changes: dict[str, list] = {}
+        if enabled is not None:
+            control = NORMAL_ACCOUNT | PASSWD_NOTREQD | (0 if enabled else ACCOUNTDISABLE)
+            changes["userAccountControl"] = [(MODIFY_REPLACE, [str(control)])]
+        if expires is not None:
+            changes["accountExpires"] = [(MODIFY_REPLACE, [str(expires)])]
+        self.admin.modify(dn, changes)
 
     def create_users(self, sam_account_names: Iterable[str], *, ou: str = "") -> list[str]:
         return [self.create_user(name, ou=ou) for name in sam_account_names]

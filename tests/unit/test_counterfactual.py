@@ -9,12 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reclaim.domain.counterfactual import Scenario, scenario_from_record, what_would_change
-from reclaim.domain.model import Member, PolicyState, UsageIndex, User
+from reclaim.domain.model import Account, Member, PolicyState, UsageIndex, User
 from reclaim.domain.selection import DecisionKind
 from tests.conftest import NOW, make_policy
 
 DAY = timedelta(days=1)
 USER = User(object_id="id-1", upn="ada@contoso.test", sam_account_name="ada")
+ACCOUNTS = [  # enabled (mostly), disabled, past its leave date, leaving later
+    *[Account(enabled=True)] * 3,
+    Account(enabled=False, source="Entra accountEnabled: false"),
+    Account(enabled=True, left_at=NOW - 3 * DAY),
+    Account(enabled=True, left_at=NOW + 20 * DAY),
+]
 
 
 @st.composite
@@ -36,6 +42,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         groups=frozenset(draw(st.sampled_from([[], ["SF-Admins"], ["Other"]]))),
         via_group=draw(st.sampled_from(["", "", "", "Nested-Team"])),
         inherited_from=draw(st.sampled_from(["", "", "", "Licensing-Group"])),  # entra-licence
+        account=draw(st.sampled_from(ACCOUNTS)),
     )
     state = PolicyState(
         last_yes={} if yes_days is None else {state_key: NOW - yes_days * DAY},

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from reclaim.adapters.graph.client import GraphClient, GraphReply, final_throttle, shared_client
 from reclaim.adapters.graph.errors import READ_LICENCE_HOLDERS, READ_USERS, WRITE_LICENCES
 from reclaim.adapters.graph.licences import HOLDING
-from reclaim.adapters.graph.members import EntraDirectory
+from reclaim.adapters.graph.members import ACCOUNT_FIELDS, EntraDirectory, account_from
 from reclaim.adapters.graph.paths import (
     GUID,
     MEMBERS_PAGE,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from reclaim.settings import Settings
 
 LICENCE_FIELDS = "assignedLicenses,licenseAssignmentStates"
-HOLDER_FIELDS = f"{USER_FIELDS},createdDateTime,{LICENCE_FIELDS}"
+HOLDER_FIELDS = f"{USER_FIELDS},createdDateTime,{LICENCE_FIELDS},{ACCOUNT_FIELDS}"
 ADVANCED_QUERY = {"ConsistencyLevel": "eventual"}  # with $count=true: an advanced query
 JOINED_FROM = "the direct assignment's lastUpdatedDateTime"
 # Graph's 400 for a licence that comes from a group: the only signal its code does not carry.
@@ -101,6 +101,7 @@ class EntraLicenceDirectory:
                 added_from=JOINED_FROM if added else "",
                 created_at=_time(item.get("createdDateTime")),
                 inherited_from=str(inherited),
+                account=account_from(item),  # leavers holding the SKU (see members.py)
             )
 
     def member_groups(self, group: str) -> list[GroupInfo]:

@@ -10,6 +10,11 @@ joined, and the groups inside a group:
   evidence there). It needs AuditLog.Read.All; without it the listing fails closed, because a
   member added yesterday would otherwise be judged like one of ten years;
 - each user's createdDateTime: nobody joined before they existed (a lower bound);
+- each user's accountEnabled (User.Read.All) and employeeLeaveDateTime (User-LifeCycleInfo.Read.All):
+  leavers (selection's DISABLED). Graph answers 200 with null for a property the app may not
+  read, so a null accountEnabled (always true or false when readable) makes the account's state
+  unknown, saying which permission is missing, never "enabled"; a null leave date is no leave
+  date, or a missing User-LifeCycleInfo.Read.All, which the answer cannot tell apart (README);
 - nested groups: `/members/microsoft.graph.group`, and users at any depth through
   `/transitiveMembers/microsoft.graph.user` (for exclusion groups and nested licensing groups).
 Every listing follows @odata.nextLink; a failure part-way raises SourceError (never a partial read).
@@ -33,7 +38,7 @@ from reclaim.adapters.graph.paths import (
     query,
     segment,
 )
-from reclaim.domain.model import Member, User
+from reclaim.domain.model import Account, Member, User
 from reclaim.ports import GroupInfo, Secrets
 
 if TYPE_CHECKING:
@@ -42,7 +47,9 @@ if TYPE_CHECKING:
 READ_AUDIT = "AuditLog.Read.All (the directory audit log gives members' join dates)"
 ADD_MEMBER = "Add member to group"
 # licenseAssignmentStates: who also holds a SKU directly (a removal from the group frees no seat)
-MEMBER_FIELDS = USER_FIELDS + ",createdDateTime,licenseAssignmentStates"
+ACCOUNT_FIELDS = "accountEnabled,employeeLeaveDateTime"  # leavers (see the module docstring)
+MEMBER_FIELDS = f"{USER_FIELDS},createdDateTime,licenseAssignmentStates,{ACCOUNT_FIELDS}"
+UNREAD_ENABLED = "accountEnabled not returned: the app needs User.Read.All"
 JOINED_FROM = "Entra audit log: Add member to group"
 
 
@@ -61,6 +68,19 @@ def _time(value: Any) -> datetime | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
     except ValueError:
         return None  # a date Graph would not write: no evidence rather than a wrong one
+
+
+def account_from(item: dict[str, Any]) -> Account:
+    """accountEnabled and employeeLeaveDateTime, each read on its own (see the module docstring)."""
+    enabled = item.get("accountEnabled")
+    known = isinstance(enabled, bool)
+    return Account(
+        enabled=enabled if known else None,
+        left_at=_time(item.get("employeeLeaveDateTime")),
+        source="Entra accountEnabled: false" if enabled is False else "",
+        leave_source="Entra employeeLeaveDateTime",
+        unread="" if known else UNREAD_ENABLED,
+    )
 
 
 class EntraDirectory(GraphDirectory):
@@ -87,6 +107,7 @@ class EntraDirectory(GraphDirectory):
                 added_from=JOINED_FROM if added else "",
                 created_at=_time(item.get("createdDateTime")),
                 direct_skus=direct_skus(item),
+                account=account_from(item),
             )
 
     def member_groups(self, group: str) -> list[GroupInfo]:
