@@ -181,6 +181,10 @@ class StateStore(Protocol):
     Every write is idempotent, except that a switch flip is appended each time (repeating one
     leaves the switch in the same state and shows in its history)."""
 
+    # How many candidates' writes (request, ledger entry, queue message) a use case may send at
+    # once: the store's own limit (reclaim.usecases.bookkeeping.each).
+    write_concurrency: int
+
     def policy_state(self, policy: str, now: datetime) -> PolicyState: ...
 
     def atomic(self) -> AbstractContextManager[None]:
@@ -207,11 +211,19 @@ class StateStore(Protocol):
         version request.version - 1; False when another writer got there first."""
         ...
 
-    def get_request(self, request_id: str) -> Request | None: ...
+    def get_request(self, request_id: str, policy: str | None = None) -> Request | None:
+        """`policy`, when the caller knows it (a removal message carries it), spares a store
+        that partitions by policy a lookup; a wrong one is no error, only slower."""
+        ...
 
     def requests(
         self, policy: str | None = None, states: Iterable[RequestState] | None = None
     ) -> list[Request]: ...
+
+    def user_requests(self, policy: str, user: str) -> list[Request]:
+        """The policy's requests for the user with this identifier (any of the user's), oldest
+        first: what an answer by policy and user looks up."""
+        ...
 
     def record_answer(self, policy: str, state_key: str, answer: Answer) -> bool:
         """False when the same answer to the same request was recorded before."""

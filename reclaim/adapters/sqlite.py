@@ -106,6 +106,8 @@ def _renamed(row: sqlite3.Row) -> dict[str, object]:
 class SqliteStore:
     """reclaim.ports.StateStore on a local SQLite file."""
 
+    write_concurrency = 1  # one writer at a time holds the file's lock: no gain in more
+
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         if self.path != ":memory:":
@@ -333,7 +335,7 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
-    def get_request(self, request_id: str) -> Request | None:
+    def get_request(self, request_id: str, policy: str | None = None) -> Request | None:
         row = self._db().execute("SELECT * FROM requests WHERE id=?", (request_id,)).fetchone()
         found = self._parsed("requests", [row] if row else [], self._request)
         return found[0] if found else None
@@ -351,6 +353,9 @@ class SqliteStore:
             args.extend(wanted)
         rows = self._db().execute(sql + " ORDER BY created_at, id", args).fetchall()
         return self._parsed("requests", rows, self._request)
+
+    def user_requests(self, policy: str, user: str) -> list[Request]:
+        return [r for r in self.requests(policy) if r.user.matches(user)]
 
     # ---- answers -------------------------------------------------------------------------------
 
