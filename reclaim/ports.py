@@ -176,6 +176,15 @@ class Campaign(Protocol):
 # ---- state -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Compaction:
+    """What retention took away from one policy's state (reclaim.usecases.retention)."""
+
+    runs: int = 0  # runs whose decision records were cut to the ones that chose someone
+    decisions: int = 0  # decision records deleted
+    requests: int = 0  # finished requests deleted (their ledger entries stay)
+
+
 class StateStore(Protocol):
     """Requests, answers, first-seen dates, runs, the ledger and the operators' switches.
     Every write is idempotent, except that a switch flip is appended each time (repeating one
@@ -264,6 +273,13 @@ class StateStore(Protocol):
 
     def user_decisions(self, policy: str, state_key: str) -> list[DecisionRecord]: ...
 
+    def compact(self, policy: str, before: datetime) -> Compaction:
+        """Retention. Runs that started before `before` keep only the decision records that
+        chose someone (CANDIDATE, with their reason and evidence: what explain shows); finished
+        requests (FINAL_STATES) last changed before it are deleted. The ledger, the runs, the
+        answers and REMOVED requests (restore needs them) are kept. Idempotent."""
+        ...
+
     def record_switch(self, change: SwitchChange) -> None:
         """Keep one flip of an operator's switch; earlier flips stay as its history."""
         ...
@@ -329,6 +345,7 @@ __all__ = [
     "AskResult",
     "Campaign",
     "ChannelAnswer",
+    "Compaction",
     "Directory",
     "GroupInfo",
     "Notifier",

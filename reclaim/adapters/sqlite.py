@@ -24,7 +24,7 @@ from reclaim.adapters.rows import (
 )
 from reclaim.adapters.switch_log import SqliteSwitchLog
 from reclaim.domain.breaker import Breaker
-from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
+from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import (
     DecisionRecord,
@@ -34,6 +34,7 @@ from reclaim.domain.records import (
 )
 from reclaim.domain.switches import SwitchChange
 from reclaim.errors import ConfigurationError
+from reclaim.ports import Compaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -353,6 +354,27 @@ class SqliteStore:
             args.extend(wanted)
         rows = self._db().execute(sql + " ORDER BY created_at, id", args).fetchall()
         return self._parsed("requests", rows, self._request)
+
+    def compact(self, policy: str, before: datetime) -> Compaction:
+        cutoff = _ts(before)
+        finished = sorted(s.value for s in FINAL_STATES)
+        with self._write() as db:
+            runs = db.execute(
+                "SELECT COUNT(*) FROM runs WHERE policy=? AND started_at<? AND EXISTS (SELECT 1 "
+                "FROM decisions d WHERE d.run_id=runs.id AND d.decision!='CANDIDATE')",
+                (policy, cutoff),
+            ).fetchone()[0]
+            decisions = db.execute(
+                "DELETE FROM decisions WHERE policy=? AND decision!='CANDIDATE' AND run_id IN "
+                "(SELECT id FROM runs WHERE policy=? AND started_at<?)",
+                (policy, policy, cutoff),
+            ).rowcount
+            requests = db.execute(
+                "DELETE FROM requests WHERE policy=? AND updated_at<? AND state IN "
+                "(SELECT value FROM json_each(?))",
+                (policy, cutoff, json.dumps(finished)),
+            ).rowcount
+        return Compaction(runs, decisions, requests)
 
     def user_requests(self, policy: str, user: str) -> list[Request]:
         return [r for r in self.requests(policy) if r.user.matches(user)]

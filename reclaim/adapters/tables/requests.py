@@ -23,15 +23,23 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from reclaim.adapters.rows import request_from_row, user_json
-from reclaim.adapters.tables.access import Operation, TableAccess, conflict, operation
+from reclaim.adapters.tables.access import (
+    WRITE_WORKERS,
+    Operation,
+    TableAccess,
+    conflict,
+    operation,
+)
 from reclaim.adapters.tables.keys import dt, key, prefix_range, text
-from reclaim.domain.lifecycle import Request, RequestState
+from reclaim.domain.lifecycle import FINAL_STATES, Request, RequestState
 from reclaim.domain.model import normalise_key
 
 K = TypeVar("K")
@@ -275,6 +283,37 @@ class RequestTable:
         return sorted(
             (r for r in found if r.user.matches(identifier)), key=lambda r: (r.created_at, r.id)
         )
+
+    # ---- retention ---------------------------------------------------------------------------
+
+    def forget_finished(self, policy: str, before: datetime) -> int:
+        """Delete the policy's finished requests last changed before `before` (their ledger
+        entries stay): the request, its index entries, then its locator."""
+        self.migrate()
+        finished: list[Request] = []
+        for state in sorted(FINAL_STATES):
+            entities = self._access.query(
+                self._table,
+                "PartitionKey eq @p and RowKey ge @lo and RowKey lt @hi and updated_at lt @before",
+                {"p": partition(policy), **prefix_range(f"s|{state.value}|"), "before": before},
+            )
+            finished += self._access.parsed(self._table, entities, self._request)
+
+        def forget(request: Request) -> None:
+            rows = [f"r|{key(request.id)}"] + [e["RowKey"] for e in self._copies(request)]
+            self._access.transact(
+                self._table,
+                [("delete", {"PartitionKey": partition(policy), "RowKey": row}) for row in rows],
+            )
+            self._access.transact(
+                self._table, [("delete", {"PartitionKey": key(request.id), "RowKey": LOCATOR_ROW})]
+            )
+            self._etags.drop(request.id)
+            self._policies.drop(request.id)
+
+        with ThreadPoolExecutor(WRITE_WORKERS) as pool:
+            list(pool.map(forget, finished))
+        return len(finished)
 
     # ---- the old layout ----------------------------------------------------------------------
 

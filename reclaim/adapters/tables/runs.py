@@ -53,6 +53,10 @@ def time_filter(
     return " and ".join(clauses), parameters
 
 
+def _keys(entity: Mapping[str, Any]) -> dict[str, Any]:
+    return {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]}
+
+
 class RunTable:
     def __init__(self, access: TableAccess, runs: TableClient, decisions: TableClient) -> None:
         self._access = access
@@ -141,6 +145,57 @@ class RunTable:
                 {"p": key(policy), "lo": key(state_key) + "|", "hi": after(key(state_key))},
             )
         return self._ordered(found)
+
+    def compact(self, policy: str, before: datetime) -> tuple[int, int]:
+        """Runs that started before `before` keep only their CANDIDATE decisions, moved to the
+        policy's own partition (RowKey state key "|" run id, where user_decisions reads runs
+        without partitions); the rest are deleted. (runs compacted, decisions deleted)"""
+        runs = deleted = 0
+        old = self._access.query(
+            self._runs,
+            "PartitionKey eq @p and started_at lt @before",
+            {"p": key(policy), "before": before},
+        )
+        for run in old:
+            if run.get("compacted"):
+                continue
+            deleted += self._compact_run(policy, str(run["id"]), int(run.get(PARTITIONS) or 0))
+            # Marked last: a compaction cut short is done again, and finds less to do.
+            self._runs.upsert_entity(
+                {"PartitionKey": run["PartitionKey"], "RowKey": run["RowKey"], PARTITIONS: 0,
+                 "compacted": True},
+                mode=UpdateMode.MERGE,
+            )  # fmt: skip
+            runs += 1
+        return runs, deleted
+
+    def _compact_run(self, policy: str, run_id: str, partitions: int) -> int:
+        if not partitions:  # the old layout: the policy's partition, filtered by run
+            dropped = list(
+                self._access.query(
+                    self._decisions,
+                    "PartitionKey eq @p and run_id eq @r and decision ne 'CANDIDATE'",
+                    {"p": key(policy), "r": run_id},
+                )
+            )
+            self._access.transact(self._decisions, [("delete", _keys(e)) for e in dropped])
+            return len(dropped)
+        deleted = 0
+        for n in range(partitions):
+            p = f"{key(policy)}|{key(run_id)}|{n}"
+            stored = list(self._access.query(self._decisions, "PartitionKey eq @p", {"p": p}))
+            kept: list[Operation] = [
+                (
+                    "upsert",
+                    {**e, "PartitionKey": key(policy), "RowKey": f"{e['RowKey']}|{key(run_id)}"},
+                )
+                for e in stored
+                if e.get("decision") == "CANDIDATE"
+            ]
+            self._access.transact(self._decisions, kept)
+            self._access.transact(self._decisions, [("delete", _keys(e)) for e in stored])
+            deleted += len(stored) - len(kept)
+        return deleted
 
     def _ordered(self, entities: Iterable[Mapping[str, Any]]) -> list[DecisionRecord]:
         ordered = sorted(entities, key=lambda e: (dt(e["run_started_at"]), e["run_id"]))

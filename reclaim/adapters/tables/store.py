@@ -22,6 +22,7 @@ from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import DecisionRecord, Lease, LedgerEntry, RunRecord
 from reclaim.domain.switches import SwitchChange
+from reclaim.ports import Compaction
 from reclaim.settings import table_names
 
 if TYPE_CHECKING:
@@ -94,6 +95,10 @@ class TableStore:
         if snapshot is not None:
             self._members.snapshot(run.policy, set(snapshot), run.started_at)
         self._runs.write_run(run, partitions)
+
+    def compact(self, policy: str, before: datetime) -> Compaction:
+        runs, decisions = self._runs.compact(policy, before)
+        return Compaction(runs, decisions, self._requests.forget_finished(policy, before))
 
     def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]:
         return self._runs.runs(since, policy)
