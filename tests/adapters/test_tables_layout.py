@@ -11,9 +11,11 @@ import pytest
 from reclaim.adapters.rows import user_json
 from reclaim.adapters.storage import storage_from_env
 from reclaim.adapters.tables import TableStore, key
+from reclaim.adapters.tables.members import BASELINE_ROW
 from reclaim.adapters.tables.requests import RequestTable
 from reclaim.domain.lifecycle import Request, RequestState, transition
 from reclaim.domain.model import User
+from tests.adapters.test_store_contract import a_run
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.azurite
@@ -53,6 +55,12 @@ def stored_before(storage_env: dict[str, str]):
          "decision": "CANDIDATE", "reason": "idle", "evidence": "{}",
          "run_started_at": NOW - timedelta(days=2)}
     )  # fmt: skip
+    members = service.get_table_client(f"{prefix}Members")
+    for row, entity in (
+        (BASELINE_ROW, {"taken_at": NOW - timedelta(days=9)}),
+        (key(ADA.upn), {"state_key": ADA.upn, "first_seen": NOW - timedelta(days=9)}),
+    ):
+        members.create_entity({"PartitionKey": "salesforce", "RowKey": row, **entity})
     return lambda: TableStore.from_account(account, prefix)
 
 
@@ -70,6 +78,18 @@ def test_a_request_of_the_old_layout_reads_before_and_after_the_move(stored_befo
     assert {r.id for r in store.requests("salesforce", [RequestState.KEPT])} == {"r-open", "r-done"}
     assert store.get_request("r-open") == kept
     assert store.add_request(old_request("r-done", RequestState.PENDING)) is False  # ids stay taken
+
+
+def test_a_policy_whose_members_were_stored_in_one_partition_keeps_it(stored_before) -> None:
+    store = stored_before()
+    state = store.policy_state("salesforce", NOW)
+    assert (state.baseline_at, dict(state.first_seen)) == (
+        NOW - timedelta(days=9),
+        {ADA.upn: NOW - timedelta(days=9)},
+    )
+    store.record_run(a_run("run-1"), [], [ADA.upn, "bob@contoso.test"])
+    later = stored_before().policy_state("salesforce", NOW)
+    assert dict(later.first_seen) == {ADA.upn: NOW - timedelta(days=9), "bob@contoso.test": NOW}
 
 
 def test_decisions_of_the_old_layout_are_still_explained(stored_before) -> None:
