@@ -23,7 +23,6 @@ import argparse
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,8 +112,7 @@ def seed(store: TableStore, requests: list[Request]) -> None:
         for entity in [table._primary(r), *table._copies(r)]:
             by_partition.setdefault(entity["PartitionKey"], []).append(("upsert", entity))
     client = store._service.get_table_client(store.table_names[2])
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda ops: table._access.transact(client, ops), by_partition.values()))
+    table._access.transact_many(client, list(by_partition.values()))
 
 
 def answer_list(env: dict[str, str], stored: int, policies: int, answers: int) -> None:

@@ -84,10 +84,16 @@ class TableAccess:
 
     @staticmethod
     def transact(table: TableClient, operations: Sequence[Operation]) -> None:
-        """Run idempotent operations on one partition in transactions of at most 100, a few at
-        once (a 100,000-member snapshot is 1,000 transactions). A transaction that fails because
-        another writer got there first (an entity to create exists, one to delete is gone) is
-        replayed one operation at a time, ignoring such conflicts."""
+        """Run idempotent operations on one partition in transactions of at most 100."""
+        TableAccess.transact_many(table, [operations])
+
+    @staticmethod
+    def transact_many(table: TableClient, groups: Sequence[Sequence[Operation]]) -> None:
+        """Run idempotent operations, each group on one partition, in transactions of at most
+        100, WRITE_WORKERS at once (a 100,000-member snapshot is 1,000 transactions). A
+        transaction that fails because another writer got there first (an entity to create
+        exists, one to delete is gone) is replayed one operation at a time, ignoring such
+        conflicts."""
 
         def submit(chunk: Sequence[Operation]) -> None:
             try:
@@ -105,6 +111,7 @@ class TableAccess:
 
         chunks = [
             operations[start : start + TRANSACTION_LIMIT]
+            for operations in groups
             for start in range(0, len(operations), TRANSACTION_LIMIT)
         ]
         if len(chunks) <= 1:

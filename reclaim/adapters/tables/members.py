@@ -93,9 +93,7 @@ class MemberTable:
         for k in sorted(keys - set(read.seen)):
             p = self._partition(policy, k, partitions)
             by_partition.setdefault(p, []).append(("create", self._row(p, k, at)))
-        groups = list(by_partition.values())
-        with ThreadPoolExecutor(max(1, min(WRITE_WORKERS, len(groups)))) as pool:
-            list(pool.map(lambda ops: self._access.transact(self._table, ops), groups))
+        self._access.transact_many(self._table, list(by_partition.values()))
 
     @staticmethod
     def _partition(policy: str, state_key: str, partitions: int) -> str:

@@ -82,13 +82,7 @@ class RunTable:
                 "run_started_at": run.started_at,
             }
             by_partition.setdefault(p, []).append(("upsert", entity))
-        groups = list(by_partition.values())
-        if len(groups) <= 1:
-            for operations in groups:
-                self._access.transact(self._decisions, operations)
-        else:
-            with ThreadPoolExecutor(min(WRITE_WORKERS, len(groups))) as pool:
-                list(pool.map(lambda ops: self._access.transact(self._decisions, ops), groups))
+        self._access.transact_many(self._decisions, list(by_partition.values()))
         return partitions
 
     def write_run(self, run: RunRecord, partitions: int) -> None:
