@@ -13,9 +13,10 @@ or an answer reads grows with the work, not with the history:
 | Decisions | policy "|" run "|" n     | state key                  | runs: one point read per run |
 | Answers   | policy                   | state key "|" request "|" v| ledger: latest_yes           |
 | Ledger    | policy                   | entry id                   | ledger: ledger(), report     |
-| Members   | policy                   | state key, "!baseline"     | members: read once per run   |
-| Cursors   | policy                   | "schedule", "lease",       | cursors: compare-and-set     |
-|           |                          | "breaker:" directory kind  |                              |
+| Members   | policy                   | "!baseline" (n partitions) | members: each partition read |
+|           | policy "|" b (b < n)     | state key                  | once per run                 |
+| Cursors   | policy                   | "schedule", "lease",       | cursors: compare-and-set;    |
+|           |                          | "breaker:" kind, "retention"| where compaction ended       |
 | Quarantine| source table             | source keys                | rows that did not read back  |
 
 Keys are percent-encoded (`key()`), so characters Table keys forbid ('/', '\\', '#', '?',

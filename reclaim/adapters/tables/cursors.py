@@ -10,7 +10,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient
+from azure.data.tables import TableClient, UpdateMode
 
 from reclaim.adapters.rows import breaker_from_row
 from reclaim.adapters.tables.access import TableAccess
@@ -21,6 +21,7 @@ from reclaim.domain.records import Lease
 CURSOR_ROW = "schedule"
 LEASE_ROW = "lease"
 BREAKER_ROW = "breaker:"  # + the directory kind
+RETENTION_ROW = "retention"  # where the last compaction ended (StateStore.compact)
 
 
 class CursorTable:
@@ -42,6 +43,18 @@ class CursorTable:
         if stored is None or dt(stored["due"]) != expected:
             return False
         return self._access.replace_if(self._table, entity, stored.metadata["etag"]) is not None
+
+    # ---- retention ---------------------------------------------------------------------------
+
+    def compacted_through(self, policy: str) -> datetime | None:
+        stored = self._access.get(self._table, key(policy), RETENTION_ROW)
+        return None if stored is None else dt(stored["through"])
+
+    def set_compacted_through(self, policy: str, through: datetime) -> None:
+        self._table.upsert_entity(
+            {"PartitionKey": key(policy), "RowKey": RETENTION_ROW, "through": through},
+            mode=UpdateMode.REPLACE,
+        )
 
     # ---- run lease ---------------------------------------------------------------------------
 

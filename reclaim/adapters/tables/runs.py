@@ -140,15 +140,17 @@ class RunTable:
             )
         return self._ordered(found)
 
-    def compact(self, policy: str, before: datetime) -> tuple[int, int]:
-        """Runs that started before `before` keep only their CANDIDATE decisions, moved to the
-        policy's own partition (RowKey state key "|" run id, where user_decisions reads runs
-        without partitions); the rest are deleted. (runs compacted, decisions deleted)"""
+    def compact(self, policy: str, before: datetime, since: datetime | None) -> tuple[int, int]:
+        """Runs that started before `before` (and not before `since`, where the last compaction
+        ended) keep only their CANDIDATE decisions, moved to the policy's own partition (RowKey
+        state key "|" run id, where user_decisions reads runs without partitions); the rest are
+        deleted. (runs compacted, decisions deleted)"""
         runs = deleted = 0
+        query_filter, parameters = time_filter("started_at", since, policy)
         old = self._access.query(
             self._runs,
-            "PartitionKey eq @p and started_at lt @before",
-            {"p": key(policy), "before": before},
+            query_filter + " and started_at lt @before",
+            {**parameters, "before": before},
         )
         for run in old:
             if run.get("compacted"):

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from reclaim.settings import Settings
 
 
+COMPACTION_INTERVAL = timedelta(days=1)
+
+
 class TableStore:
     """reclaim.ports.StateStore on Azure Table storage; thread-safe (clients are shared)."""
 
@@ -97,8 +100,15 @@ class TableStore:
         self._runs.write_run(run, partitions)
 
     def compact(self, policy: str, before: datetime) -> Compaction:
-        runs, decisions = self._runs.compact(policy, before)
-        return Compaction(runs, decisions, self._requests.forget_finished(policy, before))
+        # At most once a day per policy (the expiry tick calls it every few minutes), and only
+        # over the runs that crossed the line since the last time: a few requests per day.
+        since = self._cursors.compacted_through(policy)
+        if since is not None and before - since < COMPACTION_INTERVAL:
+            return Compaction()
+        runs, decisions = self._runs.compact(policy, before, since)
+        requests = self._requests.forget_finished(policy, before)
+        self._cursors.set_compacted_through(policy, before)
+        return Compaction(runs, decisions, requests)
 
     def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]:
         return self._runs.runs(since, policy)
