@@ -14,6 +14,7 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
+    ServiceResponseError,
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
@@ -93,12 +94,14 @@ class TableAccess:
         100, WRITE_WORKERS at once (a 100,000-member snapshot is 1,000 transactions). A
         transaction that fails because another writer got there first (an entity to create
         exists, one to delete is gone) is replayed one operation at a time, ignoring such
-        conflicts."""
+        conflicts, and so is one whose connection was reset."""
 
         def submit(chunk: Sequence[Operation]) -> None:
             try:
                 table.submit_transaction([operation(kind, entity) for kind, entity in chunk])
-            except TableTransactionError:
+            except (TableTransactionError, ServiceResponseError):
+                # A lost race, or a connection reset with the outcome unknown (the SDK does not
+                # retry a POST): every operation is idempotent, so replaying them is safe.
                 for kind, entity in chunk:
                     if kind == "delete":
                         with contextlib.suppress(ResourceNotFoundError):
