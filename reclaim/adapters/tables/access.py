@@ -29,6 +29,7 @@ WRITE_WORKERS = 8
 # Operation kinds of transact(): "create" never overwrites (an entity that exists is left as it
 # is), "upsert" replaces, "delete" removes (one that is gone already is fine).
 Operation = tuple[str, Mapping[str, Any]]
+RESET_RETRIES = 2  # a transaction whose connection was reset is sent again this many times
 
 
 class TableAccess:
@@ -94,23 +95,30 @@ class TableAccess:
         100, WRITE_WORKERS at once (a 100,000-member snapshot is 1,000 transactions). A
         transaction that fails because another writer got there first (an entity to create
         exists, one to delete is gone) is replayed one operation at a time, ignoring such
-        conflicts, and so is one whose connection was reset."""
+        conflicts (after RESET_RETRIES, also one whose connection kept being reset)."""
 
         def submit(chunk: Sequence[Operation]) -> None:
-            try:
-                table.submit_transaction([operation(kind, entity) for kind, entity in chunk])
-            except (TableTransactionError, ServiceResponseError):
-                # A lost race, or a connection reset with the outcome unknown (the SDK does not
-                # retry a POST): every operation is idempotent, so replaying them is safe.
-                for kind, entity in chunk:
-                    if kind == "delete":
-                        with contextlib.suppress(ResourceNotFoundError):
-                            table.delete_entity(entity["PartitionKey"], entity["RowKey"])
-                    elif kind == "create":
-                        with contextlib.suppress(ResourceExistsError):
-                            table.create_entity(entity)
-                    else:
-                        table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            batch = [operation(kind, entity) for kind, entity in chunk]
+            for attempt in range(RESET_RETRIES + 1):
+                try:
+                    table.submit_transaction(batch)
+                    return
+                except ServiceResponseError:
+                    # The connection was reset with the outcome unknown (the SDK does not retry
+                    # a POST): the operations are idempotent, so the transaction is sent again.
+                    if attempt == RESET_RETRIES:
+                        break
+                except TableTransactionError:
+                    break
+            for kind, entity in chunk:
+                if kind == "delete":
+                    with contextlib.suppress(ResourceNotFoundError):
+                        table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+                elif kind == "create":
+                    with contextlib.suppress(ResourceExistsError):
+                        table.create_entity(entity)
+                else:
+                    table.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
         chunks = [
             operations[start : start + TRANSACTION_LIMIT]
