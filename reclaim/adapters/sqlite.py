@@ -356,24 +356,30 @@ class SqliteStore:
         return self._parsed("requests", rows, self._request)
 
     def compact(self, policy: str, before: datetime) -> Compaction:
-        cutoff = _ts(before)
-        finished = sorted(s.value for s in FINAL_STATES)
+        decisions_sql = (
+            "FROM decisions WHERE policy=? AND decision!='CANDIDATE' AND run_id IN "
+            "(SELECT id FROM runs WHERE policy=? AND started_at<?)"
+        )
+        requests_sql = (
+            "FROM requests WHERE policy=? AND updated_at<? AND state IN "
+            "(SELECT value FROM json_each(?))"
+        )
+        finished = json.dumps(sorted(s.value for s in FINAL_STATES))
+        decision_args = (policy, policy, _ts(before))
+        request_args = (policy, _ts(before), finished)
+        # Counted first without the write lock: most expiry ticks find nothing to compact.
+        db = self._db()
+        if not (
+            db.execute("SELECT COUNT(*) " + decisions_sql, decision_args).fetchone()[0]
+            or db.execute("SELECT COUNT(*) " + requests_sql, request_args).fetchone()[0]
+        ):
+            return Compaction()
         with self._write() as db:
             runs = db.execute(
-                "SELECT COUNT(*) FROM runs WHERE policy=? AND started_at<? AND EXISTS (SELECT 1 "
-                "FROM decisions d WHERE d.run_id=runs.id AND d.decision!='CANDIDATE')",
-                (policy, cutoff),
+                "SELECT COUNT(DISTINCT run_id) " + decisions_sql, decision_args
             ).fetchone()[0]
-            decisions = db.execute(
-                "DELETE FROM decisions WHERE policy=? AND decision!='CANDIDATE' AND run_id IN "
-                "(SELECT id FROM runs WHERE policy=? AND started_at<?)",
-                (policy, policy, cutoff),
-            ).rowcount
-            requests = db.execute(
-                "DELETE FROM requests WHERE policy=? AND updated_at<? AND state IN "
-                "(SELECT value FROM json_each(?))",
-                (policy, cutoff, json.dumps(finished)),
-            ).rowcount
+            decisions = db.execute("DELETE " + decisions_sql, decision_args).rowcount
+            requests = db.execute("DELETE " + requests_sql, request_args).rowcount
         return Compaction(runs, decisions, requests)
 
     def user_requests(self, policy: str, user: str) -> list[Request]:
