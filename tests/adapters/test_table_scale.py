@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,6 +22,7 @@ from reclaim.adapters.storage import storage_from_env
 from reclaim.adapters.tables import TableStore
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.model import AnswerValue, Member, UsageRow, User
+from reclaim.functions import webhook
 from tests.conftest import NOW, asking_policy, make_policy
 from tests.support.memory import MemoryAdapters, MemoryDirectory, MemoryQueue, MemoryUsage
 
@@ -211,3 +213,26 @@ def test_an_asked_users_answer_finds_the_open_request_not_an_older_one(counted) 
         "r-old",
         "r-new",
     ]
+
+
+def test_a_webhook_answer_list_goes_out_a_few_answers_at_once(counted) -> None:
+    store, traffic = counted()
+    policy = asking_policy()
+    users = USERS[:16]
+    for i, user in enumerate(users):
+        store.add_request(
+            Request(f"r{i}", policy.name, "SF", user, user.upn, "run-1", RequestState.PENDING,
+                    NOW, NOW, deadline=NOW + timedelta(days=7), reason="idle")
+        )  # fmt: skip
+    ctx = usecases.Context(store, MemoryQueue(), NO_ADAPTERS, {policy.name: policy})
+    commands = [
+        usecases.AnswerCommand(AnswerValue.YES, NOW, policy=policy.name, user=u.upn) for u in users
+    ]
+    commands.append(usecases.AnswerCommand(AnswerValue.NO, NOW, request_id="r0"))  # after r0's yes
+    traffic.reset()
+
+    request_ids = webhook._check_known(ctx, commands)
+    counts = webhook._record(SimpleNamespace(ctx=ctx, now=lambda: NOW), commands, request_ids)
+
+    assert counts["kept"] == len(users) and counts["recorded"] == 1  # r0: yes first, then no
+    assert traffic.most_in_flight >= 4  # measured on main: 1 (one answer after another)
