@@ -170,6 +170,7 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
         forced_kill_switch=settings.kill_switch,
         notifier=build_notifier(settings, wiring),
         limits=removal_limits(settings),
+        retention=settings.retention,
     )
     return _App(settings, policies, ctx)
 

@@ -176,10 +176,23 @@ class Campaign(Protocol):
 # ---- state -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Compaction:
+    """What retention took away from one policy's state (reclaim.usecases.retention)."""
+
+    runs: int = 0  # runs whose decision records were cut to the ones that chose someone
+    decisions: int = 0  # decision records deleted
+    requests: int = 0  # finished requests deleted (their ledger entries stay)
+
+
 class StateStore(Protocol):
     """Requests, answers, first-seen dates, runs, the ledger and the operators' switches.
     Every write is idempotent, except that a switch flip is appended each time (repeating one
     leaves the switch in the same state and shows in its history)."""
+
+    # How many candidates' writes (request, ledger entry, queue message) a use case may send at
+    # once: the store's own limit (reclaim.usecases.bookkeeping.each).
+    write_concurrency: int
 
     def policy_state(self, policy: str, now: datetime) -> PolicyState: ...
 
@@ -207,11 +220,19 @@ class StateStore(Protocol):
         version request.version - 1; False when another writer got there first."""
         ...
 
-    def get_request(self, request_id: str) -> Request | None: ...
+    def get_request(self, request_id: str, policy: str | None = None) -> Request | None:
+        """`policy`, when the caller knows it (a removal message carries it), spares a store
+        that partitions by policy a lookup; a wrong one is no error, only slower."""
+        ...
 
     def requests(
         self, policy: str | None = None, states: Iterable[RequestState] | None = None
     ) -> list[Request]: ...
+
+    def user_requests(self, policy: str, user: str) -> list[Request]:
+        """The policy's requests for the user with this identifier (any of the user's), oldest
+        first: what an answer by policy and user looks up."""
+        ...
 
     def record_answer(self, policy: str, state_key: str, answer: Answer) -> bool:
         """False when the same answer to the same request was recorded before."""
@@ -251,6 +272,13 @@ class StateStore(Protocol):
     def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]: ...
 
     def user_decisions(self, policy: str, state_key: str) -> list[DecisionRecord]: ...
+
+    def compact(self, policy: str, before: datetime) -> Compaction:
+        """Retention. Runs that started before `before` keep only the decision records that
+        chose someone (CANDIDATE, with their reason and evidence: what explain shows); finished
+        requests (FINAL_STATES) last changed before it are deleted. The ledger, the runs, the
+        answers and REMOVED requests (restore needs them) are kept. Idempotent."""
+        ...
 
     def record_switch(self, change: SwitchChange) -> None:
         """Keep one flip of an operator's switch; earlier flips stay as its history."""
@@ -317,6 +345,7 @@ __all__ = [
     "AskResult",
     "Campaign",
     "ChannelAnswer",
+    "Compaction",
     "Directory",
     "GroupInfo",
     "Notifier",

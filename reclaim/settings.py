@@ -101,6 +101,13 @@ def _duration(text: str) -> timedelta:
     return parse_duration(text)
 
 
+def _retention(text: str) -> timedelta:
+    value = parse_duration(text)
+    if value < timedelta(days=1):  # compaction deletes finished requests older than this
+        raise ValueError(f"expected a duration of at least 1d, like 400d, got {text!r}")
+    return value
+
+
 def _path(text: str) -> Path:
     return Path(text).expanduser()
 
@@ -190,6 +197,8 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "expiry_schedule": ("RECLAIM_EXPIRY_SCHEDULE", _schedule, "0 */15 * * * *"),
     "removal_queue": ("RECLAIM_REMOVAL_QUEUE", _text, "reclaim-removals"),
     "table_prefix": ("RECLAIM_TABLE_PREFIX", _text, "reclaim"),
+    # decision records and finished requests older than this are compacted (the ledger is kept)
+    "retention": ("RECLAIM_RETENTION", _retention, "400d"),
     "webhook_secret_name": ("RECLAIM_WEBHOOK_SECRET_NAME", _text, "reclaim-webhook-secret"),
     "webhook_max_bytes": ("RECLAIM_WEBHOOK_MAX_BYTES", _positive_int, "65536"),
     "webhook_tolerance": ("RECLAIM_WEBHOOK_TOLERANCE", _duration, "5m"),
@@ -251,6 +260,7 @@ class Settings:
     expiry_schedule: str
     removal_queue: str
     table_prefix: str
+    retention: timedelta
     webhook_secret_name: str
     webhook_max_bytes: int
     webhook_tolerance: timedelta

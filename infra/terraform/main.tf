@@ -116,6 +116,7 @@ locals {
     # reclaim: every removal ends (attempts, claims, circuit breakers, directory timeouts)
     RECLAIM_MAX_ATTEMPTS     = "5"
     RECLAIM_CLAIM_LEASE      = "5m"
+    RECLAIM_RETENTION        = "400d"
     RECLAIM_BREAKER_BACKOFF  = "5m"
     RECLAIM_BREAKER_MAX_WAIT = "3d"
     RECLAIM_OUTAGE_THRESHOLD = "3"

@@ -24,7 +24,7 @@ from reclaim.adapters.rows import (
 )
 from reclaim.adapters.switch_log import SqliteSwitchLog
 from reclaim.domain.breaker import Breaker
-from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
+from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import (
     DecisionRecord,
@@ -34,6 +34,7 @@ from reclaim.domain.records import (
 )
 from reclaim.domain.switches import SwitchChange
 from reclaim.errors import ConfigurationError
+from reclaim.ports import Compaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -105,6 +106,8 @@ def _renamed(row: sqlite3.Row) -> dict[str, object]:
 
 class SqliteStore:
     """reclaim.ports.StateStore on a local SQLite file."""
+
+    write_concurrency = 1  # one writer at a time holds the file's lock: no gain in more
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -333,7 +336,7 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
-    def get_request(self, request_id: str) -> Request | None:
+    def get_request(self, request_id: str, policy: str | None = None) -> Request | None:
         row = self._db().execute("SELECT * FROM requests WHERE id=?", (request_id,)).fetchone()
         found = self._parsed("requests", [row] if row else [], self._request)
         return found[0] if found else None
@@ -351,6 +354,36 @@ class SqliteStore:
             args.extend(wanted)
         rows = self._db().execute(sql + " ORDER BY created_at, id", args).fetchall()
         return self._parsed("requests", rows, self._request)
+
+    def compact(self, policy: str, before: datetime) -> Compaction:
+        decisions_sql = (
+            "FROM decisions WHERE policy=? AND decision!='CANDIDATE' AND run_id IN "
+            "(SELECT id FROM runs WHERE policy=? AND started_at<?)"
+        )
+        requests_sql = (
+            "FROM requests WHERE policy=? AND updated_at<? AND state IN "
+            "(SELECT value FROM json_each(?))"
+        )
+        finished = json.dumps(sorted(s.value for s in FINAL_STATES))
+        decision_args = (policy, policy, _ts(before))
+        request_args = (policy, _ts(before), finished)
+        # Counted first without the write lock: most expiry ticks find nothing to compact.
+        db = self._db()
+        if not (
+            db.execute("SELECT COUNT(*) " + decisions_sql, decision_args).fetchone()[0]
+            or db.execute("SELECT COUNT(*) " + requests_sql, request_args).fetchone()[0]
+        ):
+            return Compaction()
+        with self._write() as db:
+            runs = db.execute(
+                "SELECT COUNT(DISTINCT run_id) " + decisions_sql, decision_args
+            ).fetchone()[0]
+            decisions = db.execute("DELETE " + decisions_sql, decision_args).rowcount
+            requests = db.execute("DELETE " + requests_sql, request_args).rowcount
+        return Compaction(runs, decisions, requests)
+
+    def user_requests(self, policy: str, user: str) -> list[Request]:
+        return [r for r in self.requests(policy) if r.user.matches(user)]
 
     # ---- answers -------------------------------------------------------------------------------
 

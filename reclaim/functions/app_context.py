@@ -159,6 +159,7 @@ def build(
         dict(policies),
         forced_kill_switch=settings.kill_switch,
         limits=removal_limits(settings),
+        retention=settings.retention,
     )
     return AppContext(settings, ctx, queue, wiring.secrets, clock=clock)
 

@@ -26,6 +26,7 @@ from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, find_req
 from reclaim.usecases.recover_claims import recover_claims
 from reclaim.usecases.report import PolicyReport, report, user_history
 from reclaim.usecases.restore import RestoreCommand, RestoreReport, restore
+from reclaim.usecases.retention import apply_retention
 from reclaim.usecases.run_policy import RunOutcome, digest, run_policy
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "RestoreCommand",
     "RestoreReport",
     "RunOutcome",
+    "apply_retention",
     "digest",
     "expire_requests",
     "find_request",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
+from typing import TypeVar
 
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
 from reclaim.domain.policy import Policy
@@ -13,6 +16,20 @@ from reclaim.domain.records import (
     RemovalMessage,
 )
 from reclaim.usecases.context import Context
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def each(ctx: Context, items: Sequence[T], step: Callable[[T], R]) -> list[R]:
+    """`step` for every item, up to the store's write_concurrency at once (its results in the
+    items' order). One item's writes stay in order, so a request is stored before its message is
+    sent; different candidates' writes do not wait for each other."""
+    workers = min(ctx.store.write_concurrency, len(items))
+    if workers <= 1:
+        return [step(item) for item in items]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(step, items))
 
 
 def ledger(

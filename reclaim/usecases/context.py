@@ -24,6 +24,8 @@ from reclaim.ports import (
 
 # A worker that claimed a removal and died leaves it REMOVING; after this long another may take over.
 CLAIM_TIMEOUT = timedelta(minutes=5)
+# Decision records and finished requests older than this are compacted (the ledger is kept).
+RETENTION = timedelta(days=400)
 # With the kill switch on, removal messages wait and come back this much later.
 KILL_SWITCH_DELAY = timedelta(minutes=15)
 
@@ -60,6 +62,7 @@ class Context:
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
     notifier: Notifier | None = None  # the admin digest after each recorded run
     limits: RemovalLimits = field(default_factory=RemovalLimits)
+    retention: timedelta = RETENTION  # RECLAIM_RETENTION (usecases/retention.py)
 
     def kill_switch_state(self) -> KillSwitch:
         """Read from the store on every call: the function app keeps its Context for the life of

@@ -20,6 +20,7 @@ from reclaim.usecases.perform_removal import finish_removal
 from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, record_answer
 from reclaim.usecases.recover_claims import recover_claims
 from reclaim.usecases.release import Release, due_requests, release_due
+from reclaim.usecases.retention import apply_retention
 from reclaim.usecases.verify_seats import verify_seats
 
 log = logging.getLogger("reclaim")
@@ -39,6 +40,7 @@ class ExpiryReport:
     halted: list[str] = field(default_factory=list)  # policy: why its releases were halted
     busy: list[str] = field(default_factory=list)  # policies whose lease another run held
     recovered: int = 0  # claims of workers that died, sent again (recover_claims)
+    compacted: int = 0  # decision records and finished requests past the retention (retention)
 
 
 # A QUEUED request this old has lost its message (the send failed after the request was stored);
@@ -51,7 +53,7 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
     re-decide and release what is due (release.py), settle removals handed to an asynchronous
     executor, resend lost removal messages, verify in Entra ID that removals freed their seats
     (verify_seats), and recover the claims of workers that died (recover_claims)."""
-    pulled = lapsed = finished = resent = seats_checked = 0
+    pulled = lapsed = finished = resent = seats_checked = compacted = 0
     released = Release()
     errors: list[str] = []
     halted: list[str] = []
@@ -78,6 +80,8 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
             finished += _settle_requested(ctx, policy, now)
             resent += _resend_lost(ctx, policy, now)
             seats_checked += verify_seats(ctx, policy, now).settled
+            compaction = apply_retention(ctx, policy, now)
+            compacted += compaction.decisions + compaction.requests
         except ReclaimError as error:
             errors.append(f"{policy.name}: {error}")
             log.error("expiry of %s failed: %s", policy.name, error)
@@ -99,6 +103,7 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
         halted=halted,
         busy=busy,
         recovered=recovered,
+        compacted=compacted,
     )
 
 

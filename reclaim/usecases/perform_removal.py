@@ -72,7 +72,7 @@ class RemovalReport:
 def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> RemovalReport:
     """Remove one user from one group, once: idempotent by request id, re-checked before acting."""
     message = command.message
-    request = ctx.store.get_request(message.request_id)
+    request = ctx.store.get_request(message.request_id, message.policy)
     if request is None:
         raise MessageError(f"unknown request {message.request_id!r}")
     if request.state in FINAL_STATES or request.state in (

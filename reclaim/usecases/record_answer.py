@@ -47,7 +47,7 @@ def find_request(ctx: Context, command: AnswerCommand) -> Request:
         raise InputError(f"unknown policy {command.policy!r}")
     if not command.user:
         raise InputError("give request_id, or policy and user")
-    candidates = [r for r in ctx.store.requests(command.policy) if r.user.matches(command.user)]
+    candidates = ctx.store.user_requests(command.policy, command.user)
     if not candidates:
         raise InputError(f"no request for user {command.user!r} under policy {command.policy!r}")
     open_ones = [r for r in candidates if r.is_open]

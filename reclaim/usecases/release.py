@@ -28,7 +28,7 @@ from reclaim.domain.policy import OnNoResponse, Policy
 from reclaim.domain.records import DecisionRecord, LedgerOutcome, RunRecord, RunStatus
 from reclaim.domain.selection import Decision, count_by_kind, removes
 from reclaim.ports import RemovalOutcome, RemovalResult
-from reclaim.usecases.bookkeeping import cancel, enqueue_removal, ledger
+from reclaim.usecases.bookkeeping import cancel, each, enqueue_removal, ledger
 from reclaim.usecases.context import Context
 from reclaim.usecases.decide import assess
 from reclaim.usecases.perform_removal import finish_removal
@@ -105,10 +105,12 @@ def release_new(
     """A run without asking: its decisions are fresh, so it releases new requests itself, up to
     the rate's allowance in the order given; the rest are stored DUE, held. (released, held)"""
     left = allowance(ctx, policy, now)
-    for request in requests[:left]:
-        enqueue_removal(ctx, policy, request, reason, now, new=True, decided_at=now)
     why = rate_text(policy)
-    for request in requests[left:]:
+
+    def release(request: Request) -> None:
+        enqueue_removal(ctx, policy, request, reason, now, new=True, decided_at=now)
+
+    def hold_new(request: Request) -> None:
         held = replace(
             request,
             state=RequestState.DUE,
@@ -118,6 +120,9 @@ def release_new(
         )
         if ctx.store.add_request(held):
             ledger(ctx, held, LedgerOutcome.HELD, now, why)
+
+    each(ctx, requests[:left], release)
+    each(ctx, requests[left:], hold_new)
     released = min(left, len(requests))
     return released, len(requests) - released
 

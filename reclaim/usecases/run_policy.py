@@ -18,7 +18,7 @@ from reclaim.domain.records import (
 )
 from reclaim.domain.selection import Decision, DecisionKind, count_by_kind, evaluated
 from reclaim.errors import ReclaimError
-from reclaim.usecases.bookkeeping import cancel, ledger
+from reclaim.usecases.bookkeeping import cancel, each, ledger
 from reclaim.usecases.context import Context
 from reclaim.usecases.decide import assess
 from reclaim.usecases.lease import policy_lease
@@ -217,27 +217,33 @@ def _ask(
     if not requests:
         return 0, {}
     result = ctx.adapters.campaign(policy).ask(policy, requests)
-    not_asked: dict[str, str] = {}
+
+    def store(request: Request) -> str | None:
+        """Stores the request; why it was not asked, or None when it was."""
+        if request.id in result.asked:
+            stored = replace(request, detail=result.asked[request.id])
+            ctx.store.add_request(stored)
+            ledger(
+                ctx,
+                stored,
+                LedgerOutcome.ASKED,
+                now,
+                f"{policy.campaign.channel.value}: {stored.detail}",
+            )
+            return None
+        # Never assume asked: no open request, so the next run selects the user again.
+        why = result.not_asked.get(request.id, "the channel did not confirm the ask")
+        ctx.store.add_request(
+            replace(request, state=RequestState.CANCELLED, detail=f"not asked: {why}")
+        )
+        ledger(ctx, request, LedgerOutcome.NOT_ASKED, now, why)
+        return why
+
     with ctx.store.atomic():  # what the channel said, recorded in one commit on SQLite
-        for request in requests:
-            if request.id in result.asked:
-                stored = replace(request, detail=result.asked[request.id])
-                ctx.store.add_request(stored)
-                ledger(
-                    ctx,
-                    stored,
-                    LedgerOutcome.ASKED,
-                    now,
-                    f"{policy.campaign.channel.value}: {stored.detail}",
-                )
-            else:
-                # Never assume asked: no open request, so the next run selects the user again.
-                why = result.not_asked.get(request.id, "the channel did not confirm the ask")
-                ctx.store.add_request(
-                    replace(request, state=RequestState.CANCELLED, detail=f"not asked: {why}")
-                )
-                ledger(ctx, request, LedgerOutcome.NOT_ASKED, now, why)
-                not_asked[request.user.label] = why
+        reasons = each(ctx, requests, store)
+    not_asked = {
+        request.user.label: why for request, why in zip(requests, reasons, strict=True) if why
+    }
     return len(requests) - len(not_asked), not_asked
 
 

@@ -431,3 +431,72 @@ def test_a_circuit_breaker_is_shared_and_compare_and_set(stores: StoreFactory) -
         ("entra", False),
     ]
     assert first_process.get_breaker("sales/force", "ad").outages == 1  # type: ignore[union-attr]
+
+
+# ---- retention (issue 16, item 4) --------------------------------------------------------------
+
+
+def test_requests_by_policy_and_user_match_any_of_the_users_identifiers(store: StateStore) -> None:
+    ada = User(object_id="0001", upn="Ada@contoso.test", mail="ada.l@contoso.test")
+    store.add_request(a_request("r1", user=ada, state=RequestState.CANCELLED))
+    store.add_request(a_request("r2", user=ada, created_at=NOW + timedelta(days=1)))
+    store.add_request(a_request("r3", "bob@contoso.test", user=User(upn="bob@contoso.test")))
+    store.add_request(a_request("r4", user=ada, policy="other"))
+    for identifier in ("ada@contoso.test", " ADA.L@contoso.test", "0001"):
+        assert [r.id for r in store.user_requests("salesforce", identifier)] == ["r1", "r2"]
+    assert store.user_requests("salesforce", "eve@contoso.test") == []
+    assert store.user_requests("salesforce", "") == []
+    updated = transition(store.get_request("r2"), RequestState.KEPT, NOW)
+    assert store.update_request(updated)
+    assert store.user_requests("salesforce", "0001")[-1] == updated  # the index follows
+
+
+def test_retention_keeps_what_chose_someone_and_forgets_finished_requests(
+    store: StateStore,
+) -> None:
+    def decision(run_id: str, state_key: str, kind: str) -> DecisionRecord:
+        return DecisionRecord(
+            run_id, "salesforce", state_key, User(upn=state_key), kind, f"{kind} because", {}
+        )
+
+    old, recent = NOW - timedelta(days=500), NOW - timedelta(days=10)
+    keys = ["ada@contoso.test", "bob@contoso.test", ODD_KEY]
+    store.record_run(
+        a_run("run-old", old),
+        [decision("run-old", keys[0], "CANDIDATE")] + [decision("run-old", k, "ACTIVE") for k in keys[1:]],
+        None,
+    )  # fmt: skip
+    store.record_run(
+        a_run("run-new", recent), [decision("run-new", k, "ACTIVE") for k in keys], None
+    )
+    long_ago = {"created_at": old, "updated_at": old}
+    store.add_request(a_request("gone", state=RequestState.CANCELLED, **long_ago))
+    store.add_request(a_request("kept-open", "bob@contoso.test", **long_ago))
+    store.add_request(a_request("kept-removed", ODD_KEY, state=RequestState.REMOVED, **long_ago))
+    store.add_request(a_request("kept-recent", state=RequestState.KEPT))
+    store.add_request(
+        a_request("other-policy", policy="other", state=RequestState.KEPT, **long_ago)
+    )
+    store.append_ledger(an_entry("e-old", old, request_id="gone"))
+
+    compaction = store.compact("salesforce", NOW - timedelta(days=400))
+
+    assert (compaction.runs, compaction.decisions, compaction.requests) == (1, 2, 1)
+    assert [(d.run_id, d.decision) for d in store.user_decisions("salesforce", keys[0])] == [
+        ("run-old", "CANDIDATE"),  # kept whole: what explain shows
+        ("run-new", "ACTIVE"),
+    ]
+    for state_key in keys[1:]:
+        assert [d.run_id for d in store.user_decisions("salesforce", state_key)] == ["run-new"]
+    assert store.get_request("gone") is None
+    assert [r.id for r in store.requests("salesforce")] == [
+        "kept-open",
+        "kept-removed",
+        "kept-recent",
+    ]
+    assert store.user_requests("salesforce", "ada@contoso.test")[-1].id == "kept-recent"
+    assert store.get_request("other-policy") is not None
+    assert [e.id for e in store.ledger()] == ["e-old"]  # the ledger is kept
+    assert [r.id for r in store.runs(policy="salesforce")] == ["run-old", "run-new"]
+    again = store.compact("salesforce", NOW - timedelta(days=400))
+    assert (again.runs, again.decisions, again.requests) == (0, 0, 0)

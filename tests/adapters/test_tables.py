@@ -9,6 +9,7 @@ from azure.data.tables import TableServiceClient
 
 from reclaim.adapters.storage import StorageAccount, storage_from_env
 from reclaim.adapters.tables import TableStore, key
+from reclaim.adapters.tables.access import TableAccess
 from reclaim.domain.lifecycle import Request, RequestState, transition
 from reclaim.domain.model import User
 from reclaim.domain.records import LedgerEntry, LedgerOutcome
@@ -53,8 +54,13 @@ def test_entities_are_partitioned_for_the_lookups(storage_env: dict[str, str]) -
     )  # fmt: skip
 
     service = account.table_service()
-    (request_entity,) = service.get_table_client(f"{prefix}Requests").list_entities()
-    assert request_entity["PartitionKey"] == "id%2Fwith%23odd%3Fchars"  # one point read each
+    requests = service.get_table_client(f"{prefix}Requests")
+    assert {(e["PartitionKey"], e["RowKey"]) for e in requests.list_entities()} == {
+        ("id%2Fwith%23odd%3Fchars", "request"),  # the locator: which policy's partition
+        ("!salesforce", "r|id%2Fwith%23odd%3Fchars"),  # the request: one point read
+        ("!salesforce", "s|QUEUED|id%2Fwith%23odd%3Fchars"),  # by policy and state
+        ("!salesforce", "u|ada@contoso.test|id%2Fwith%23odd%3Fchars"),  # by policy and user
+    }
     (ledger_entity,) = service.get_table_client(f"{prefix}Ledger").list_entities()
     assert ledger_entity["PartitionKey"] == "salesforce"
     assert ledger_entity["at"].tzinfo is not None
@@ -83,14 +89,21 @@ def test_a_claim_after_a_read_costs_one_request(storage_env: dict[str, str]) -> 
     store = TableStore.from_account(
         account, prefix, raw_request_hook=lambda r: sent.append(r.http_request.method)
     )
+    store.requests("another")  # once per process: the store checks its layout marker
     sent.clear()  # table creation at start is not part of the path
 
-    request = store.get_request("r1")
+    request = store.get_request("r1", "salesforce")  # the removal message names the policy
     assert request is not None
     claim = transition(request, RequestState.REMOVING, NOW)
     assert store.update_request(claim) is True
     assert store.update_request(transition(claim, RequestState.REMOVED, NOW)) is True
-    assert sent == ["GET", "PUT", "PUT"]
+    assert sent == ["GET", "POST", "POST"]  # each write: one transaction with its index entries
+    other = TableStore.from_account(
+        account, prefix, raw_request_hook=lambda r: sent.append(r.http_request.method)
+    )
+    sent.clear()
+    assert other.get_request("r1") is not None
+    assert sent == ["GET", "GET"]  # the locator, then the request
 
 
 def test_a_failed_transaction_is_replayed_one_operation_at_a_time(
@@ -100,17 +113,17 @@ def test_a_failed_transaction_is_replayed_one_operation_at_a_time(
     store = TableStore.from_account(
         storage_from_env(storage_env), storage_env["RECLAIM_TABLE_PREFIX"]
     )
-    members = store._members  # the table the snapshot writes
+    members = store._service.get_table_client(store.table_names[5])  # what snapshots write
     members.upsert_entity({"PartitionKey": "p", "RowKey": "kept", "state_key": "kept"})
     operations = [
         ("delete", {"PartitionKey": "p", "RowKey": "already-gone"}),
+        ("create", {"PartitionKey": "p", "RowKey": "kept", "state_key": "not overwritten"}),
         ("upsert", {"PartitionKey": "p", "RowKey": "new", "state_key": "new"}),
     ]
-    store._transact(members, operations)
-    assert sorted(e["RowKey"] for e in members.query_entities("PartitionKey eq 'p'")) == [
-        "kept",
-        "new",
-    ]
+    TableAccess.transact(members, operations)
+    assert sorted(
+        (e["RowKey"], e["state_key"]) for e in members.query_entities("PartitionKey eq 'p'")
+    ) == [("kept", "kept"), ("new", "new")]
 
 
 def test_identity_based_storage_builds_clients_for_the_service_uris() -> None:
@@ -123,4 +136,4 @@ def test_identity_based_storage_builds_clients_for_the_service_uris() -> None:
         client_id="c1",
     )
     store = TableStore.from_account(account, "reclaim", create=False)
-    assert store._requests.url.startswith("https://reclaimprod.table.core.windows.net")
+    assert store._requests._table.url.startswith("https://reclaimprod.table.core.windows.net")

@@ -84,7 +84,8 @@ def test_yes_after_the_removal_was_queued_cancels_it(
 
     assert ("SF", "u0@c.com") not in world.directory.removed
     assert outcomes(world, LedgerOutcome.REMOVED) == IDLE[1:]
-    request = world.ctx.store.get_request(enqueued[0].request_id)
+    asked = next(m for m in enqueued if m.user.upn == "u0@c.com")  # sent in any order
+    request = world.ctx.store.get_request(asked.request_id)
     assert request is not None and request.state is RequestState.CANCELLED
 
 
@@ -183,7 +184,7 @@ def test_an_unexpected_error_goes_back_to_the_host_which_retries_then_poisons(
 class UnreachableStore:
     """A store whose reads fail, as the worker sees a storage outage."""
 
-    def get_request(self, request_id: str) -> None:
+    def get_request(self, request_id: str, policy: str | None = None) -> None:
         raise ConnectionError("storage unreachable")
 
 
