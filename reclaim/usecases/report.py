@@ -170,9 +170,13 @@ def answers_report(ctx: Context, since: datetime | None = None) -> list[AnswerLi
     """Every answer recorded since `since` by the users the ledger shows answering (or asked),
     with its justification: "why did she keep Visio?" for the whole organisation at once."""
     users: dict[tuple[str, str], str] = {}
+    seen: set[str] = set()  # a request is asked, then answered: looked up once
     for entry in ctx.store.ledger(since):
         if entry.outcome not in (LedgerOutcome.ASKED, LedgerOutcome.ANSWERED):
             continue
+        if entry.request_id in seen:
+            continue
+        seen.add(entry.request_id)
         # The request knows the key its answers are stored under; a compacted one is found
         # again through the policy, when the policy is still configured.
         request = ctx.store.get_request(entry.request_id)
