@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--since", help="only this far back, like 90d")
     report.add_argument("--format", choices=["table", "csv", "json", "html"], default="table")
     report.add_argument("--out", type=Path, help="write to this file instead of the terminal")
+    report.add_argument(
+        "--answers",
+        action="store_true",
+        help="list every recorded answer with its justification instead (table or csv)",
+    )
     explain = command(
         "explain",
         "one user's history under a policy: decisions, asks, answers, removals",
@@ -386,6 +391,12 @@ def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> 
         window = parse_duration(args.since) if args.since else None
     except ValueError as error:
         raise UsageError(f"--since: {error}") from None
+    if args.answers:
+        if args.format not in ("table", "csv"):
+            raise UsageError("--answers: use --format table or --format csv")
+        lines = usecases.answers_report(app.ctx, now - window if window else None)
+        render = reporting.answers_as_csv if args.format == "csv" else reporting.answers_as_table
+        return _write_report(render(lines), args, out)
     reports = usecases.report(app.ctx, now - window if window else None)
     text = {
         "table": lambda: reporting.as_table(reports),
@@ -395,6 +406,10 @@ def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> 
     }[args.format]()
     if args.format == "table":
         text += usecases.kill_switch_report(app.ctx, limit=1).state.describe() + "\n"
+    return _write_report(text, args, out)
+
+
+def _write_report(text: str, args: argparse.Namespace, out: TextIO) -> int:
     if args.out is None:
         out.write(text)
         return EXIT_OK

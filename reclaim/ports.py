@@ -238,6 +238,11 @@ class StateStore(Protocol):
         """False when the same answer to the same request was recorded before."""
         ...
 
+    def answers(self, policy: str, state_key: str) -> list[Answer]:
+        """Every answer recorded for this user under this policy, oldest first, each with the
+        justification it carried ("" for none, and for rows stored before there were any)."""
+        ...
+
     def latest_yes(self, policy: str, state_key: str) -> datetime | None:
         """When this user last answered yes under this policy, if ever."""
         ...

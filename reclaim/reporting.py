@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from reclaim.safe_output import SafeCsvWriter, one_line
-from reclaim.usecases import PolicyReport
+from reclaim.usecases import AnswerLine, PolicyReport
 
 COLUMNS = [
     ("policy", "POLICY"),
@@ -110,6 +110,49 @@ def as_csv(reports: list[PolicyReport]) -> str:
     for row in rows(reports):
         writer.writerow(row[key] for key, _ in COLUMNS)
     return out.getvalue()
+
+
+ANSWER_COLUMNS = [
+    "policy",
+    "user",
+    "request_id",
+    "answered_at",
+    "answer",
+    "source",
+    "justification",
+]
+
+
+def _answer_cells(line: AnswerLine) -> list[str]:
+    a = line.answer
+    return [
+        line.policy,
+        line.user,
+        a.request_id,
+        a.answered_at.isoformat(),
+        a.value.value,
+        a.source,
+        a.justification,
+    ]
+
+
+def answers_as_csv(lines: list[AnswerLine]) -> str:
+    """One row per recorded answer; a justification is the user's own text, so it goes through
+    the safe writer like every cell (a leading "=" cannot become a formula)."""
+    out = io.StringIO()
+    writer = SafeCsvWriter(out)
+    writer.writerow(ANSWER_COLUMNS)
+    for line in lines:
+        writer.writerow(_answer_cells(line))
+    return out.getvalue()
+
+
+def answers_as_table(lines: list[AnswerLine]) -> str:
+    if not lines:
+        return "no answers recorded\n"
+    return "".join(
+        "  ".join(one_line(cell) for cell in _answer_cells(line)).rstrip() + "\n" for line in lines
+    )
 
 
 def as_json(reports: list[PolicyReport]) -> str:

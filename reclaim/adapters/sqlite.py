@@ -25,7 +25,7 @@ from reclaim.adapters.rows import (
 from reclaim.adapters.switch_log import SqliteSwitchLog
 from reclaim.domain.breaker import Breaker
 from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, Request, RequestState
-from reclaim.domain.model import Answer, PolicyState
+from reclaim.domain.model import Answer, AnswerValue, PolicyState
 from reclaim.domain.records import (
     DecisionRecord,
     Lease,
@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS breakers (
 _ADDED_COLUMNS = [
     ("requests", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("requests", "unanswered_writes", "INTEGER NOT NULL DEFAULT 0"),
+    ("answers", "justification", "TEXT NOT NULL DEFAULT ''"),
 ]
 
 
@@ -390,7 +391,8 @@ class SqliteStore:
     def record_answer(self, policy: str, state_key: str, answer: Answer) -> bool:
         with self._write() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO answers VALUES (?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO answers (request_id, value, answered_at, source, policy, "
+                "state_key, justification) VALUES (?,?,?,?,?,?,?)",
                 (
                     answer.request_id,
                     answer.value.value,
@@ -398,9 +400,31 @@ class SqliteStore:
                     answer.source,
                     policy,
                     state_key,
+                    answer.justification,
                 ),
             )
             return cursor.rowcount == 1
+
+    def answers(self, policy: str, state_key: str) -> list[Answer]:
+        rows = (
+            self._db()
+            .execute(
+                "SELECT request_id, value, answered_at, source, justification FROM answers "
+                "WHERE policy=? AND state_key=? ORDER BY answered_at, request_id, value",
+                (policy, state_key),
+            )
+            .fetchall()
+        )
+        return [
+            Answer(
+                r["request_id"],
+                AnswerValue(r["value"]),
+                datetime.fromisoformat(r["answered_at"]),
+                r["source"],
+                r["justification"],
+            )
+            for r in rows
+        ]
 
     def latest_yes(self, policy: str, state_key: str) -> datetime | None:
         row = (

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no answer or removal reclaim knows is older
 FUTURE_SLACK = timedelta(days=1)  # clocks disagree; a time further ahead is an error
 MAX_ID_LENGTH = 256  # request ids, policy names, user identifiers (UPN <= 113, SID <= 184)
+MAX_JUSTIFICATION_LENGTH = 500  # the reason given with an answer: a sentence or two, not a file
 
 
 def time_problem(value: datetime, now: datetime) -> str:
@@ -40,3 +41,9 @@ def id_problem(value: str, max_length: int = MAX_ID_LENGTH) -> str:
         if category == "Cc":
             return f"holds a control character (U+{ord(character):04X}) at position {position}"
     return ""
+
+
+def justification_problem(value: str) -> str:
+    """Why `value` is not a justification reclaim stores (over 500 characters, control characters
+    such as a line break, lone surrogates), or "": one line, so the ledger and CSV stay one row."""
+    return id_problem(value, MAX_JUSTIFICATION_LENGTH)

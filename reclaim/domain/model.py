@@ -144,6 +144,7 @@ class Answer:
     value: AnswerValue
     answered_at: datetime
     source: str = ""  # webhook, nexthink-nql, ...
+    justification: str = ""  # the reason the person gave, if any (limits.justification_problem)
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ class CampaignSpec:
     respond_within: timedelta = timedelta(days=7)
     on_no_response: OnNoResponse = OnNoResponse.RECLAIM
     url: str = ""  # webhook channel: where the ask is posted
+    require_justification_for_keep: bool = False  # a "yes" without a reason does not protect
 
 
 @dataclass(frozen=True)
@@ -539,6 +540,7 @@ def _read_campaign(r: _Reader, asking: bool) -> CampaignSpec:
         respond_within=r.get("respond_within", _positive_duration, CampaignSpec.respond_within),
         on_no_response=r.get("on_no_response", _choice(OnNoResponse), OnNoResponse.RECLAIM),
         url=r.get("url", _text, "", required=channel is Channel.WEBHOOK),
+        require_justification_for_keep=r.get("require_justification_for_keep", _bool, False),
     )
     if asking and channel is Channel.NONE:
         r.problem("channel", "ask_permission is true: choose nexthink or webhook")

@@ -7,7 +7,9 @@ RECLAIM_WEBHOOK_TOLERANCE rejected, so a captured request cannot be replayed lat
 Body: one answer or a list of them, each
   {"request_id": "...", "answer": "yes"|"no", "answered_at": "2026-11-28T10:00:00Z"}   or
   {"policy": "...", "user": "upn, mail or SID", "answer": "yes"|"no", "answered_at": ...}
-("answer" in any case; "answered_at" optional, default now; other keys are ignored). Ids are at
+("answer" in any case; "answered_at" optional, default now; "justification" optional, one line of
+at most 500 characters, required with a "yes" when the policy sets
+campaign.require_justification_for_keep; other keys are ignored). Ids are at
 most 256 characters without control characters or lone surrogates; "answered_at" is not before
 2000-01-01 nor after now (reclaim.domain.limits): what would not read back is never stored.
 
@@ -15,7 +17,8 @@ Every answer of a list is checked (schema, then that its request exists) before 
 a rejected request changes nothing. Answers are idempotent (the same answer twice: "duplicate").
 202 {"kept", "queued", "cancelled", "duplicate", "recorded"}; errors are
 {"error": {"code", "message"}} with 400 bad JSON or schema, 401 signature or timestamp,
-413 too large, 415 not JSON, 422 unknown policy, user or request, 503 not configured or storage
+413 too large, 415 not JSON, 422 unknown policy, user or request, or a justification too long,
+not plain text, or missing where the policy requires one, 503 not configured or storage
 unavailable (safe to retry: answers are idempotent). Never a 500.
 """
 
@@ -186,8 +189,28 @@ def _command(item: Any, at: _Field, now: datetime, tolerance: timedelta) -> usec
         if answered_at > now + tolerance:  # a future "yes" would protect the user for longer
             raise Rejected(400, "invalid_schema", f"{at.where('answered_at')}: is in the future")
     return usecases.AnswerCommand(
-        AnswerValue(answer), answered_at, request_id=request_id, policy=policy, user=user
+        AnswerValue(answer),
+        answered_at,
+        request_id=request_id,
+        policy=policy,
+        user=user,
+        justification=_justification(item, at),
     )
+
+
+def _justification(item: dict[str, Any], at: _Field) -> str:
+    value = item.get("justification")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Rejected(400, "invalid_schema", f"{at.where('justification')}: expected a string")
+    if problem := limits.justification_problem(value.strip()):
+        raise Rejected(
+            422,
+            "invalid_justification",
+            f"{at.where('justification')}: {problem}; send one line of plain text",
+        )
+    return value.strip()
 
 
 def _check_known(ctx: usecases.Context, commands: list[usecases.AnswerCommand]) -> list[str]:
@@ -206,9 +229,17 @@ def _check_known(ctx: usecases.Context, commands: list[usecases.AnswerCommand]) 
         if isinstance(request, str):
             where = f"[{index}]: " if len(commands) > 1 else ""
             raise Rejected(422, "unknown_reference", f"{where}{request}")
-        if request.policy not in ctx.policies:
+        policy = ctx.policies.get(request.policy)
+        if policy is None:
             raise Rejected(
                 422, "unknown_reference", f"policy {request.policy!r} is no longer configured"
+            )
+        if usecases.unjustified_keep(policy, commands[index]):
+            where = f"[{index}]." if len(commands) > 1 else ""
+            raise Rejected(
+                422,
+                "justification_required",
+                f"{where}justification: policy {policy.name!r} requires one with a yes",
             )
     return [r.id for r in found if not isinstance(r, str)]
 

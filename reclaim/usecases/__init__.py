@@ -22,9 +22,15 @@ from reclaim.usecases.perform_removal import (
     RemovalStatus,
     perform_removal,
 )
-from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, find_request, record_answer
+from reclaim.usecases.record_answer import (
+    AnswerCommand,
+    AnswerStatus,
+    find_request,
+    record_answer,
+    unjustified_keep,
+)
 from reclaim.usecases.recover_claims import recover_claims
-from reclaim.usecases.report import PolicyReport, report, user_history
+from reclaim.usecases.report import AnswerLine, PolicyReport, answers_report, report, user_history
 from reclaim.usecases.restore import RestoreCommand, RestoreReport, restore
 from reclaim.usecases.retention import apply_retention
 from reclaim.usecases.run_policy import RunOutcome, digest, run_policy
@@ -36,6 +42,7 @@ __all__ = [
     "RESEND_AFTER",
     "Adapters",
     "AnswerCommand",
+    "AnswerLine",
     "AnswerStatus",
     "Context",
     "ExpiryReport",
@@ -50,6 +57,7 @@ __all__ = [
     "RestoreCommand",
     "RestoreReport",
     "RunOutcome",
+    "answers_report",
     "apply_retention",
     "digest",
     "expire_requests",
@@ -63,5 +71,6 @@ __all__ = [
     "restore",
     "run_policy",
     "set_kill_switch",
+    "unjustified_keep",
     "user_history",
 ]

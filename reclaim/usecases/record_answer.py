@@ -7,8 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
-from reclaim.domain.limits import id_problem, time_problem
+from reclaim.domain.limits import id_problem, justification_problem, time_problem
 from reclaim.domain.model import Answer, AnswerValue
+from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
     LedgerOutcome,
 )
@@ -26,6 +27,11 @@ class AnswerCommand:
     policy: str = ""
     user: str = ""
     source: str = "webhook"
+    justification: str = ""  # the reason given, "" when none
+
+
+# Channels that can refuse an answer at the door (the caller sees the error and can fix it).
+REFUSING_SOURCES = frozenset({"webhook"})
 
 
 class AnswerStatus(StrEnum):
@@ -61,6 +67,17 @@ def check_answer(command: AnswerCommand, now: datetime) -> None:
             raise InputError(f"{name}: {problem}")
     if problem := time_problem(command.answered_at, now):
         raise InputError(f"answered_at {command.answered_at.isoformat()}: {problem}")
+    if problem := justification_problem(command.justification):
+        raise InputError(f"justification: {problem}")
+
+
+def unjustified_keep(policy: Policy, command: AnswerCommand) -> bool:
+    """A "yes" without the justification the policy requires for keeping the licence."""
+    return (
+        policy.campaign.require_justification_for_keep
+        and command.value is AnswerValue.YES
+        and not command.justification.strip()
+    )
 
 
 def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> AnswerStatus:
@@ -71,13 +88,38 @@ def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> Answer
         raise InputError(
             f"policy {request.policy!r} of request {request.id} is no longer configured"
         )
-    answer = Answer(request.id, command.value, command.answered_at, command.source)
+    if unjustified_keep(policy, command):
+        if command.source in REFUSING_SOURCES:
+            raise InputError(
+                f"justification: policy {policy.name!r} requires one with a yes "
+                "(campaign.require_justification_for_keep)"
+            )
+        # A pull channel cannot be told no: the yes is noted, but it is not recorded as an
+        # answer, so it neither keeps the request nor counts as a recent yes for selection.
+        ledger(
+            ctx,
+            request,
+            LedgerOutcome.ANSWERED,
+            now,
+            f"not protecting: yes via {command.source} without a justification "
+            "(campaign.require_justification_for_keep)",
+            entry_id=f"{request.id}:unjustified-yes",
+        )
+        return AnswerStatus.RECORDED
+    answer = Answer(
+        request.id, command.value, command.answered_at, command.source, command.justification
+    )
     if not ctx.store.record_answer(policy.name, request.state_key, answer):
         return AnswerStatus.DUPLICATE
     yes = command.value is AnswerValue.YES
+    reason = f": {command.justification}" if command.justification else ""
     if request.state is RequestState.PENDING:
         ledger(
-            ctx, request, LedgerOutcome.ANSWERED, now, f"{command.value.value} via {command.source}"
+            ctx,
+            request,
+            LedgerOutcome.ANSWERED,
+            now,
+            f"{command.value.value} via {command.source}{reason}",
         )
         if yes:
             kept = transition(request, RequestState.KEPT, now, detail="answered yes")
@@ -98,7 +140,7 @@ def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> Answer
     elif (
         request.state in (RequestState.DUE, RequestState.QUEUED)
         and yes
-        and cancel(ctx, request, "answered yes after the removal was queued", now)
+        and cancel(ctx, request, f"answered yes after the removal was queued{reason}", now)
     ):
         return AnswerStatus.CANCELLED
     return AnswerStatus.RECORDED

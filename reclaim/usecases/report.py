@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from reclaim.domain.lifecycle import RequestState
-from reclaim.domain.model import normalise_key
+from reclaim.domain.model import Answer, normalise_key
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
     DecisionRecord,
@@ -155,3 +155,41 @@ def user_history(
     keys = {normalise_key(user)} | {e.user.state_key(policy.usage.match_on) for e in ledger}
     decisions = [d for key in sorted(keys) for d in ctx.store.user_decisions(policy.name, key)]
     return decisions, ledger
+
+
+@dataclass(frozen=True)
+class AnswerLine:
+    """One recorded answer with the user it came from and the reason given."""
+
+    policy: str
+    user: str
+    answer: Answer
+
+
+def answers_report(ctx: Context, since: datetime | None = None) -> list[AnswerLine]:
+    """Every answer recorded since `since` by the users the ledger shows answering (or asked),
+    with its justification: "why did she keep Visio?" for the whole organisation at once."""
+    users: dict[tuple[str, str], str] = {}
+    seen: set[str] = set()  # a request is asked, then answered: looked up once
+    for entry in ctx.store.ledger(since):
+        if entry.outcome not in (LedgerOutcome.ASKED, LedgerOutcome.ANSWERED):
+            continue
+        if entry.request_id in seen:
+            continue
+        seen.add(entry.request_id)
+        # The request knows the key its answers are stored under; a compacted one is found
+        # again through the policy, when the policy is still configured.
+        request = ctx.store.get_request(entry.request_id)
+        policy = ctx.policies.get(entry.policy)
+        if request is not None:
+            users.setdefault((request.policy, request.state_key), entry.user.label)
+        elif policy is not None:
+            key = entry.user.state_key(policy.usage.match_on)
+            users.setdefault((entry.policy, key), entry.user.label)
+    lines = [
+        AnswerLine(policy, label, answer)
+        for (policy, state_key), label in sorted(users.items())
+        for answer in ctx.store.answers(policy, state_key)
+        if since is None or answer.answered_at >= since
+    ]
+    return sorted(lines, key=lambda line: (line.policy, line.answer.answered_at, line.user))

@@ -222,6 +222,77 @@ def test_record_answer_is_idempotent_and_latest_yes_reads_only_yes(store: StateS
     assert store.latest_yes("salesforce", "bob@contoso.test") is None
 
 
+def test_an_answer_keeps_its_justification_and_reads_back_in_time_order(
+    store: StateStore,
+) -> None:
+    reason = 'I present the "Q4 plan" in Visio — weekly, =SUM(A1) ünïcode'
+    store.record_answer(
+        "salesforce", ODD_KEY, Answer("r2", AnswerValue.YES, NOW + timedelta(1), "webhook", reason)
+    )
+    store.record_answer("salesforce", ODD_KEY, Answer("r1", AnswerValue.NO, NOW, "nexthink"))
+    store.record_answer("salesforce", ODD_KEY + "x", Answer("r3", AnswerValue.YES, NOW))
+    # The same answer again with another reason is still the same answer: the first one stays.
+    store.record_answer(
+        "salesforce", ODD_KEY, Answer("r2", AnswerValue.YES, NOW, "webhook", "changed my mind")
+    )
+
+    assert store.answers("salesforce", ODD_KEY) == [
+        Answer("r1", AnswerValue.NO, NOW, "nexthink", ""),
+        Answer("r2", AnswerValue.YES, NOW + timedelta(1), "webhook", reason),
+    ]
+    assert store.answers("other", ODD_KEY) == []
+
+
+def test_answers_stored_before_justifications_still_read(
+    stores: StoreFactory, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A row written by the previous version (no justification anywhere) reads as "none"."""
+    old_row = {"request_id": "r1", "value": "yes", "answered_at": NOW, "source": "webhook"}
+    if request.node.callspec.params["stores"] == "sqlite":
+        import sqlite3
+
+        db = sqlite3.connect(tmp_path / "state.sqlite3")
+        db.execute(  # the answers table as the previous version created it
+            "CREATE TABLE answers (request_id TEXT NOT NULL, value TEXT NOT NULL, answered_at "
+            "TEXT NOT NULL, source TEXT NOT NULL, policy TEXT NOT NULL, state_key TEXT NOT NULL, "
+            "PRIMARY KEY (request_id, value))"
+        )
+        db.execute(
+            "INSERT INTO answers VALUES (?,?,?,?,?,?)",
+            ("r1", "yes", NOW.isoformat(), "webhook", "salesforce", "ada@contoso.test"),
+        )
+        db.commit()
+        db.close()
+        store = stores()
+    else:
+        store = stores()
+        from reclaim.adapters.tables.keys import key
+
+        names: list[str] = store.table_names  # type: ignore[attr-defined]
+        table = next(name for name in names if name.endswith("Answers"))
+        answers = store._service.get_table_client(table)  # type: ignore[attr-defined]
+        answers.create_entity(
+            {
+                "PartitionKey": key("salesforce"),
+                "RowKey": f"{key('ada@contoso.test')}|{key('r1')}|yes",
+                **old_row,
+                "policy": "salesforce",
+                "state_key": "ada@contoso.test",
+            }
+        )
+    assert store.answers("salesforce", "ada@contoso.test") == [
+        Answer("r1", AnswerValue.YES, NOW, "webhook", "")
+    ]
+    assert store.latest_yes("salesforce", "ada@contoso.test") == NOW
+    assert store.record_answer(
+        "salesforce", "ada@contoso.test", Answer("r2", AnswerValue.YES, NOW, "webhook", "needed")
+    )
+    assert [a.justification for a in store.answers("salesforce", "ada@contoso.test")] == [
+        "",
+        "needed",
+    ]
+
+
 # ---- the scheduler's cursor --------------------------------------------------------------------
 
 

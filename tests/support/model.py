@@ -495,8 +495,13 @@ class ReclaimMachine(RuleBasedStateMachine):
         assert len(busy) < 2, "both overlapping runs were refused: the lease was not released"
 
     @precondition(lambda self: self.policy.ask_permission)
-    @rule(label=st.sampled_from(LABELS), yes=st.booleans(), twice=st.booleans())
-    def answer(self, label: str, yes: bool, twice: bool) -> None:
+    @rule(
+        label=st.sampled_from(LABELS),
+        yes=st.booleans(),
+        twice=st.booleans(),
+        reason=st.sampled_from(["", "needed for the quarterly audit"]),
+    )
+    def answer(self, label: str, yes: bool, twice: bool, reason: str) -> None:
         open_ones = [
             r
             for r in self.store.requests(
@@ -508,7 +513,9 @@ class ReclaimMachine(RuleBasedStateMachine):
             return
         value = AnswerValue.YES if yes else AnswerValue.NO
         (self.world.yes if yes else self.world.no).setdefault(label, []).append(self.world.now)
-        command = usecases.AnswerCommand(value, self.world.now, request_id=open_ones[-1].id)
+        command = usecases.AnswerCommand(
+            value, self.world.now, request_id=open_ones[-1].id, justification=reason
+        )
 
         def answer() -> None:
             for _ in range(2 if twice else 1):

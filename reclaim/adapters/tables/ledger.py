@@ -19,7 +19,7 @@ from reclaim.adapters.rows import ledger_from_row, user_json
 from reclaim.adapters.tables.access import TableAccess
 from reclaim.adapters.tables.keys import after, dt, key, text
 from reclaim.adapters.tables.runs import time_filter
-from reclaim.domain.model import Answer
+from reclaim.domain.model import Answer, AnswerValue
 from reclaim.domain.records import LedgerEntry
 
 
@@ -82,8 +82,27 @@ class LedgerTable:
             "source": answer.source,
             "policy": policy,
             "state_key": state_key,
+            "justification": answer.justification,
         }
         return self._access.create(self._answers, entity) is not None
+
+    def answers(self, policy: str, state_key: str) -> list[Answer]:
+        found = [
+            Answer(
+                e["request_id"],
+                AnswerValue(e["value"]),
+                at,
+                e.get("source") or "",
+                e.get("justification") or "",  # rows written before justifications: none
+            )
+            for e in self._access.query(
+                self._answers,
+                "PartitionKey eq @p and RowKey ge @lo and RowKey lt @hi",
+                {"p": key(policy), "lo": key(state_key) + "|", "hi": after(key(state_key))},
+            )
+            if (at := dt(e["answered_at"])) is not None
+        ]
+        return sorted(found, key=lambda a: (a.answered_at, a.request_id, a.value.value))
 
     def latest_yes(self, policy: str, state_key: str) -> datetime | None:
         times = [

@@ -140,6 +140,9 @@ class TableStore:
     def record_answer(self, policy: str, state_key: str, answer: Answer) -> bool:
         return self._ledger.record_answer(policy, state_key, answer)
 
+    def answers(self, policy: str, state_key: str) -> list[Answer]:
+        return self._ledger.answers(policy, state_key)
+
     def latest_yes(self, policy: str, state_key: str) -> datetime | None:
         return self._ledger.latest_yes(policy, state_key)
 
