@@ -5,10 +5,12 @@ REMOVING. Once the claim is older than its lease, the next worker may take it ov
 sure one is sent, whatever happened to the message. The takeover counts an attempt, so a removal
 that kills its worker every time still ends FAILED after RECLAIM_MAX_ATTEMPTS.
 
-A worker killed between storing a request QUEUED and sending its message leaves a request with
-no message. The expiry tick resends QUEUED requests after an hour (expire_requests.RESEND_AFTER),
+A run killed between storing a request QUEUED and sending its message leaves a request with no
+message. The expiry tick resends QUEUED requests after an hour (expire_requests.RESEND_AFTER),
 not knowing whether a message is still waiting; a queue that can list what it holds (the CLI's
-local queue) lets `resend_unqueued` send the missing ones as soon as their lease is over.
+local queue) lets `resend_unqueued` send the missing ones as soon as their lease is over, with
+the time of the decision that released them (the dead run may hold the policy's lease for
+half an hour, so a hand-back to the expiry tick would wait that long).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Set
 from datetime import datetime
 
-from reclaim.domain.lifecycle import RequestState
+from reclaim.domain.lifecycle import Request, RequestState
+from reclaim.domain.records import LedgerOutcome
 from reclaim.usecases.bookkeeping import removal_message
 from reclaim.usecases.context import Context
 
@@ -48,5 +51,15 @@ def resend_unqueued(ctx: Context, now: datetime, waiting: Set[str]) -> int:
         if r.policy in ctx.policies and r.id not in waiting and now - r.updated_at >= lease
     ]
     for request in lost:
-        ctx.queue.enqueue(removal_message(request))
+        ctx.queue.enqueue(removal_message(request, _released_at(ctx, request)))
     return len(lost)
+
+
+def _released_at(ctx: Context, request: Request) -> datetime | None:
+    """When its decision released it: its latest QUEUED entry (one per release, written just
+    before the message is sent). None, when that entry was lost too: the worker hands it back."""
+    entries = ctx.store.ledger(request.created_at, request.policy)
+    return max(
+        (e.at for e in entries if e.request_id == request.id and e.outcome is LedgerOutcome.QUEUED),
+        default=None,
+    )

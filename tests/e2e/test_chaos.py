@@ -29,9 +29,18 @@ from reclaim.domain.records import RemovalMessage
 from reclaim.policy_file import load_policies
 from reclaim.settings import Settings
 from reclaim.wiring import Wiring, removal_limits
-from tests.support.chaos import LEASE, Figures, GraphWorld, World, scenario
+from tests.support.chaos import (
+    LEASE,
+    Figures,
+    GraphWorld,
+    Kill,
+    World,
+    check_removals,
+    invoke,
+    scenario,
+)
 from tests.support.cli import reclaim
-from tests.support.tripwire import TrippingGraph, TrippingLdapsRelay, Tripwire
+from tests.support.tripwire import AFTER, BEFORE, TrippingGraph, TrippingLdapsRelay, Tripwire
 
 if TYPE_CHECKING:
     from tests.support.samba import SambaDC
@@ -69,6 +78,11 @@ def test_chaos_against_graph(tmp_path: Path) -> None:
     assert total.kills > 0 and total.removed > 0 and total.restored == total.removed
 
 
+def run_id(world: World) -> str:
+    (only,) = {r.run_id for r in world.store().requests(world.policy)}
+    return only
+
+
 class _DiesAtTheSecondSend(SqliteQueue):
     """The local queue of a `run` killed after storing its second request QUEUED, before that
     request's message was sent (the first message was)."""
@@ -103,14 +117,36 @@ def test_a_run_killed_before_sending_a_message_is_recovered_by_work(tmp_path: Pa
         time.sleep(LEASE + 0.2)
         work = reclaim(world.env, "work", "--policies", str(world.policies))
         assert work.returncode == 0, work.stdout + work.stderr
-        # The worker acts only on a decision of known age: the resent one is re-decided by
-        # the expiry tick, which then releases it.
-        expire = reclaim(world.env, "expire", "--policies", str(world.policies))
-        assert expire.returncode == 0, expire.stdout + expire.stderr
         states = [(r.state, r.detail) for r in store.requests()]
         assert [state for state, _ in states] == [RequestState.REMOVED] * 2, states
         assert "1 queued removal(s) had no message" in work.stdout
         assert len(world.before - world.members()) == 2
+
+
+def test_a_spent_claim_whose_last_write_took_the_user_out_is_removed(tmp_path: Path) -> None:
+    """Found by the chaos run: two attempts allowed, the first worker killed before its DELETE
+    reached Graph, the second after Graph applied it (answer lost). The third delivery found
+    the attempts spent and recorded FAILED "gave up", though our write had taken her out: the
+    ledger no longer matched the group, and `restore` had nothing to restore."""
+    with TrippingGraph() as graph:
+        world = GraphWorld(graph, tmp_path, 2, RECLAIM_MAX_ATTEMPTS="2")
+        policies = ("--policies", str(world.policies))
+        run = invoke(world, ("run", *policies, "--policy", world.policy), Kill(False, 1, BEFORE))
+        time.sleep(LEASE + 0.2)
+        work = invoke(world, ("work", *policies), Kill(False, 1, AFTER))
+        assert run.landed and work.landed
+        assert len(world.members()) == 1  # the second DELETE was applied
+        time.sleep(LEASE + 0.2)
+        for command in ("work", "expire"):  # the worker hands it back, the tick re-decides
+            done = reclaim(world.env, command, *policies)
+            assert done.returncode == 0, done.stdout + done.stderr
+        figures = check_removals(world, seed=0)
+        assert figures.removed == 2 and figures.confirmed_absent == 1
+        restore = reclaim(
+            world.env, "restore", *policies, "--policy", "chaos", "--run", run_id(world)
+        )
+        assert restore.returncode == 0, restore.stdout + restore.stderr
+        assert world.members() == world.before
 
 
 # ---- Samba --------------------------------------------------------------------------------------
@@ -174,7 +210,9 @@ def test_chaos_against_samba(
         workdir = tmp_path / f"seed{seed}"
         workdir.mkdir()
         attempts = "2" if seed % 2 else "5"
-        world = AdWorld(samba_dc, tripping_relay, workdir, 3 + seed % 3, RECLAIM_MAX_ATTEMPTS=attempts)
+        world = AdWorld(
+            samba_dc, tripping_relay, workdir, 3 + seed % 3, RECLAIM_MAX_ATTEMPTS=attempts
+        )
         try:
             return scenario(world, seed, log)
         finally:

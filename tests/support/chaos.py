@@ -6,7 +6,7 @@ One scenario, from a seeded RNG (print the seed: the same seed replays the same 
    write, held before the directory applied it or after it did (answer not yet sent), or after a
    random delay (anywhere: selection, bookkeeping, between writes);
 2. recovery rounds of `work` or `expire` (the worker path) after the claim lease, which may be
-   killed too; the last round is never killed;
+   killed too; then `work` and `expire` unkilled until every request has ended;
 3. DESIGN §8 invariants 4 and 5 checked (`check_removals`): every request terminal, the users
    the ledger says were removed = the users gone from the group, none removed twice, none
    mislabelled NOT_MEMBER (every user was a member before reclaim's first write);
@@ -39,7 +39,8 @@ from tests.support.cli import ROOT
 from tests.support.tripwire import AFTER, BEFORE, TrippingGraph, Tripwire
 
 LEASE = 1.0  # seconds: RECLAIM_CLAIM_LEASE of the runs, so a dead worker's claim lapses fast
-ROUNDS = 4  # recovery rounds at most; the last is never killed
+KILLED_ROUNDS = 2  # recovery rounds that may be killed
+SETTLE = ("work", "expire", "expire")  # then these, never killed, until every request has ended
 CONFIRMED = "confirmed absent after our write"
 
 
@@ -64,7 +65,9 @@ class Figures:
         return self
 
     def line(self) -> str:
-        return ", ".join(f"{f.name.replace('_', ' ')} {getattr(self, f.name)}" for f in fields(self))
+        return ", ".join(
+            f"{f.name.replace('_', ' ')} {getattr(self, f.name)}" for f in fields(self)
+        )
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,12 @@ class Kill:
         return f"{how} at {where}"
 
 
-def pick_kill(rng: random.Random, writes: int) -> Kill:
+def pick_kill(rng: random.Random, writes: int, earliest: float = 0.2) -> Kill:
+    """Mostly at a write boundary; else after a delay (a `run` starts writing after ~0.7 s)."""
     pipe = rng.random() < 0.2
     if rng.random() < 0.75:
         return Kill(pipe, nth=rng.randint(1, max(1, writes)), phase=rng.choice((BEFORE, AFTER)))
-    return Kill(pipe, delay=rng.uniform(0.2, 1.5))
+    return Kill(pipe, delay=rng.uniform(earliest, earliest + 1.0))
 
 
 class World:
@@ -211,7 +215,9 @@ def scenario(world: World, seed: int, log: list[str]) -> Figures:
 
     def call(argv: tuple[str, ...], kill: Kill | None) -> Invocation:
         done = invoke(world, argv, kill)
-        log.append(f"  {' '.join(argv[:1])}: {kill or 'no kill'}{'' if done.landed else ' (missed)'}")
+        log.append(
+            f"  {' '.join(argv[:1])}: {kill or 'no kill'}{'' if done.landed else ' (missed)'}"
+        )
         if done.landed and kill is not None and not kill.pipe:
             figures.kills += 1
             figures.lost_answers += kill.phase == AFTER and argv[0] != "restore"
@@ -221,15 +227,18 @@ def scenario(world: World, seed: int, log: list[str]) -> Figures:
             _completed(done, seed)
         return done
 
-    call(("run", *policies, "--policy", world.policy), pick_kill(rng, len(world.users)))
-    for round_ in range(ROUNDS):
-        if round_ and not _open_requests(world):
+    call(("run", *policies, "--policy", world.policy), pick_kill(rng, len(world.users), 0.7))
+    for _ in range(KILLED_ROUNDS):
+        if not _open_requests(world):
             break
         time.sleep(LEASE + 0.2)  # the dead worker's claim (and its message) lapse
-        last = round_ == ROUNDS - 1
-        killed = not last and rng.random() < 0.5
-        kill = pick_kill(rng, len(_open_requests(world))) if killed else None
+        kill = pick_kill(rng, len(_open_requests(world))) if rng.random() < 0.6 else None
         call((rng.choice(("work", "expire")), *policies), kill)
+    for command in SETTLE:  # unkilled: the worker hands back what only a tick can re-decide
+        if not _open_requests(world):
+            break
+        time.sleep(LEASE + 0.2)
+        call((command, *policies), None)
     figures += check_removals(world, seed)
     figures.recovered = len(open_after_kills)
 
@@ -256,7 +265,9 @@ def check_removals(world: World, seed: int) -> Figures:
     requests = store.requests(world.policy)
     ledger = store.ledger(policy=world.policy)
     gone = world.before - world.members()
-    removed_entries = Counter(world.key(e.user) for e in ledger if e.outcome is LedgerOutcome.REMOVED)
+    removed_entries = Counter(
+        world.key(e.user) for e in ledger if e.outcome is LedgerOutcome.REMOVED
+    )
     removed_states = {world.key(r.user) for r in requests if r.state is RequestState.REMOVED}
     failed = {world.key(r.user) for r in requests if r.state is RequestState.FAILED}
     figures = Figures(
@@ -265,8 +276,7 @@ def check_removals(world: World, seed: int) -> Figures:
             e.outcome is LedgerOutcome.REMOVED and e.detail.startswith(CONFIRMED) for e in ledger
         ),
         failed=len(failed - gone),
-        mislabelled=sum(e.outcome is LedgerOutcome.NOT_MEMBER for e in ledger)
-        + len(failed & gone),
+        mislabelled=sum(e.outcome is LedgerOutcome.NOT_MEMBER for e in ledger) + len(failed & gone),
         duplicated=sum(n - 1 for n in removed_entries.values() if n > 1),
         non_terminal=sum(r.state in OPEN_STATES for r in requests),
     )
