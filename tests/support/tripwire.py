@@ -35,13 +35,15 @@ MODIFY_REQUEST, MODIFY_RESPONSE = 0x66, 0x67  # [APPLICATION 6] / [APPLICATION 7
 
 @dataclass
 class Tripwire:
-    """Hold the `nth` write (counting from 1) at `phase` until `release`; `killed` tells the
-    holder whether its client is gone (a write held before it was applied is then dropped)."""
+    """Hold the `nth` write (counting from 1; 0: none) at `phase` until `release`; `killed` tells
+    the holder whether its client is gone (a write held before it was applied is then dropped).
+    `started`: the process has sent its first directory request."""
 
     nth: int
     phase: str
     seen: int = 0
     killed: bool = False
+    started: threading.Event = field(default_factory=threading.Event)  # any request seen
     reached: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,12 +82,14 @@ class TrippingGraph(FakeGraph):
             return set(self.groups[self.watched].members) if self.watched else set()
 
     def handle(self, request: FakeRequest) -> FakeReply:
+        wire = self.tripwire
+        if wire is not None and request.path.startswith("/v1.0/"):
+            wire.started.set()
         write = request.method in ("DELETE", "POST") and any(
             fnmatch.fnmatchcase(request.path, p) for p in self.WRITES
         )
         if not write:
             return super().handle(request)
-        wire = self.tripwire
         held = wire is not None and wire.count()
         if held and wire is not None and wire.phase == BEFORE:
             wire.hold()
@@ -164,6 +168,8 @@ class TrippingLdapsRelay:
                         buffers[id(source)] = buffers[id(source)][length:]
                         if source is client:
                             wire = self.tripwire
+                            if wire is not None:
+                                wire.started.set()
                             if _operation(message) == MODIFY_REQUEST and wire and wire.count():
                                 if wire.phase == BEFORE:
                                     wire.hold()
