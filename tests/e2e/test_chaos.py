@@ -149,6 +149,24 @@ def test_a_spent_claim_whose_last_write_took_the_user_out_is_removed(tmp_path: P
         assert world.members() == world.before
 
 
+def test_a_run_after_a_dead_workers_write_records_the_removal(tmp_path: Path) -> None:
+    """Found by the invariant model's dying worker: a claim handed back for re-decision after its
+    worker died past the DELETE (here: its one attempt spent) was CANCELLED "left the group" by
+    the next run, though our write had taken her out."""
+    with TrippingGraph() as graph:
+        world = GraphWorld(graph, tmp_path, 2, RECLAIM_MAX_ATTEMPTS="1")
+        policies = ("--policies", str(world.policies))
+        run = ("run", *policies, "--policy", world.policy)
+        assert invoke(world, run, Kill(False, 1, AFTER)).landed
+        time.sleep(LEASE + 0.2)
+        work = reclaim(world.env, "work", *policies)  # hands the spent claim back (DUE)
+        assert work.returncode == 0, work.stdout + work.stderr
+        again = reclaim(world.env, *run)
+        assert again.returncode == 0, again.stdout + again.stderr
+        figures = check_removals(world, seed=0)
+        assert figures.removed == 2 and figures.confirmed_absent == 1
+
+
 # ---- Samba --------------------------------------------------------------------------------------
 
 AD_POLICY = """policies:

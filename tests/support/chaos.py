@@ -32,7 +32,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from reclaim.adapters.sqlite import SqliteStore
-from reclaim.domain.lifecycle import OPEN_STATES, RequestState
+from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
 from reclaim.domain.model import User
 from reclaim.domain.records import LedgerOutcome
 from tests.support.cli import ROOT
@@ -250,7 +250,7 @@ def scenario(world: World, seed: int, log: list[str]) -> Figures:
     figures += check_removals(world, seed)
     figures.recovered = len(open_after_kills)
 
-    removed = [r for r in world.store().requests(world.policy) if r.state is RequestState.REMOVED]
+    removed = _removed(world)
     for run_id in sorted({r.run_id for r in removed}):
         restore = ("restore", *policies, "--policy", world.policy, "--run", run_id)
         call(restore, pick_kill(rng, len(removed)) if rng.random() < 0.6 else None)
@@ -263,7 +263,7 @@ def scenario(world: World, seed: int, log: list[str]) -> Figures:
     return figures
 
 
-def _removed(world: World) -> list:  # type: ignore[type-arg]
+def _removed(world: World) -> list[Request]:
     return [r for r in world.store().requests(world.policy) if r.state is RequestState.REMOVED]
 
 
