@@ -336,8 +336,6 @@ def _work(app: _App, now: datetime, out: TextIO, *, recover: bool = True) -> int
     if not isinstance(queue, SqliteQueue):
         out.write("removals are queued to Azure Storage; the function app's worker performs them\n")
         return EXIT_OK
-    if resent := usecases.resend_unqueued(app.ctx, now, queue.request_ids()):
-        out.write(f"{resent} queued removal(s) had no message (their sender stopped): sent again\n")
     failed = 0
     while (item := queue.take()) is not None:
         if item.dequeue_count > queue.max_dequeue_count:  # its workers died every time

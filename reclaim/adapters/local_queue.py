@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from reclaim.adapters.sqlite import SqliteStore
-from reclaim.domain.records import MessageError, RemovalMessage
+from reclaim.domain.records import RemovalMessage
 
 
 def _ts(value: datetime) -> str:
@@ -97,16 +97,6 @@ class SqliteQueue:
 
     def waiting(self) -> int:
         return self._store._db().execute("SELECT COUNT(*) FROM queue").fetchone()[0]
-
-    def request_ids(self) -> set[str]:
-        """The requests the waiting messages (visible or taken) are for."""
-        ids = set()
-        for row in self._store._db().execute("SELECT body FROM queue"):
-            try:
-                ids.add(RemovalMessage.from_json(row["body"]).request_id)
-            except MessageError:
-                continue  # a worker poisons it when it comes up
-        return ids
 
     def poisoned(self) -> list[tuple[str, str]]:
         """(message text, reason) of every message given up on, oldest first."""

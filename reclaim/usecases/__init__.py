@@ -23,7 +23,7 @@ from reclaim.usecases.perform_removal import (
     perform_removal,
 )
 from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, find_request, record_answer
-from reclaim.usecases.recover_claims import recover_claims, resend_unqueued
+from reclaim.usecases.recover_claims import recover_claims
 from reclaim.usecases.report import PolicyReport, report, user_history
 from reclaim.usecases.restore import RestoreCommand, RestoreReport, restore
 from reclaim.usecases.retention import apply_retention
@@ -60,7 +60,6 @@ __all__ = [
     "record_answer",
     "recover_claims",
     "report",
-    "resend_unqueued",
     "restore",
     "run_policy",
     "set_kill_switch",

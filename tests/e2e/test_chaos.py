@@ -13,22 +13,12 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from reclaim import usecases
-from reclaim.adapters.environment import EnvironmentSecrets
-from reclaim.adapters.local_queue import SqliteQueue
-from reclaim.adapters.sqlite import SqliteStore
-from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.model import User
-from reclaim.domain.records import RemovalMessage
-from reclaim.policy_file import load_policies
-from reclaim.settings import Settings
-from reclaim.wiring import Wiring, removal_limits
 from tests.support.chaos import (
     LEASE,
     Figures,
@@ -81,46 +71,6 @@ def test_chaos_against_graph(tmp_path: Path) -> None:
 def run_id(world: World) -> str:
     (only,) = {r.run_id for r in world.store().requests(world.policy)}
     return only
-
-
-class _DiesAtTheSecondSend(SqliteQueue):
-    """The local queue of a `run` killed after storing its second request QUEUED, before that
-    request's message was sent (the first message was)."""
-
-    sent = 0
-
-    def enqueue(self, message: RemovalMessage, delay: timedelta | None = None) -> None:
-        if self.sent == 1:
-            raise SystemExit("killed")
-        self.sent += 1
-        super().enqueue(message, delay)
-
-
-def test_a_run_killed_before_sending_a_message_is_recovered_by_work(tmp_path: Path) -> None:
-    """Found by the chaos run (a SIGKILL 0.75 s into `run`): a request stored QUEUED whose message
-    was never sent waited for the hourly resend of `expire`; `work` and `expire` did nothing."""
-    with TrippingGraph() as graph:
-        world = GraphWorld(graph, tmp_path, 3)
-        settings = Settings.from_env(world.env)
-        (policy,) = load_policies(world.policies)
-        store = SqliteStore(world.db)
-        ctx = usecases.Context(
-            store,
-            _DiesAtTheSecondSend(store, lease=settings.claim_lease),
-            Wiring(settings, world.policies.parent, EnvironmentSecrets(world.env)),
-            {policy.name: policy},
-            limits=removal_limits(settings),
-        )
-        with pytest.raises(SystemExit):
-            usecases.run_policy(ctx, policy, datetime.now(UTC))
-        assert [r.state for r in store.requests()] == [RequestState.QUEUED] * 2
-        time.sleep(LEASE + 0.2)
-        work = reclaim(world.env, "work", "--policies", str(world.policies))
-        assert work.returncode == 0, work.stdout + work.stderr
-        states = [(r.state, r.detail) for r in store.requests()]
-        assert [state for state, _ in states] == [RequestState.REMOVED] * 2, states
-        assert "1 queued removal(s) had no message" in work.stdout
-        assert len(world.before - world.members()) == 2
 
 
 def test_a_spent_claim_whose_last_write_took_the_user_out_is_removed(tmp_path: Path) -> None:
