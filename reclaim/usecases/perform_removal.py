@@ -106,7 +106,8 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         return RemovalReport(RemovalStatus.DEFERRED, "kill switch is on")
     # A dead worker's claim is taken over only on a decision still young enough; otherwise the
     # request is re-decided (release_due then recognises a lost write of ours). A claim whose
-    # attempts are spent ends FAILED below instead of waiting again.
+    # attempts are spent ends FAILED below instead of waiting again (after a re-decision when
+    # a write of its went unanswered).
     spent = request.state is RequestState.REMOVING and request.attempts >= ctx.limits.max_attempts
     if spent and request.unanswered_writes:
         # Its last worker died after sending a write: only fresh directory data can tell whether
