@@ -73,13 +73,6 @@ class World:
     directory_down: bool = False
     # (request id, label, at): every removal reclaim's writes performed, in order.
     removed: list[tuple[str, str, datetime]] = field(default_factory=list)
-    # Requests whose worker died with a write sent but not applied: if someone else then takes
-    # the user out, reclaim cannot tell that removal from its own (README "Our own writes").
-    unknowable: set[str] = field(default_factory=set)
-    # label -> request whose worker died after its write took her out. Known gap: if she is
-    # re-added before that request is recovered, the recovery cannot tell (a takeover would
-    # remove her again, a re-decision sees a new member); the model does not re-add her then.
-    died_after: dict[str, str] = field(default_factory=dict)
     restored: list[tuple[str, datetime]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
 
@@ -123,19 +116,13 @@ class World:
         )
 
 
-class WorkerDied(BaseException):
-    """The worker process is killed during its directory call (not an error reclaim sees)."""
-
-
 class ModelDirectory:
-    """The Directory port over the world; checks invariant 1 at the moment of each removal.
-    `dies`: the next removal kills its worker "before" the write is applied or "after" it."""
+    """The Directory port over the world; checks invariant 1 at the moment of each removal."""
 
     def __init__(self, world: World, judge: Callable[[str, str], None]) -> None:
         self.world = world
         self.judge = judge
         self.lock = threading.Lock()
-        self.dies = ""
 
     def check_group(self, group: str) -> GroupInfo:
         if self.world.directory_down:
@@ -184,25 +171,15 @@ class ModelDirectory:
     def remove(self, group: str, user: User, **context: str) -> RemovalResult:
         if self.world.directory_down:  # connection refused: the write never went out
             raise TransientError("directory unavailable (model)", unsent=True)
-        dies, self.dies = self.dies, ""
-        if dies == "before":
-            self.world.unknowable.add(context.get("request_id", ""))
-            raise WorkerDied
         with self.lock:
             if user.label not in self.world.members:
-                result = RemovalResult(RemovalOutcome.NOT_MEMBER)
-            else:
-                request_id = context.get("request_id", "")
-                self.judge(request_id, user.label)
-                del self.world.members[user.label]
-                self.world.members_changed()
-                self.world.removed.append((request_id, user.label, self.world.now))
-                result = RemovalResult(RemovalOutcome.REMOVED)
-        if dies == "after":
-            if result.outcome is RemovalOutcome.REMOVED:
-                self.world.died_after[user.label] = context.get("request_id", "")
-            raise WorkerDied  # the write is applied, its answer never heard
-        return result
+                return RemovalResult(RemovalOutcome.NOT_MEMBER)
+            request_id = context.get("request_id", "")
+            self.judge(request_id, user.label)
+            del self.world.members[user.label]
+            self.world.members_changed()
+            self.world.removed.append((request_id, user.label, self.world.now))
+            return RemovalResult(RemovalOutcome.REMOVED)
 
     def add(self, group: str, user: User, **_: str) -> AddOutcome:
         with self.lock:
@@ -447,11 +424,6 @@ class ReclaimMachine(RuleBasedStateMachine):
 
     @rule(label=st.sampled_from(LABELS))
     def join_or_leave(self, label: str) -> None:
-        unrecovered = self.world.died_after.get(label)
-        if unrecovered is not None:
-            request = self.store.get_request(unrecovered)
-            if request is not None and request.state in OPEN_STATES:
-                return  # the known gap (World.died_after)
         self.world.seq += 1
         if label in self.world.members:
             del self.world.members[label]
@@ -559,29 +531,6 @@ class ReclaimMachine(RuleBasedStateMachine):
 
         self.step(deliver)
 
-    @rule(when=st.sampled_from(["before", "after"]), comes_back=st.booleans())
-    def worker_dies(self, when: str, comes_back: bool) -> None:
-        """The next visible message's worker is killed in its directory call: its claim stays
-        REMOVING; its message comes back after the lease (or was lost with the worker)."""
-        messages = self.queue.take_visible()
-        if not messages:
-            return
-        first, rest = messages[0], messages[1:]
-        with self.queue.lock:
-            self.queue.waiting += [(self.world.now, m) for m in rest]
-
-        def die() -> None:
-            self.directory.dies = when
-            try:
-                self.deliver(first)
-            except WorkerDied:
-                if comes_back:
-                    self.queue.enqueue(first, delay=self.ctx.limits.claim_lease)
-            finally:
-                self.directory.dies = ""
-
-        self.step(die)
-
     @rule(label=st.sampled_from(LABELS))
     def restore(self, label: str) -> None:
         removed = [
@@ -624,18 +573,7 @@ class ReclaimMachine(RuleBasedStateMachine):
         assert len(removals) == len(set(removals)), "a request removed its user twice"
         ledger = self.store.ledger(policy=self.policy.name)
         said_removed = {e.request_id for e in ledger if e.outcome is LedgerOutcome.REMOVED}
-        # A removal whose worker died after the write is not known yet: its request is still
-        # open, with the write counted unanswered, until recovery (checked exact at teardown).
-        unheard = {
-            r.id
-            for r in self.store.requests(self.policy.name, sorted(_OPEN, key=str))
-            if r.unanswered_writes
-        }
-        unknowable = self.world.unknowable
-        assert said_removed - unknowable <= set(removals), (
-            f"ledger says removed {sorted(said_removed)}, the directory lost {sorted(removals)}"
-        )
-        assert set(removals) - said_removed <= unheard, (
+        assert said_removed == set(removals), (
             f"ledger says removed {sorted(said_removed)}, the directory lost {sorted(removals)}"
         )
 
@@ -667,11 +605,6 @@ class ReclaimMachine(RuleBasedStateMachine):
         ]
         assert not stuck, f"requests without an end: {stuck}"
         assert not self.world.violations, self.world.violations
-        removals = {r for r, _, _ in self.world.removed}
-        ledger = self.store.ledger(policy=self.policy.name)
-        said_removed = {e.request_id for e in ledger if e.outcome is LedgerOutcome.REMOVED}
-        assert removals <= said_removed, (sorted(said_removed), sorted(removals))
-        assert said_removed - removals <= self.world.unknowable, (said_removed, removals)
 
 
 _OPEN = OPEN_STATES
