@@ -279,6 +279,22 @@ class Reconciliation:
     failed_but_gone: list[str]  # ledger FAILED, yet no longer a member
     duplicate_ledger: int  # more than one removal outcome for one request or one user
     outcomes: Counter[str]
+    # REMOVED though the answer to our write was lost: a retry found the user gone after it
+    confirmed_absent: int = 0
+
+    @property
+    def mislabelled(self) -> int:
+        """Every user was a member before reclaim's first write, so a NOT_MEMBER is a lost
+        answer mislabelled, and a FAILED user gone from the group a removal left unrecorded."""
+        return self.outcomes["NOT_MEMBER"] + len(self.failed_but_gone)
+
+    def line(self) -> str:
+        return (
+            f"requests {self.requests}, removed {self.outcomes['REMOVED']}, lost answers "
+            f"recognised {self.confirmed_absent}, mislabelled {self.mislabelled}, duplicated "
+            f"{self.duplicate_ledger}, non-terminal {len(self.not_terminal)}, lost {len(self.lost)}, "
+            f"unrecorded {len(self.unrecorded)}"
+        )
 
     @property
     def ok(self) -> bool:
@@ -288,6 +304,7 @@ class Reconciliation:
             or self.unrecorded
             or self.failed_but_gone
             or self.duplicate_ledger
+            or self.mislabelled
         )
 
 
@@ -326,4 +343,8 @@ def reconcile(
         failed_but_gone,
         duplicates,
         Counter(e.outcome.value for e in ledger),
+        sum(
+            e.outcome.value == "REMOVED" and e.detail.startswith("confirmed absent after our write")
+            for e in ledger
+        ),
     )

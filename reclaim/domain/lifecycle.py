@@ -67,8 +67,9 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
         {RequestState.DUE, RequestState.QUEUED, RequestState.CANCELLED, RequestState.REMOVED}
     ),
     # QUEUED -> DUE: the worker found the decision too old and handed it back to be re-decided.
+    # QUEUED -> REMOVED: a run found her gone after a write of ours whose answer was lost.
     RequestState.QUEUED: frozenset(
-        {RequestState.REMOVING, RequestState.DUE, RequestState.CANCELLED}
+        {RequestState.REMOVING, RequestState.DUE, RequestState.CANCELLED, RequestState.REMOVED}
     ),
     # REMOVING -> REMOVING takes over the claim of a worker that died; -> QUEUED releases it;
     # -> CANCELLED: the directory's breaker stayed open longer than the removal may wait.

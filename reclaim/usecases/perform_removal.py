@@ -106,8 +106,14 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         return RemovalReport(RemovalStatus.DEFERRED, "kill switch is on")
     # A dead worker's claim is taken over only on a decision still young enough; otherwise the
     # request is re-decided (release_due then recognises a lost write of ours). A claim whose
-    # attempts are spent ends FAILED below instead of waiting again.
+    # attempts are spent ends FAILED below instead of waiting again (after a re-decision when
+    # a write of its went unanswered).
     spent = request.state is RequestState.REMOVING and request.attempts >= ctx.limits.max_attempts
+    if spent and request.unanswered_writes:
+        # Its last worker died after sending a write: only fresh directory data can tell whether
+        # that write took the user out. The tick re-decides it (release_due): gone, it is REMOVED
+        # by that write; still a member, it is released again and ends FAILED below, unwritten.
+        return _hand_back(ctx, request, message, policy, now, spent=True)
     if (
         request.state in (RequestState.QUEUED, RequestState.REMOVING)
         and not spent
@@ -210,15 +216,25 @@ def _too_old(message: RemovalMessage, policy: Policy, now: datetime) -> bool:
 
 
 def _hand_back(
-    ctx: Context, request: Request, message: RemovalMessage, policy: Policy, now: datetime
+    ctx: Context,
+    request: Request,
+    message: RemovalMessage,
+    policy: Policy,
+    now: datetime,
+    *,
+    spent: bool = False,
 ) -> RemovalReport:
     """Back to DUE, the same request: the next expiry tick re-decides it on fresh data."""
     decided = (
         f"{message.decided_at:%Y-%m-%d %H:%M} UTC" if message.decided_at else "an unknown time"
     )
     why = (
-        f"handed back by the worker: the decision of {decided} is older than decision_max_age "
-        f"{format_duration(policy.decision_max_age)}; the next expiry tick re-decides it"
+        f"handed back by the worker: {request.attempts} attempt(s) spent, the last worker died "
+        "after sending its write; the next expiry tick re-decides it"
+        if spent
+        else f"handed back by the worker: the decision of {decided} is older than "
+        f"decision_max_age {format_duration(policy.decision_max_age)}; the next expiry tick "
+        "re-decides it"
     )
     due = transition(request, RequestState.DUE, now, detail=why)
     if not ctx.store.update_request(replace(due, deadline=request.deadline or now)):

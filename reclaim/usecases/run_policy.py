@@ -18,10 +18,12 @@ from reclaim.domain.records import (
 )
 from reclaim.domain.selection import Decision, DecisionKind, count_by_kind, evaluated
 from reclaim.errors import ReclaimError
+from reclaim.ports import RemovalOutcome, RemovalResult
 from reclaim.usecases.bookkeeping import cancel, each, ledger
 from reclaim.usecases.context import Context
 from reclaim.usecases.decide import assess
 from reclaim.usecases.lease import policy_lease
+from reclaim.usecases.perform_removal import finish_removal
 from reclaim.usecases.release import release_new
 
 log = logging.getLogger("reclaim")
@@ -252,12 +254,17 @@ def _cancel_stale_requests(
 ) -> set[str]:
     """Open requests of users who became active, were excluded or left the group are cancelled,
     and so are those of disabled accounts: kept ones, and asks (a leaver the policy reclaims is
-    released without asking instead). Returns the ids of the cancelled requests."""
+    released without asking instead); one that left after a write of ours whose answer never
+    came was removed by it. Returns the ids of the cancelled requests."""
     by_key = {d.state_key: d for d in decisions}
     open_states = [RequestState.PENDING, RequestState.DUE, RequestState.QUEUED]
     cancelled: set[str] = set()
     for request in ctx.store.requests(policy.name, open_states):
         decision = by_key.get(request.state_key)
+        if decision is None and request.unanswered_writes:
+            detail = "confirmed absent after our write (found by the next run)"
+            finish_removal(ctx, request, RemovalResult(RemovalOutcome.REMOVED, detail), now)
+            continue
         if decision is None:
             why = "left the group"
         elif decision.kind in (DecisionKind.ACTIVE, DecisionKind.EXCLUDED, DecisionKind.NESTED):

@@ -174,6 +174,7 @@ def assert_consistent(
     """Terminal states, ledger = directory change, no duplicates, and the faults really fired."""
     graph = tenant.graph
     result = reconcile(ctx, tenant.policy, graph, tenant.group, tenant.user_ids)
+    print(f"fault run ({'storage' if storage_faults else 'sqlite'}): {result.line()}")  # README
     assert result.requests == removals
     assert result.not_terminal == []
     assert result.lost == []  # the store says done, the directory still holds them
@@ -184,6 +185,7 @@ def assert_consistent(
     ]
     assert result.failed_but_gone == []
     assert result.duplicate_ledger == 0
+    assert result.mislabelled == 0 and result.confirmed_absent > 0  # lost answers, recognised
     ledger = ctx.store.ledger(policy=tenant.policy.name)
     assert len({e.id for e in ledger}) == len(ledger)
     # Transient faults only: every removal ends done, none FAILED. Every user was a member

@@ -32,6 +32,7 @@ VALID = [
     (S.QUEUED, S.REMOVING),
     (S.QUEUED, S.DUE),  # handed back by the worker: the decision was too old
     (S.QUEUED, S.CANCELLED),
+    (S.QUEUED, S.REMOVED),  # a run found her gone after a write of ours whose answer was lost
     (S.REMOVING, S.REMOVING),
     (S.REMOVING, S.REMOVED),
     (S.REMOVING, S.NOT_MEMBER),
