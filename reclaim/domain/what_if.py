@@ -1,12 +1,15 @@
 """What-if curves: how many members the same rules would select at other thresholds.
 
-Each point re-decides every member with `selection.decide` under the policy with only its
-threshold changed, over the one usage read the plan made: the curve at today's threshold is the
-plan itself, not a model of it.
+Every member is decided by `selection.decide` under the policy with only its threshold changed,
+over the one usage read the plan made: the curve at today's threshold is the plan itself, not a
+model of it.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -15,7 +18,7 @@ from typing import Any
 from reclaim.domain.guardrails import percent_cap
 from reclaim.domain.model import Member, PolicyState, UsageIndex
 from reclaim.domain.policy import Policy, UsageSourceKind
-from reclaim.domain.selection import DecisionKind, evaluated, removes, select
+from reclaim.domain.selection import DecisionKind, decide, removes
 from reclaim.domain.usage_text import amount_text
 
 # Multiples of today's threshold the curve always shows, around the distinct usage amounts.
@@ -102,10 +105,41 @@ def threshold_curve(
     now: datetime,
     thresholds: Iterable[float] | None = None,
 ) -> WhatIf:
-    """Re-decide every member at each threshold (default `thresholds_to_try`), and mark where
-    max_removals_per_run or max_percent_of_group would halt the run."""
+    """Every member's decision at each threshold (default `thresholds_to_try`), and where
+    max_removals_per_run or max_percent_of_group would halt the run.
+
+    Selection reads the threshold only in "used >= threshold": a member has one decision while
+    their amount reaches the threshold and one once it does not. So each member is decided twice
+    (at a threshold every amount reaches, and at one none does) and each point is a lookup: two
+    passes over a large group, not one per point."""
     spec = policy.usage
-    group_size = len(evaluated(select(members, usage, state, policy, now)))
+    match_on = spec.match_on
+    used = [usage.amounts.get(key) if (key := m.user.key(match_on)) else None for m in members]
+    observed = [u for u in used if u is not None]
+    reached = _at(policy, min(observed, default=0.0))
+    missed = _at(policy, math.nextafter(max(observed, default=0.0), math.inf))
+    base_candidates = base_removals = group_size = 0
+    steps: list[tuple[float, int, int]] = []  # amount, candidates and removals it adds when reached
+    for member, amount in zip(members, used, strict=True):
+        below = decide(member, usage, state, missed, now)
+        if below.kind is DecisionKind.NESTED:
+            continue  # not judged, not counted by the caps, at any threshold
+        group_size += 1
+        base_candidates += below.kind is DecisionKind.CANDIDATE
+        base_removals += removes(below)
+        if amount is not None:
+            above = decide(member, usage, state, reached, now)
+            candidate = (above.kind is DecisionKind.CANDIDATE) - (
+                below.kind is DecisionKind.CANDIDATE
+            )
+            removal = removes(above) - removes(below)
+            if candidate or removal:
+                steps.append((amount, candidate, removal))
+    steps.sort()
+    amounts = [amount for amount, _, _ in steps]
+    # From index i on: what the members whose amounts reach a threshold at amounts[i] add.
+    candidates_from = list(itertools.accumulate((c for _, c, _ in reversed(steps)), initial=0))
+    removals_from = list(itertools.accumulate((r for _, _, r in reversed(steps)), initial=0))
     cap = policy.limits.max_removals_per_run
     share_cap = percent_cap(policy, group_size)
     whatif = WhatIf(
@@ -126,15 +160,13 @@ def threshold_curve(
                 "not by an amount against a threshold"
             ),
         )
-    chosen = thresholds_to_try(spec.threshold, usage.amounts.values())
+    chosen = thresholds_to_try(spec.threshold, observed)
     if thresholds is not None:
         chosen = sorted({*thresholds, spec.threshold})
     points = []
     for threshold in chosen:
-        trial = replace(policy, usage=replace(spec, threshold=threshold))
-        decisions = evaluated(select(members, usage, state, trial, now))
-        count = sum(1 for d in decisions if d.kind is DecisionKind.CANDIDATE)
-        removals = sum(1 for d in decisions if removes(d))
+        reaching = len(amounts) - bisect.bisect_left(amounts, threshold)
+        removals = base_removals + removals_from[reaching]
         capped = tuple(
             name
             for name, limit in (("max_removals_per_run", cap), ("max_percent_of_group", share_cap))
@@ -144,13 +176,17 @@ def threshold_curve(
             CurvePoint(
                 threshold,
                 amount_text(threshold, policy),
-                count,
+                base_candidates + candidates_from[reaching],
                 removals,
                 capped,
                 threshold == spec.threshold,
             )
         )
     return replace(whatif, points=tuple(points))
+
+
+def _at(policy: Policy, threshold: float) -> Policy:
+    return replace(policy, usage=replace(policy.usage, threshold=threshold))
 
 
 def lookback_unavailable(policy: Policy) -> str:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reclaim.domain.model import Account, Member, PolicyState, UsageIndex, User
 from reclaim.domain.policy import UsageSourceKind
-from reclaim.domain.selection import DecisionKind, select
+from reclaim.domain.selection import DecisionKind, removes, select
 from reclaim.domain.what_if import MULTIPLES, threshold_curve, thresholds_to_try
 from tests.conftest import NOW, make_policy
 
@@ -44,6 +44,7 @@ def groups(draw: st.DrawFn):
                 user=user,
                 added_at=None if joined is None else NOW - joined * DAY,
                 groups=frozenset(draw(st.sampled_from([[], [], ["SF-Admins"]]))),
+                via_group=draw(st.sampled_from(["", "", "", "", "Nested-Team"])),
                 account=draw(
                     st.sampled_from([Account(enabled=True)] * 4 + [Account(enabled=False)])
                 ),
@@ -64,7 +65,9 @@ def groups(draw: st.DrawFn):
 
 @settings(max_examples=300, deadline=None)
 @given(groups(), st.lists(st.floats(min_value=0, max_value=1000, allow_nan=False), max_size=6))
-def test_the_curve_at_todays_threshold_is_the_plan_and_never_falls(group, extra) -> None:
+def test_the_curve_is_the_plan_at_todays_threshold_the_rules_at_any_and_never_falls(
+    group, extra
+) -> None:
     members, usage, state, policy = group
     plan = select(members, usage, state, policy, NOW)
     for curve in (
@@ -89,6 +92,12 @@ def test_the_curve_at_todays_threshold_is_the_plan_and_never_falls(group, extra)
                 if point.removals > limit
             ]
             assert list(point.capped_by) == expected
+        for point in curve.points[:: max(1, len(curve.points) // 4)]:  # against the definition
+            trial = replace(policy, usage=replace(policy.usage, threshold=point.threshold))
+            decided = select(members, usage, state, trial, NOW)
+            decided = [d for d in decided if d.kind is not DecisionKind.NESTED]
+            assert point.candidates == sum(1 for d in decided if d.kind is DecisionKind.CANDIDATE)
+            assert point.removals == sum(1 for d in decided if removes(d))
         bite = curve.caps_bite_at
         assert bite is None or all(
             not p.capped_by for p in curve.points if p.threshold < bite.threshold
