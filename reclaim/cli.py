@@ -73,7 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     plan = command(
         "plan", "show what each policy would decide for every member; changes nothing", "optional"
     )
-    plan.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    plan.add_argument(
+        "--format",
+        choices=["table", "json", "csv", "html"],
+        default="table",
+        help="html: --what-if",
+    )
+    plan.add_argument(
+        "--what-if",
+        action="store_true",
+        help="candidates at other thresholds, from the same read, and where the caps bite",
+    )
     command(
         "run", "run one policy now, honouring its mode (dry-run records, enforce acts)", "required"
     )
@@ -316,6 +326,10 @@ def _print_outcome_csv(outcomes: list[tuple[Policy, usecases.RunOutcome]], out: 
 
 
 def _plan(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    if args.what_if:
+        return _what_if(app, args, now, out)
+    if args.format == "html":
+        raise UsageError("--format html goes with --what-if (the plan itself: table, json or csv)")
     outcomes = [
         (p, usecases.run_policy(app.ctx, p, now, read_only=True)) for p in _chosen(app, args.policy)
     ]
@@ -328,6 +342,20 @@ def _plan(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> in
         for policy, outcome in outcomes:
             _print_outcome_table(policy, outcome, out)
     return EXIT_HALTED if any(o.halted for _, o in outcomes) else EXIT_OK
+
+
+def _what_if(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
+    from reclaim import what_if_output
+
+    outcomes = [usecases.what_if(app.ctx, p, now) for p in _chosen(app, args.policy)]
+    render = {
+        "table": what_if_output.as_table,
+        "json": what_if_output.as_json,
+        "csv": what_if_output.as_csv,
+        "html": lambda o: what_if_output.as_html(o, now),
+    }[args.format]
+    out.write(render(outcomes))
+    return EXIT_HALTED if any(o.halt for o in outcomes) else EXIT_OK
 
 
 def _work(app: _App, now: datetime, out: TextIO, *, recover: bool = True) -> int:

@@ -1,5 +1,5 @@
 """Use cases, one module each: run_policy, record_answer, expire_requests, perform_removal,
-restore, report, set_kill_switch.
+restore, report, set_kill_switch, what_if.
 
 Triggers in reclaim/functions/ and the CLI build a command, call one of these, and map the result.
 Each use case takes its outside systems through `Context` and the time as `now`.
@@ -34,6 +34,7 @@ from reclaim.usecases.report import AnswerLine, PolicyReport, answers_report, re
 from reclaim.usecases.restore import RestoreCommand, RestoreReport, restore
 from reclaim.usecases.retention import apply_retention
 from reclaim.usecases.run_policy import RunOutcome, digest, run_policy
+from reclaim.usecases.what_if import WhatIfOutcome, what_if
 
 __all__ = [
     "CLAIM_TIMEOUT",
@@ -57,6 +58,7 @@ __all__ = [
     "RestoreCommand",
     "RestoreReport",
     "RunOutcome",
+    "WhatIfOutcome",
     "answers_report",
     "apply_retention",
     "digest",
@@ -73,4 +75,5 @@ __all__ = [
     "set_kill_switch",
     "unjustified_keep",
     "user_history",
+    "what_if",
 ]

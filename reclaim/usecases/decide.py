@@ -18,7 +18,7 @@ from datetime import datetime
 from reclaim.domain import guardrails
 from reclaim.domain.guardrails import Halt
 from reclaim.domain.membership import through_nested, with_groups
-from reclaim.domain.model import Member
+from reclaim.domain.model import Member, PolicyState, UsageIndex
 from reclaim.domain.policy import Policy
 from reclaim.domain.selection import (
     Decision,
@@ -40,6 +40,10 @@ class Assessment:
     decisions: list[Decision] = field(default_factory=list)
     halt: Halt | None = None
     read: bool = True  # the directory and the usage were read in full (a snapshot may be kept)
+    # What the decisions were made from (set once both were read): what a what-if re-decides.
+    members: list[Member] = field(default_factory=list)
+    usage: UsageIndex | None = None
+    state: PolicyState | None = None
 
 
 def read_members(directory: Directory, policy: Policy) -> list[Member]:
@@ -131,4 +135,4 @@ def assess(
     halt = guardrails.check(
         decisions, usage, policy, now, kill_switch=kill_switch, removals=removals
     )
-    return Assessment(decisions, halt)
+    return Assessment(decisions, halt, members=members, usage=usage, state=state)
