@@ -130,12 +130,15 @@ def release_new(
 def cancel_overdue(
     ctx: Context, policy: Policy, due: Sequence[Request], now: datetime
 ) -> list[Request]:
-    """Cancel what has been due longer than limits.max_wait; the rest, still due."""
+    """Cancel what has been due longer than limits.max_wait (unless a write of ours may already
+    have removed her); the rest, still due."""
     limit = policy.limits.max_wait
     waiting: list[Request] = []
     for request in due:
         since = due_since(request)
-        if now - since <= limit:
+        # A write of ours went out unanswered: whether it took her out only a reading of the
+        # directory can tell, and a cancel would lose a removal we made. It waits for that read.
+        if now - since <= limit or request.unanswered_writes > 0:
             waiting.append(request)
             continue
         held = request.detail if request.detail.startswith("held") else "waiting for release"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from reclaim import usecases
 from reclaim.adapters.sqlite import SqliteStore
-from reclaim.domain.lifecycle import RequestState
+from reclaim.domain.lifecycle import RequestState, transition
 from reclaim.domain.model import AnswerValue, Member, UsageRow, User
 from reclaim.domain.records import LedgerOutcome, RemovalMessage, RunStatus
 from reclaim.errors import SourceError
@@ -360,3 +361,40 @@ def test_a_failed_usage_read_halts_after_a_good_listing(world) -> None:
     assert result.run.status is RunStatus.HALTED
     assert "usage source: export refused" in result.run.halt_reason
     assert world.removed() == []
+
+
+def test_max_wait_does_not_cancel_a_request_whose_own_write_may_have_removed_her(world) -> None:
+    """Found by the chaos model: a handed-back request with an unanswered write of ours, held by
+    halting ticks past max_wait, was CANCELLED although our write had taken her out (the ledger
+    then no longer matched the group, and restore had nothing to restore). Only a reading of the
+    directory can tell, so it waits for one."""
+    policy = make_policy(mode="enforce", limits={"max_wait": "2h"})
+    ctx = world.ctx(policy)
+    world.export(NOW, {0: 0.0})
+    assert usecases.run_policy(ctx, policy, NOW).run.enqueued == 1
+    queued = world.request(0)
+    # Her worker sent the DELETE, the directory applied it, and the worker died before the answer;
+    # the claim's recovery handed it back for re-decision.
+    world.directory.groups["SF"] = [m for m in world.directory.groups["SF"] if m.user != USERS[0]]
+    stored = ctx.store.update_request(
+        replace(
+            transition(queued, RequestState.REMOVING, NOW, attempts=1, unanswered_writes=1),
+        )
+    )
+    assert stored
+    claimed = world.request(0)
+    assert ctx.store.update_request(
+        replace(transition(claimed, RequestState.DUE, NOW, detail="handed back"), deadline=NOW)
+    )
+    world.queue.drain()
+    world.usage.observed_at = NOW - timedelta(days=30)  # the export stops being refreshed
+    # The usage is stale: every tick halts and holds her...
+    for hours in (1, 2, 3, 4):
+        usecases.expire_requests(ctx, NOW + timedelta(hours=hours))
+    assert world.request(0).state is RequestState.DUE
+    # ...until a tick reads fresh data: she is gone, after our write.
+    world.export(NOW + timedelta(hours=5), {i: 0.0 for i in range(1, 12)})
+    usecases.expire_requests(ctx, NOW + timedelta(hours=5))
+    ended = world.request(0)
+    assert ended.state is RequestState.REMOVED
+    assert "confirmed absent after our write" in ended.detail
