@@ -56,6 +56,8 @@ JOINED_FROM = "Entra audit log: Add member to group"
 def direct_skus(user: Mapping[str, Any]) -> frozenset[str]:
     """The SKUs assigned to the user directly (assignedByGroup null) that hold a seat."""
     states = user.get("licenseAssignmentStates")
+    if not states:
+        return frozenset()  # the shared empty set: most members hold no direct licence
     return frozenset(
         str(s.get("skuId") or "").lower()
         for s in (states if isinstance(states, list) else [])
