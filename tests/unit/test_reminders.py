@@ -199,3 +199,47 @@ def test_a_channel_that_is_down_records_every_reminder_as_failed(asked) -> None:
     failed = [e for e in ctx.store.ledger() if e.outcome is LedgerOutcome.REMINDER_FAILED]
     assert len(failed) == 3
     assert all("not sent: receiver answered HTTP 503" in e.detail for e in failed)
+
+
+def test_explain_shows_each_reminder_and_what_the_channel_said(asked, tmp_path: Path) -> None:
+    import io
+
+    import yaml
+
+    from reclaim.cli import main
+
+    ctx, campaign = asked
+    campaign.refuse.add("u1@c.com")
+    usecases.expire_requests(ctx, DEADLINE - 3 * DAY)
+    usecases.expire_requests(ctx, DEADLINE - DAY)
+    policy = {
+        "name": "salesforce",
+        "application": "Salesforce Lightning",
+        "mode": "enforce",
+        "directory": {"kind": "ad", "group": "SF"},
+        "usage": {"source": "csv", "file": "usage.csv", "match_on": "upn", "threshold": "5m"},
+        "ask_permission": True,
+        "campaign": {
+            "channel": "webhook",
+            "url": "https://survey.example/ask",
+            "respond_within": "7d",
+            "reminders": ["3d", "1d"],
+        },
+    }
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(yaml.safe_dump({"policies": [policy]}))
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["explain", "--policies", str(policies), "--policy", "salesforce", "--user", "u1@c.com"]
+    env = {"RECLAIM_STATE_DB": str(tmp_path / "s.sqlite3")}
+    assert main(argv, now=DEADLINE - DAY, env=env, out=out, err=err) == 0, err.getvalue()
+    lines = [line for line in out.getvalue().splitlines() if "REMINDE" in line]
+    assert [line.split("  ", 1)[1].split(":", 1)[0] for line in lines] == [
+        "REMINDED",
+        "REMINDER_FAILED",
+        "REMINDED",
+        "REMINDER_FAILED",
+    ]
+    assert (
+        "reminder 2 of 2 (1d before the deadline 2026-12-05 06:00 UTC) through webhook" in lines[2]
+    )
+    assert "reminder 2 of 2: no device seen for this user" in lines[3]
