@@ -29,6 +29,8 @@ def send_reminders(ctx: Context, policy: Policy, now: datetime) -> int:
     offsets = policy.campaign.reminders
     if not (policy.ask_permission and offsets):
         return 0
+    if ctx.kill_switch and policy.enforcing:
+        return 0  # nothing is asked while it is on; a reminder whose window passes is not sent
     claimed: list[tuple[Request, DueReminder]] = []
     for request in ctx.store.requests(policy.name, [RequestState.PENDING]):
         due = due_reminder(offsets, request.deadline, now)

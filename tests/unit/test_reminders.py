@@ -175,6 +175,15 @@ def test_after_a_long_outage_only_the_latest_due_reminder_is_sent(asked) -> None
     assert usecases.expire_requests(ctx, DEADLINE + timedelta(minutes=1)).reminded == 0
 
 
+def test_nothing_is_reminded_while_the_kill_switch_is_on(asked) -> None:
+    ctx, campaign = asked
+    ctx.kill_switch = True
+    assert usecases.expire_requests(ctx, DEADLINE - 3 * DAY).reminded == 0
+    assert campaign.reminded == [] and reminders_in_ledger(ctx) == []
+    ctx.kill_switch = False
+    assert usecases.expire_requests(ctx, DEADLINE - 2 * DAY).reminded == 3
+
+
 def test_a_reminder_the_channel_refuses_is_recorded_and_not_retried(asked) -> None:
     ctx, campaign = asked
     campaign.refuse.add("u1@c.com")
