@@ -562,6 +562,8 @@ def _expire(app: _App, now: datetime, out: TextIO) -> int:
         f"cancelled on re-decision {result.cancelled}, held {result.held}, "
         f"remote actions settled {result.finished}, seats checked {result.seats_checked}\n"
     )
+    if result.reminded:
+        out.write(f"reminders sent {result.reminded}\n")
     for halt in result.halted:
         out.write(f"HALTED releases of {halt}; nothing was released\n")
     for busy in result.busy:

@@ -15,6 +15,7 @@ from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.model import Answer, AnswerValue, Member, PolicyState, UsageRow, User
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import DecisionRecord, Lease, LedgerEntry, RemovalMessage, RunRecord
+from reclaim.domain.reminders import DueReminder
 from reclaim.domain.switches import SwitchChange
 from reclaim.domain.write_budget import Bucket
 
@@ -170,6 +171,13 @@ class Campaign(Protocol):
 
     def answers(self, policy: Policy, since: datetime) -> Iterable[ChannelAnswer]:
         """Answers of channels that cannot push; a pushing channel returns none."""
+        ...
+
+    def remind(
+        self, policy: Policy, reminders: Sequence[tuple[Request, DueReminder]], now: datetime
+    ) -> AskResult:
+        """Remind each request's user that the ask waits for an answer by its deadline; asked:
+        reminded, not_asked: the channel said no, with why. Raises when nothing was sent."""
         ...
 
 

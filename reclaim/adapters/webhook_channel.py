@@ -5,8 +5,10 @@ campaign webhook, so answers() returns nothing: this channel pushes.
 
 Body (JSON): request_id, policy, application, user {upn, mail, sam_account_name, sid,
 display_name}, respond_by (ISO 8601, UTC), answer_url (where to POST the answer), answers
-["yes", "no"]. A delivery may be repeated after a timeout or a 5xx: receivers drop repeats by
-request_id (also in the X-Reclaim-Request-Id header).
+["yes", "no"], and event "ask". A reminder (campaign.reminders) is the same body, signed the same
+way, with event "reminder" and reminder {number, of, before}; respond_by is unchanged. A delivery
+may be repeated after a timeout or a 5xx: receivers drop repeats by request_id and event (and
+reminder number); the request id is also in the X-Reclaim-Request-Id header.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 import requests
 
 from reclaim.adapters.http_retry import RetryPolicy, send_with_retries
+from reclaim.domain.durations import format_duration
 from reclaim.domain.lifecycle import Request
 from reclaim.domain.policy import Policy
+from reclaim.domain.reminders import DueReminder
 from reclaim.errors import ConfigurationError, TransientError
 from reclaim.ports import AskResult, ChannelAnswer, Secrets
 from reclaim.settings import Settings
@@ -67,18 +71,31 @@ class WebhookCampaign:
         """POST one signed ask per request. 2xx: asked; 4xx: not asked, with the receiver's
         reason; 429/5xx: retried, then TransientError if nothing was delivered yet, or the rest
         not asked when some were (so those already asked stay recorded)."""
+        return self._deliver(policy, [(r, self.payload(policy, r)) for r in requests])
+
+    def remind(
+        self, policy: Policy, reminders: Sequence[tuple[Request, DueReminder]], now: datetime
+    ) -> AskResult:
+        """POST one signed `reminder` event per request, answered like an ask."""
+        return self._deliver(
+            policy, [(r, self.reminder_payload(policy, r, due)) for r, due in reminders]
+        )
+
+    def _deliver(
+        self, policy: Policy, bodies: Sequence[tuple[Request, dict[str, Any]]]
+    ) -> AskResult:
         if not policy.campaign.url:
             raise ConfigurationError(f"policy {policy.name}: campaign.url is required")
         secret = self._secret()
         asked: dict[str, str] = {}
         not_asked: dict[str, str] = {}
-        for index, request in enumerate(requests):
+        for index, (request, payload) in enumerate(bodies):
             try:
-                response = self._post(policy, request, secret)
+                response = self._post(policy, request, payload, secret)
             except TransientError as error:
                 if not asked:
                     raise
-                not_asked.update((r.id, f"not sent: {error}") for r in requests[index:])
+                not_asked.update((r.id, f"not sent: {error}") for r, _ in bodies[index:])
                 break
             if 200 <= response.status_code < 300:
                 asked[request.id] = request.id  # the receiver knows the ask by our id
@@ -92,8 +109,10 @@ class WebhookCampaign:
     def answers(self, policy: Policy, since: datetime) -> list[ChannelAnswer]:
         return []  # the receiver pushes answers to reclaim's campaign webhook
 
-    def _post(self, policy: Policy, request: Request, secret: str) -> requests.Response:
-        body = json.dumps(self.payload(policy, request), separators=(",", ":")).encode()
+    def _post(
+        self, policy: Policy, request: Request, payload: dict[str, Any], secret: str
+    ) -> requests.Response:
+        body = json.dumps(payload, separators=(",", ":")).encode()
 
         def send() -> requests.Response:
             timestamp = int(self._clock())  # fresh on every attempt: receivers reject old ones
@@ -133,4 +152,18 @@ class WebhookCampaign:
             "respond_by": respond_by.isoformat(),
             "answer_url": self.answer_url,
             "answers": ["yes", "no"],
+            "event": "ask",
+        }
+
+    def reminder_payload(
+        self, policy: Policy, request: Request, due: DueReminder
+    ) -> dict[str, Any]:
+        return {
+            **self.payload(policy, request),
+            "event": "reminder",
+            "reminder": {
+                "number": due.number,
+                "of": due.of,
+                "before": format_duration(due.before),
+            },
         }

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from reclaim.domain.durations import parse_duration
+from reclaim.domain.durations import format_duration, parse_duration
+from reclaim.domain.reminders import in_time_order
 
 
 class PolicyError(ValueError):
@@ -206,6 +207,7 @@ class CampaignSpec:
     on_no_response: OnNoResponse = OnNoResponse.RECLAIM
     url: str = ""  # webhook channel: where the ask is posted
     require_justification_for_keep: bool = False  # a "yes" without a reason does not protect
+    reminders: tuple[timedelta, ...] = ()  # offsets before the deadline, the earliest first
 
 
 @dataclass(frozen=True)
@@ -356,6 +358,18 @@ def _positive_duration(value: Any) -> timedelta:
     if result <= timedelta(0):
         raise ValueError(f"must be longer than 0s, got {value!r}")
     return result
+
+
+def _reminders(value: Any) -> tuple[timedelta, ...]:
+    if not isinstance(value, list):
+        raise ValueError(
+            f"expected a list of durations before the deadline like [3d, 1d], got {_kind(value)}"
+        )
+    offsets = [_positive_duration(item) for item in value]
+    repeated = sorted({format_duration(o) for o in offsets if offsets.count(o) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} is listed more than once: list each offset once")
+    return in_time_order(offsets)
 
 
 def _bool(value: Any) -> bool:
@@ -541,9 +555,19 @@ def _read_campaign(r: _Reader, asking: bool) -> CampaignSpec:
         on_no_response=r.get("on_no_response", _choice(OnNoResponse), OnNoResponse.RECLAIM),
         url=r.get("url", _text, "", required=channel is Channel.WEBHOOK),
         require_justification_for_keep=r.get("require_justification_for_keep", _bool, False),
+        reminders=r.get("reminders", _reminders, ()),
     )
     if asking and channel is Channel.NONE:
         r.problem("channel", "ask_permission is true: choose nexthink or webhook")
+    if spec.reminders and channel is Channel.NONE:
+        r.problem("reminders", "reminders go through the campaign's channel: choose one")
+    for before in spec.reminders:
+        if before >= spec.respond_within:
+            r.problem(
+                "reminders",
+                f"{format_duration(before)} before the deadline is at or before the ask "
+                f"(respond_within is {format_duration(spec.respond_within)}): use a shorter offset",
+            )
     if spec.url and not spec.url.startswith("https://"):
         r.problem("url", f"expected an https:// address, got {spec.url!r}")
     r.finish()

@@ -59,6 +59,10 @@ class LedgerOutcome(StrEnum):
     # After a REMOVED, what Entra ID says about the seat: seat_freed True (freed), False (still
     # licensed another way) or None (unverified: processing did not settle, user not found).
     SEAT_CHECKED = "SEAT_CHECKED"
+    # campaign.reminders: recorded before the channel is called (the id <request>:REMINDED:<n>
+    # is the claim, so overlapping ticks send it once); REMINDER_FAILED when the channel said no.
+    REMINDED = "REMINDED"
+    REMINDER_FAILED = "REMINDER_FAILED"
 
 
 @dataclass(frozen=True)

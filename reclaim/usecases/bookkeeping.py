@@ -41,14 +41,15 @@ def ledger(
     *,
     seat_freed: bool | None = None,
     entry_id: str = "",
-) -> None:
+) -> bool:
+    """Append one ledger entry; False when an entry with its id exists already."""
     policy = ctx.policies.get(request.policy)
     counts_money = outcome in (
         LedgerOutcome.REMOVED,
         LedgerOutcome.RESTORED,
         LedgerOutcome.SEAT_CHECKED,
     )
-    ctx.store.append_ledger(
+    return ctx.store.append_ledger(
         LedgerEntry(
             id=entry_id or f"{request.id}:{outcome.value}",
             at=now,

@@ -21,6 +21,7 @@ from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, record_a
 from reclaim.usecases.recover_claims import recover_claims
 from reclaim.usecases.release import Release, due_requests, release_due
 from reclaim.usecases.retention import apply_retention
+from reclaim.usecases.send_reminders import send_reminders
 from reclaim.usecases.verify_seats import verify_seats
 
 log = logging.getLogger("reclaim")
@@ -41,6 +42,7 @@ class ExpiryReport:
     busy: list[str] = field(default_factory=list)  # policies whose lease another run held
     recovered: int = 0  # claims of workers that died, sent again (recover_claims)
     compacted: int = 0  # decision records and finished requests past the retention (retention)
+    reminded: int = 0  # reminders sent to users who have not answered yet (send_reminders)
 
 
 # A QUEUED request this old has lost its message (the send failed after the request was stored);
@@ -50,10 +52,10 @@ RESEND_AFTER = timedelta(hours=1)
 
 def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
     """Pull answers from channels that cannot push, lapse the silent where silence keeps,
-    re-decide and release what is due (release.py), settle removals handed to an asynchronous
+    remind the silent whose reminder is due (send_reminders), re-decide and release what is due (release.py), settle removals handed to an asynchronous
     executor, resend lost removal messages, verify in Entra ID that removals freed their seats
     (verify_seats), and recover the claims of workers that died (recover_claims)."""
-    pulled = lapsed = finished = resent = seats_checked = compacted = 0
+    pulled = lapsed = finished = resent = seats_checked = compacted = reminded = 0
     released = Release()
     errors: list[str] = []
     halted: list[str] = []
@@ -62,6 +64,7 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
         try:
             pulled += _pull_answers(ctx, policy, now)
             lapsed += _lapse_silent(ctx, policy, now)
+            reminded += send_reminders(ctx, policy, now)  # after the answers: none to who answered
             if due_requests(ctx, policy, now):
                 try:
                     with policy_lease(ctx, policy.name, now, "expiry"):
@@ -104,6 +107,7 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
         busy=busy,
         recovered=recovered,
         compacted=compacted,
+        reminded=reminded,
     )
 
 

@@ -188,6 +188,7 @@ def test_each_ask_is_posted_signed_and_accepted(receiver: Receiver) -> None:
         "respond_by": "2030-03-04T09:00:00+00:00",
         "answer_url": ANSWER_PATH,
         "answers": ["yes", "no"],
+        "event": "ask",
     }
     assert second["respond_by"] == "2030-03-08T09:00:00+00:00"  # created_at + respond_within
     assert receiver.headers[0]["X-Reclaim-Request-Id"] == "r1"

@@ -13,6 +13,7 @@ from reclaim.domain.lifecycle import Request
 from reclaim.domain.model import Member, UsageRow, User
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import RemovalMessage
+from reclaim.domain.reminders import DueReminder
 from reclaim.errors import TransientError
 from reclaim.ports import (
     AddOutcome,
@@ -110,6 +111,7 @@ class MemoryUsage:
 class MemoryCampaign:
     refuse: set[str] = field(default_factory=set)  # user labels the channel will not ask
     asked: list[str] = field(default_factory=list)
+    reminded: list[tuple[str, int]] = field(default_factory=list)  # request id, reminder number
     pending_answers: list[ChannelAnswer] = field(default_factory=list)
 
     def ask(self, policy: Policy, requests: Sequence[Request]) -> AskResult:
@@ -125,6 +127,18 @@ class MemoryCampaign:
     def answers(self, policy: Policy, since: datetime) -> Iterable[ChannelAnswer]:
         answers, self.pending_answers = self.pending_answers, []
         return answers
+
+    def remind(
+        self, policy: Policy, reminders: Sequence[tuple[Request, DueReminder]], now: datetime
+    ) -> AskResult:
+        result = AskResult()
+        for request, due in reminders:
+            if request.user.label in self.refuse:
+                result.not_asked[request.id] = "no device seen for this user"
+            else:
+                self.reminded.append((request.id, due.number))
+                result.asked[request.id] = f"ext-{request.id[:6]}"
+        return result
 
 
 @dataclass

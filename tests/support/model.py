@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,12 +23,21 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from reclaim import usecases
-from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, RequestState
+from reclaim.domain.durations import format_duration
+from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Account, AnswerValue, Member, User
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import LedgerOutcome, RemovalMessage
+from reclaim.domain.reminders import DueReminder
 from reclaim.errors import TransientError
-from reclaim.ports import AddOutcome, GroupInfo, RemovalOutcome, RemovalResult, UsageExport
+from reclaim.ports import (
+    AddOutcome,
+    AskResult,
+    GroupInfo,
+    RemovalOutcome,
+    RemovalResult,
+    UsageExport,
+)
 from reclaim.usecases.lease import PolicyBusy
 from tests.conftest import NOW, make_policy
 from tests.support.memory import MemoryCampaign
@@ -41,6 +50,7 @@ THRESHOLD = 5.0  # minutes
 GRACE = timedelta(days=14)
 KEEP = timedelta(days=30)
 RESPOND = timedelta(days=7)
+REMINDERS = (timedelta(days=3), timedelta(days=1))  # before the deadline, the earliest first
 CAP = 4
 USERS = [User(object_id=f"id{i}", upn=f"u{i}@c.com") for i in range(8)]
 LABELS = [u.label for u in USERS]
@@ -203,6 +213,43 @@ class ModelUsage:
         return UsageExport(observed, iter(rows))
 
 
+class ModelCampaign(MemoryCampaign):
+    """Judges each reminder as the channel receives it, by the store and the world's clock:
+    only to a request still PENDING, before its deadline, inside that reminder's own window
+    (not late once the next one's time has come), and never the same one twice."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__()
+        self.world = world
+        self.store: Any = None
+        self.lock = threading.Lock()
+
+    def remind(
+        self, policy: Policy, reminders: Sequence[tuple[Request, DueReminder]], now: datetime
+    ) -> AskResult:
+        with self.lock:
+            for request, due in reminders:
+                stored = self.store.get_request(request.id)
+                deadline = request.deadline or request.created_at + RESPOND
+                opens = deadline - REMINDERS[due.number - 1]
+                closes = (
+                    deadline - REMINDERS[due.number] if due.number < len(REMINDERS) else deadline
+                )
+                problems = []
+                if stored is None or stored.state is not RequestState.PENDING:
+                    problems.append(f"the request is {stored.state.value if stored else 'gone'}")
+                if not opens <= now < closes:
+                    problems.append(f"outside its window {opens:%m-%d %H:%M}..{closes:%m-%d %H:%M}")
+                if (request.id, due.number) in self.reminded:
+                    problems.append("sent twice")
+                if problems:
+                    self.world.violations.append(
+                        f"reminder {due.number} to {request.user.label} at {now:%m-%d %H:%M}: "
+                        + "; ".join(problems)
+                    )
+            return super().remind(policy, reminders, now)
+
+
 @dataclass
 class ModelAdapters:
     directory_: ModelDirectory
@@ -249,6 +296,7 @@ def asking_policy_data(ask: bool, on_no_response: str, disabled_accounts: str = 
         "url": "https://survey.example/ask",
         "respond_within": "7d",
         "on_no_response": on_no_response,
+        "reminders": [format_duration(r) for r in REMINDERS],
     }
     return make_policy(
         mode="enforce",
@@ -314,12 +362,16 @@ class ReclaimMachine(RuleBasedStateMachine):
         self.world.nested_history.append((0, frozenset(nested)))
         for label in active:
             self.world.usage.append((label, NOW - timedelta(days=1), 60.0, 0))
-        self.campaign = MemoryCampaign()
+        self.campaign = ModelCampaign(self.world)
         self.directory = ModelDirectory(self.world, self.judge)
         self.queue = ModelQueue(self.world)
         self.adapters = ModelAdapters(self.directory, ModelUsage(self.world), self.campaign)
         self.store = self.make_store()
+        self.campaign.store = self.store
         self.ctx = self.context(self.store)
+        self.deadlines: dict[
+            str, datetime | None
+        ] = {}  # request id -> its deadline when first seen
 
     def context(self, store: Any) -> usecases.Context:
         return usecases.Context(
@@ -527,6 +579,31 @@ class ReclaimMachine(RuleBasedStateMachine):
     def expire(self) -> None:
         self.step(lambda: usecases.expire_requests(self.ctx, self.world.now))
 
+    @precondition(lambda self: self.policy.ask_permission)
+    @rule()
+    def overlapping_expiry(self) -> None:
+        """Two expiry ticks at once (two instances), each its own store client: each due
+        reminder is still sent once."""
+        contexts = [self.ctx, self.context(self.make_store())]
+        errors: list[BaseException] = []
+
+        def go(ctx: usecases.Context) -> None:
+            try:
+                usecases.expire_requests(ctx, self.world.now)
+            except BaseException as error:  # surfaced below, in the test's thread
+                errors.append(error)
+
+        def both() -> None:
+            threads = [threading.Thread(target=go, args=(c,)) for c in contexts]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        self.step(both)
+        if errors:
+            raise errors[0]
+
     @rule(redeliver=st.booleans())
     def work(self, redeliver: bool) -> None:
         def deliver() -> None:
@@ -583,6 +660,24 @@ class ReclaimMachine(RuleBasedStateMachine):
         assert said_removed == set(removals), (
             f"ledger says removed {sorted(said_removed)}, the directory lost {sorted(removals)}"
         )
+
+    @invariant()
+    def reminders_are_recorded_once_and_never_move_a_deadline(self) -> None:
+        if not hasattr(self, "store"):
+            return
+        # While a request waits for its answer, its deadline is the one it was asked with (an
+        # answer may end the wait early; reminders never move it).
+        for request in self.store.requests(self.policy.name, [RequestState.PENDING]):
+            first = self.deadlines.setdefault(request.id, request.deadline)
+            assert request.deadline == first, f"{request.id}: deadline moved to {request.deadline}"
+        sent = self.campaign.reminded
+        assert len(sent) == len(set(sent)), f"a reminder sent twice: {sorted(sent)}"
+        claimed = {
+            (e.request_id, int(e.id.rsplit(":", 1)[1]))
+            for e in self.store.ledger(policy=self.policy.name)
+            if e.outcome is LedgerOutcome.REMINDED
+        }
+        assert set(sent) <= claimed, f"sent without a ledger entry: {sorted(set(sent) - claimed)}"
 
     def teardown(self) -> None:
         """Give the world time to settle: every request must reach exactly one end."""

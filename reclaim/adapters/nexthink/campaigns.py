@@ -14,6 +14,7 @@ from reclaim.adapters.nexthink.rows import json_object, parse_time, require_colu
 from reclaim.domain.lifecycle import Request
 from reclaim.domain.model import AnswerValue
 from reclaim.domain.policy import Policy
+from reclaim.domain.reminders import DueReminder
 from reclaim.errors import ConfigurationError, SourceError, TransientError
 from reclaim.ports import AskResult, ChannelAnswer, Secrets
 from reclaim.settings import Settings
@@ -69,6 +70,35 @@ class NexthinkCampaign:
         asked are still reported and the rest are not_asked with the reason; a failure of the
         first batch is raised, as nothing was asked.
         """
+        return self._trigger_all(policy, requests, expiry_minutes(policy))
+
+    def remind(
+        self, policy: Policy, reminders: Sequence[tuple[Request, DueReminder]], now: datetime
+    ) -> AskResult:
+        """Trigger the campaign again for each user: Nexthink creates a new campaign request
+        (a new requestId) for the same SID, answered and read by SID like the first, so either
+        answer counts. It expires at the deadline, which a reminder never moves."""
+        by_expiry: dict[int, list[Request]] = {}
+        for request, due in reminders:
+            minutes = math.ceil((due.deadline - now).total_seconds() / 60)
+            by_expiry.setdefault(max(1, min(MAX_CAMPAIGN_EXPIRY_MINUTES, minutes)), []).append(
+                request
+            )
+        asked: dict[str, str] = {}
+        not_asked: dict[str, str] = {}
+        for minutes, requests in by_expiry.items():
+            try:
+                result = self._trigger_all(policy, requests, minutes)
+            except (TransientError, ConfigurationError, SourceError) as error:
+                if not asked:
+                    raise
+                not_asked.update((r.id, f"not triggered: {error}") for r in requests)
+                continue
+            asked.update(result.asked)
+            not_asked.update(result.not_asked)
+        return AskResult(asked=asked, not_asked=not_asked)
+
+    def _trigger_all(self, policy: Policy, requests: Sequence[Request], minutes: int) -> AskResult:
         asked: dict[str, str] = {}
         not_asked: dict[str, str] = {}
         by_sid: dict[str, Request] = {}
@@ -84,7 +114,7 @@ class NexthinkCampaign:
         for start in range(0, len(pending), CAMPAIGN_USERS_PER_TRIGGER):
             batch = pending[start : start + CAMPAIGN_USERS_PER_TRIGGER]
             try:
-                results = self._trigger(policy, batch)
+                results = self._trigger(policy, batch, minutes)
             except (TransientError, ConfigurationError, SourceError) as error:
                 if start == 0:
                     raise
@@ -100,7 +130,9 @@ class NexthinkCampaign:
                     not_asked[request.id] = outcome[1] or "Nexthink created no request"
         return AskResult(asked=asked, not_asked=not_asked)
 
-    def _trigger(self, policy: Policy, batch: Sequence[Request]) -> dict[str, tuple[str, str]]:
+    def _trigger(
+        self, policy: Policy, batch: Sequence[Request], minutes: int
+    ) -> dict[str, tuple[str, str]]:
         """SID (upper case) -> (Nexthink requestId or "", message)."""
         response = self.client.call(
             "POST",
@@ -109,7 +141,7 @@ class NexthinkCampaign:
             body={
                 "campaignNqlId": policy.campaign.id,
                 "userSid": [r.user.sid.strip() for r in batch],
-                "expiresInMinutes": expiry_minutes(policy),
+                "expiresInMinutes": minutes,
                 "parameters": {CAMPAIGN_APPLICATION_PARAMETER: policy.application},
             },
             idempotent=False,
