@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from reclaim.adapters.graph.client import GraphClient, shared_client
+from reclaim.adapters.graph.pages import fetch_page, page_items
 from reclaim.adapters.graph.paths import MEMBERS_PAGE, query
 from reclaim.adapters.graph.signins import graph_time
 from reclaim.domain.model import UsageRow, normalise_key
@@ -77,26 +78,11 @@ class EntraActivityUsage:
         return UsageExport(observed_at=None, rows=self._rows(first, key_field, what), clock=clock)
 
     def _page(self, path: str, what: str) -> dict[str, Any]:
-        reply = self._client.call("GET", path, permission=READ_ACTIVITY, what=what)
-        if reply.status != 200 or not isinstance(reply.body, dict):
-            raise SourceError(f"Graph {what}: unexpected {reply.describe()}")
-        if not isinstance(reply.body.get("value"), list):
-            raise SourceError(f"Graph {what}: a page without a value list")
-        return reply.body
+        return fetch_page(self._client, path, permission=READ_ACTIVITY, what=what)
 
     def _rows(self, page: dict[str, Any], key_field: str, what: str) -> Iterator[UsageRow]:
-        try:
-            while True:
-                for item in page["value"]:
-                    if not isinstance(item, dict):
-                        continue
-                    key = normalise_key(str(item.get(key_field) or ""))
-                    if key:
-                        at, at_from = last_sign_in(item.get("signInActivity"))
-                        yield UsageRow(key, None, at=at, at_from=at_from)
-                link = page.get("@odata.nextLink")
-                if not link:
-                    return
-                page = self._page(link, what)
-        except (TransientError, PermanentError) as error:
-            raise SourceError(f"{what} failed part-way, the run stops: {error}") from error
+        for item in page_items(page, lambda link: self._page(link, what), what):
+            key = normalise_key(str(item.get(key_field) or ""))
+            if key:
+                at, at_from = last_sign_in(item.get("signInActivity"))
+                yield UsageRow(key, None, at=at, at_from=at_from)

@@ -20,6 +20,7 @@ from reclaim.adapters.graph.errors import (
     READ_SIGNINS,
 )
 from reclaim.adapters.graph.pacing import RateLimiter
+from reclaim.adapters.graph.pages import fetch_page, page_items
 from reclaim.adapters.graph.paths import GUID, odata_string, query
 from reclaim.domain.model import UsageRow, normalise_key
 from reclaim.domain.policy import MatchOn, Policy
@@ -133,23 +134,10 @@ class EntraSignInsUsage:
 
     def _page(self, path: str, what: str) -> dict[str, Any]:
         self._limiter.acquire()
-        reply = self._client.call("GET", path, permission=READ_SIGNINS, what=what)
-        if reply.status != 200 or not isinstance(reply.body, dict):
-            raise SourceError(f"Graph {what}: unexpected {reply.describe()}")
-        if not isinstance(reply.body.get("value"), list):
-            raise SourceError(f"Graph {what}: a page without a value list")
-        return reply.body
+        return fetch_page(self._client, path, permission=READ_SIGNINS, what=what)
 
     def _rows(self, page: dict[str, Any], key_field: str, what: str) -> Iterator[UsageRow]:
-        try:
-            while True:
-                for item in page["value"]:
-                    key = normalise_key(str(item.get(key_field) or ""))
-                    if key:
-                        yield UsageRow(key, 1.0, at=graph_time(item.get("createdDateTime")))
-                link = page.get("@odata.nextLink")
-                if not link:
-                    return
-                page = self._page(link, what)
-        except (TransientError, PermanentError) as error:
-            raise SourceError(f"{what} failed part-way, the run stops: {error}") from error
+        for item in page_items(page, lambda link: self._page(link, what), what):
+            key = normalise_key(str(item.get(key_field) or ""))
+            if key:
+                yield UsageRow(key, 1.0, at=graph_time(item.get("createdDateTime")))
