@@ -33,6 +33,20 @@ class Commits:
             self.count += 1
 
 
+def queued_request() -> Request:
+    return Request(
+        id="r1",
+        policy="p",
+        run_id="run",
+        group="SF",
+        user=USERS[0],
+        state_key="u0@c.com",
+        state=RequestState.QUEUED,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> SqliteStore:
     return SqliteStore(tmp_path / "state.sqlite3")
@@ -66,17 +80,7 @@ def test_a_removal_costs_at_most_three_store_commits(store: SqliteStore) -> None
 
 
 def test_atomic_commits_once_and_undoes_everything_when_it_fails(store: SqliteStore) -> None:
-    request = Request(
-        id="r1",
-        policy="p",
-        run_id="run",
-        group="SF",
-        user=USERS[0],
-        state_key="u0@c.com",
-        state=RequestState.QUEUED,
-        created_at=NOW,
-        updated_at=NOW,
-    )
+    request = queued_request()
     commits = Commits(store)
     with pytest.raises(RuntimeError), store.atomic():
         store.add_request(request)
@@ -92,17 +96,7 @@ def test_atomic_commits_once_and_undoes_everything_when_it_fails(store: SqliteSt
 
 
 def test_a_failed_step_inside_atomic_is_undone_alone(store: SqliteStore) -> None:
-    request = Request(
-        id="r1",
-        policy="p",
-        run_id="run",
-        group="SF",
-        user=USERS[0],
-        state_key="u0@c.com",
-        state=RequestState.QUEUED,
-        created_at=NOW,
-        updated_at=NOW,
-    )
+    request = queued_request()
     with store.atomic():
         store.add_request(request)
         try:
