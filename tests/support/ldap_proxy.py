@@ -41,7 +41,10 @@ def _operation(message: bytes) -> int:
     return message[offset + 2 + message[offset + 1]]
 
 
-class DroppingLdapsRelay:
+class LdapsRelay:
+    """TLS terminated with the DC's own certificate and key, each connection relayed to the DC
+    over LDAPS on its own thread; subclasses say what `_relay` does with the messages."""
+
     def __init__(self, dc_directory: Path, upstream: tuple[str, int], server_name: str) -> None:
         tls = dc_directory / "private" / "tls"
         self._server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -51,17 +54,12 @@ class DroppingLdapsRelay:
         self._server_name = server_name
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
-        self._armed = threading.Event()
-        self.dropped = 0
         self._stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
     def url(self) -> str:
         return f"ldaps://127.0.0.1:{self.port}"
-
-    def drop_next_modify_answer(self) -> None:
-        self._armed.set()
 
     def close(self) -> None:
         self._stop.set()
@@ -73,9 +71,9 @@ class DroppingLdapsRelay:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
-    def _relay(self, raw_client: socket.socket) -> None:
+    def _serve(self, raw_client: socket.socket) -> None:
         try:
             client = self._server_tls.wrap_socket(raw_client, server_side=True)
             upstream = self._client_tls.wrap_socket(
@@ -84,6 +82,22 @@ class DroppingLdapsRelay:
         except (OSError, ssl.SSLError):
             raw_client.close()
             return
+        self._relay(client, upstream)
+
+    def _relay(self, client: ssl.SSLSocket, upstream: ssl.SSLSocket) -> None:
+        raise NotImplementedError
+
+
+class DroppingLdapsRelay(LdapsRelay):
+    def __init__(self, dc_directory: Path, upstream: tuple[str, int], server_name: str) -> None:
+        self._armed = threading.Event()
+        self.dropped = 0
+        super().__init__(dc_directory, upstream, server_name)
+
+    def drop_next_modify_answer(self) -> None:
+        self._armed.set()
+
+    def _relay(self, client: ssl.SSLSocket, upstream: ssl.SSLSocket) -> None:
         answers = b""
         with contextlib.closing(client), contextlib.closing(upstream):
             while not self._stop.is_set():

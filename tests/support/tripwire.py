@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import select
-import socket
 import ssl
 import threading
 from collections import Counter
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from tests.fakes.graph import FakeGraph
 from tests.fakes.identity import FakeReply, FakeRequest
-from tests.support.ldap_proxy import _message_length, _operation
+from tests.support.ldap_proxy import LdapsRelay, _message_length, _operation
 
 BEFORE, AFTER = "before", "after"
 HOLD_LIMIT = 60.0  # seconds a held write waits for the test before going on regardless
@@ -106,48 +105,15 @@ class TrippingGraph(FakeGraph):
         return reply
 
 
-class TrippingLdapsRelay:
+class TrippingLdapsRelay(LdapsRelay):
     """An LDAPS relay to the DC whose tripwire holds the n-th modify request: before relaying it
     (dropped if its client died) or after the DC's answer to it came back (then not relayed)."""
 
     def __init__(self, dc_directory: Path, upstream: tuple[str, int], server_name: str) -> None:
-        tls = dc_directory / "private" / "tls"
-        self._server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._server_tls.load_cert_chain(tls / "cert.pem", tls / "key.pem")
-        self._client_tls = ssl.create_default_context(cafile=str(tls / "ca.pem"))
-        self._upstream = upstream
-        self._server_name = server_name
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
         self.tripwire: Tripwire | None = None
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(dc_directory, upstream, server_name)
 
-    @property
-    def url(self) -> str:
-        return f"ldaps://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def _relay(self, raw_client: socket.socket) -> None:
-        try:
-            client = self._server_tls.wrap_socket(raw_client, server_side=True)
-            upstream = self._client_tls.wrap_socket(
-                socket.create_connection(self._upstream), server_hostname=self._server_name
-            )
-        except (OSError, ssl.SSLError):
-            raw_client.close()
-            return
+    def _relay(self, client: ssl.SSLSocket, upstream: ssl.SSLSocket) -> None:
         buffers = {id(client): b"", id(upstream): b""}
         held_answer: Tripwire | None = None  # the wire whose modify's answer is to be held
         with contextlib.closing(client), contextlib.closing(upstream):
