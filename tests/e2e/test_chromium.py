@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.chromium import headless
+from tests.support.chromium import browser, headless, screenshot
 
 TESTS = Path(__file__).resolve().parents[1]
 LAUNCHER = TESTS / "support" / "chromium.py"
@@ -85,3 +85,16 @@ def test_no_test_starts_chromium_but_through_the_shared_launcher() -> None:
         if path not in (LAUNCHER, Path(__file__).resolve()) and launches.search(path.read_text())
     ]
     assert elsewhere == [], "start Chromium through tests/support/chromium.py"
+
+
+def test_playwright_drives_the_same_chromium_with_the_same_resolver_rules(
+    page_and_image: tuple[Served, Served],
+) -> None:
+    page, image = page_and_image
+    with browser() as launched:
+        tab = launched.new_page()
+        tab.goto(f"http://127.0.0.1:{page.server_address[1]}/")
+        assert tab.locator("#page").inner_text() == "page"
+        saved = screenshot(tab, "chromium-self-test")
+    assert saved.stat().st_size > 0
+    assert image.requests == []  # the resolver rules hold under Playwright too

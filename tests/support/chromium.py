@@ -5,9 +5,14 @@ page under test cannot reach, or even look up, any other host."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.components import missing
 
@@ -21,6 +26,10 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
+
+
+# Screenshots of the pages a person sees, kept with the test output (gitignored).
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "output" / "screenshots"
 
 
 def binary() -> str:
@@ -48,3 +57,27 @@ def headless(
     return subprocess.run(
         [binary(), *flags, *args], capture_output=True, text=True, timeout=90, check=False
     )
+
+
+@contextmanager
+def browser(*, serving: tuple[str, ...] = ()) -> Iterator[Browser]:
+    """Playwright driving Debian's Chromium (never a downloaded browser), with the same flags and
+    host-resolver rules as `headless`; `serving` adds loopback addresses beyond 127.0.0.1."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=binary(),
+            headless=True,
+            args=[*FLAGS[1:], f"--host-resolver-rules={resolver_rules(*serving)}"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot as tests/output/screenshots/NAME.png and return its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
