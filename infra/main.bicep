@@ -351,6 +351,9 @@ var appSettings = {
   RECLAIM_WEBHOOK_TOLERANCE: webhookTolerance
   RECLAIM_OUTBOUND_WEBHOOK_SECRET_NAME: outboundWebhookSecretName
   RECLAIM_DIGEST_WEBHOOK_SECRET_NAME: digestWebhookSecretName
+  // signed one-click links: set both to send email or Teams asks (README "Answer page")
+  RECLAIM_LINK_SECRET_NAME: ''
+  RECLAIM_PUBLIC_URL: ''
   // reclaim: every removal ends (attempts, claims, circuit breakers, directory timeouts)
   RECLAIM_MAX_ATTEMPTS: '5'
   RECLAIM_CLAIM_LEASE: '5m'

@@ -41,6 +41,13 @@ def _https(text: str) -> str:
     return text.rstrip("/")
 
 
+def _public_url(text: str) -> str:
+    # http only for the local host on loopback (`python -m reclaim host`): links carry a token
+    if text.startswith(("http://127.0.0.1", "http://localhost")):
+        return text.rstrip("/")
+    return _https(text)
+
+
 def _scope(text: str) -> str:
     """An app-only scope: the resource's App ID URI followed by /.default."""
     text = text.strip()
@@ -204,6 +211,10 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "webhook_tolerance": ("RECLAIM_WEBHOOK_TOLERANCE", _duration, "5m"),
     "outbound_webhook_secret_name": ("RECLAIM_OUTBOUND_WEBHOOK_SECRET_NAME", _text, ""),
     "digest_webhook_secret_name": ("RECLAIM_DIGEST_WEBHOOK_SECRET_NAME", _text, ""),
+    # signed one-click links (reclaim.domain.answer_links): the HMAC key's secret and the app's
+    # public address that the links point to (the email and Teams channels need both)
+    "link_secret_name": ("RECLAIM_LINK_SECRET_NAME", _text, ""),
+    "public_url": ("RECLAIM_PUBLIC_URL", _public_url, ""),
     # every removal ends: attempts, claims, circuit breakers, directory timeouts
     "max_attempts": ("RECLAIM_MAX_ATTEMPTS", _positive_int, "5"),
     "claim_lease": ("RECLAIM_CLAIM_LEASE", _duration, "5m"),
@@ -266,6 +277,8 @@ class Settings:
     webhook_tolerance: timedelta
     outbound_webhook_secret_name: str
     digest_webhook_secret_name: str
+    link_secret_name: str
+    public_url: str
     max_attempts: int
     claim_lease: timedelta
     breaker_backoff: timedelta
