@@ -3,10 +3,11 @@
 # .venv: Debian's own pip refuses to install into the system), Samba (a real Active Directory domain
 # controller) for the LDAP tests, and Chromium to open the HTML report as a person would.
 # Idempotent: returns at once when every package is already installed. Needs root (or sudo).
-# samba-vfs-modules is required: without it provisioning fails loading acl_xattr.so.
+# samba-vfs-modules is required: without it provisioning fails loading acl_xattr.so. libatomic1:
+# the Node.js that the Playwright wheel bundles (its driver) links it, and a stock Debian lacks it.
 set -eu
 
-PACKAGES="python3-venv samba samba-dsdb-modules samba-ad-provision samba-vfs-modules chromium fonts-dejavu-core"
+PACKAGES="python3-venv samba samba-dsdb-modules samba-ad-provision samba-vfs-modules chromium fonts-dejavu-core libatomic1"
 
 missing=""
 for package in $PACKAGES; do
