@@ -39,7 +39,8 @@ text-align:left;vertical-align:top}th{background:#f6f8fa}td.n,th.n{text-align:ri
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dl.facts dt{
 font-weight:600}dl.facts dd{margin:0}
 form.filters{display:flex;flex-wrap:wrap;gap:1rem;align-items:end;margin:.6rem 0}
-form.filters label{display:flex;flex-direction:column;font-weight:600;font-size:.9rem}
+form.filters div{display:flex;flex-direction:column}
+form.filters label{font-weight:600;font-size:.9rem}
 input,select,button{font:inherit;padding:.3rem .5rem;border:1px solid #57606a;border-radius:4px}
 button{background:#0550ae;color:#fff;border-color:#0550ae;cursor:pointer}
 code{font-size:.85rem}ul.evidence{margin:0;padding-left:1rem;font-size:.85rem}

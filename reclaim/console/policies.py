@@ -148,8 +148,8 @@ def policy_page(detail: PolicyDetail, now: datetime) -> str:
     )
     search = (
         f'<form class="filters" method="get" action="{text(policy_url(name))}/user" role="search">'
-        '<label for="user-search">User (UPN, mail, sAMAccountName, SID or object id)'
-        '<input id="user-search" name="user" type="search" required maxlength="200"></label>'
+        '<div><label for="user-search">User (UPN, mail, sAMAccountName, SID or object id)</label>'
+        '<input id="user-search" name="user" type="search" required maxlength="200"></div>'
         "<button type=submit>Show history</button></form>"
     )
     body = (

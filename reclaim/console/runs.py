@@ -29,10 +29,10 @@ def _filter_form(view: RunView) -> str:
     return (
         f'<form class="filters" method="get" action="{text(run_url(policy, run_id))}" '
         'aria-label="Filter the decisions">'
-        f'<label for="decision">Decision<select id="decision" name="decision">{options}</select>'
-        "</label>"
-        '<label for="user">User contains<input id="user" name="user" type="search" '
-        f'maxlength="200" value="{text(view.filter.user)}"></label>'
+        '<div><label for="decision">Decision</label>'
+        f'<select id="decision" name="decision">{options}</select></div>'
+        '<div><label for="user">User contains</label><input id="user" name="user" type="search" '
+        f'maxlength="200" value="{text(view.filter.user)}"></div>'
         "<button type=submit>Filter</button>"
         f"{link(run_url(policy, run_id), 'Clear the filters', id='clear-filters')}</form>"
     )
