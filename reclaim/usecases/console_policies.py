@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from croniter import croniter
 
+from reclaim.domain.breaker import Breaker
 from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import RunRecord, RunStatus
@@ -70,7 +71,7 @@ def _next_due(schedule: str, now: datetime) -> datetime:
 
 
 def _summary(
-    ctx: Context, policy: Policy, runs: list[RunRecord], now: datetime
+    ctx: Context, policy: Policy, runs: list[RunRecord], breakers: list[Breaker], now: datetime
 ) -> tuple[PolicySummary, list[PendingAsk]]:
     judged = [r for r in runs if r.mode != EXPIRY_MODE]
     halts = [
@@ -84,7 +85,7 @@ def _summary(
         for r in sorted(open_requests, key=lambda r: (r.created_at, r.id))
         if r.state is RequestState.PENDING
     ]
-    breaker = next((b for b in ctx.store.breakers() if b.policy == policy.name and b.is_open), None)
+    breaker = next((b for b in breakers if b.policy == policy.name and b.is_open), None)
     summary = PolicySummary(
         policy,
         _next_due(policy.schedule, now),
@@ -99,9 +100,9 @@ def _summary(
 
 
 def console_policies(ctx: Context, now: datetime) -> ConsoleOverview:
-    runs = ctx.store.runs()
+    runs, breakers = ctx.store.runs(), ctx.store.breakers()
     summaries = [
-        _summary(ctx, policy, [r for r in runs if r.policy == name], now)[0]
+        _summary(ctx, policy, [r for r in runs if r.policy == name], breakers, now)[0]
         for name, policy in sorted(ctx.policies.items())
     ]
     return ConsoleOverview(summaries, kill_switch_report(ctx, limit=1).state.describe())
@@ -113,6 +114,6 @@ def console_policy(ctx: Context, name: str, now: datetime) -> PolicyDetail | Non
     if policy is None:
         return None
     runs = ctx.store.runs(policy=name)
-    summary, asks = _summary(ctx, policy, runs, now)
+    summary, asks = _summary(ctx, policy, runs, ctx.store.breakers(), now)
     judged = [r for r in runs if r.mode != EXPIRY_MODE]
     return PolicyDetail(summary, judged[::-1], asks)
