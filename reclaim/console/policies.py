@@ -64,7 +64,8 @@ def overview_page(overview: ConsoleOverview, now: datetime) -> str:
         )
         for s in overview.policies
     ]
-    body = f'<p id="kill-switch">Kill switch: {text(overview.kill_switch)}</p>' + table(
+    switch = overview.kill_switch[:1].upper() + overview.kill_switch[1:]  # "kill switch: off..."
+    body = f'<p id="kill-switch">{text(switch)}</p>' + table(
         "Policies",
         [
             "Policy",
