@@ -381,6 +381,25 @@ def test_a_runs_decisions_match_the_plan_and_filter_by_get_forms(
     assert page.locator("#decisions tbody tr").count() == len(plan["decisions"])
 
 
+def test_with_javascript_off_the_filters_and_links_still_work(
+    console: Console, reader: BrowserContext
+) -> None:
+    chromium = reader.browser
+    assert chromium is not None
+    context = chromium.new_context(
+        java_script_enabled=False, extra_http_headers=console.issuer.bearer(roles=[READER])
+    )
+    page = context.new_page()
+    page.goto(console.url + "/api/console")
+    page.get_by_role("link", name="visio", exact=True).click()
+    page.locator("#runs tbody tr th a").first.click()
+    page.get_by_label("Decision", exact=True).select_option("ACTIVE")
+    page.get_by_role("button", name="Filter").click()
+    assert "decision=ACTIVE" in page.url
+    assert cells(page, "#decisions tbody th") == ["eve@northwind.example", "fay@northwind.example"]
+    context.close()
+
+
 def test_a_users_history_matches_explain(console: Console, page: Page) -> None:
     explained = console.cli(
         "explain", "--policy", "sales", "--user", "bob@northwind.example", "--format", "json"
