@@ -25,12 +25,12 @@ def _last_run(summary: PolicySummary) -> str:
     if run is None:
         return '<span class="muted">no run yet</span>'
     return (
-        link(run_url(summary.policy.name, run.id), when(run.started_at), data_run=run.id)
+        link(run_url(summary.policy.name, run.id), when(run.started_at))
         + f" ({text(run.status.value)})"
     )
 
 
-def _halts(halts: list[Halt], limit: int = 3) -> str:
+def _halts(halts: list[Halt], limit: int) -> str:
     if not halts:
         return "none"
     shown = "".join(
