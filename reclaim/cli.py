@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from reclaim import usecases
-from reclaim.domain.counterfactual import scenario_from_record, what_would_change
 from reclaim.domain.durations import parse_duration
 from reclaim.domain.policy import DirectoryKind, Policy, PolicyError
-from reclaim.domain.records import DecisionRecord, MessageError, RemovalMessage, RunRecord
+from reclaim.domain.records import MessageError, RemovalMessage
 from reclaim.domain.selection import Decision, DecisionKind
 from reclaim.domain.switches import SwitchError
 from reclaim.errors import ConfigurationError, ReclaimError
@@ -104,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--user", required=True, help="UPN, mail, sAMAccountName, SID or object id"
     )
+    explain.add_argument("--format", choices=["table", "json"], default="table")
     restore = command("restore", "re-add removed users to the group", "required")
     target = restore.add_mutually_exclusive_group(required=True)
     target.add_argument("--user", help="UPN, mail, sAMAccountName, SID or object id")
@@ -489,57 +489,38 @@ def _kill_switch(app: _App, args: argparse.Namespace, now: datetime, out: TextIO
 
 
 def _explain(app: _App, args: argparse.Namespace, out: TextIO) -> int:
+    from reclaim import explain_output
+    from reclaim.usecases.explain import JudgedInRun, explain_user
+
     (policy,) = _chosen(app, args.policy)
-    decisions, ledger = usecases.user_history(app.ctx, policy, args.user)
-    if not decisions and not ledger:
+    explanation = explain_user(app.ctx, policy, args.user)
+    if not explanation.found:
         raise UsageError(
             f"no history for {args.user!r} under {policy.name!r} (decisions are kept by "
             f"{policy.usage.match_on.value}: give the user's {policy.usage.match_on.value})"
         )
-    runs = {r.id: r for r in app.ctx.store.runs(policy=policy.name)}
-    events: list[tuple[datetime, str]] = []
-    for d in decisions:
-        run = runs.get(d.run_id)
-        if run is not None:
-            events.append(
-                (
-                    run.started_at,
-                    f"run {d.run_id[:8]} ({run.mode}, {run.status.value}): "
-                    f"{d.decision}: {one_line(d.reason)}\n{'':18}evidence: "
-                    + " ".join(f"{k}={one_line(str(v))}" for k, v in d.evidence.items()),
-                )
-            )
-    for e in ledger:
-        events.append(
-            (
-                e.at,
-                f"{e.outcome.value}{': ' + one_line(e.detail) if e.detail else ''} "
-                f"(request {e.request_id[:8]})",
-            )
-        )
+    if args.format == "json":
+        out.write(explain_output.as_json(explanation))
+        return EXIT_OK
     out.write(f"{args.user} under {policy.name} ({policy.application}, {_holding(policy)})\n")
-    for at, text in sorted(events, key=lambda item: item[0]):
+    for at, event in explanation.events():
+        if isinstance(event, JudgedInRun):
+            run, d = event.run, event.decision
+            text = (
+                f"run {d.run_id[:8]} ({run.mode}, {run.status.value}): {d.decision}: "
+                f"{one_line(d.reason)}\n{'':18}evidence: "
+                + " ".join(f"{k}={one_line(str(v))}" for k, v in d.evidence.items())
+            )
+        else:
+            detail = f": {one_line(event.detail)}" if event.detail else ""
+            text = f"{event.outcome.value}{detail} (request {event.request_id[:8]})"
         out.write(f"{at:%Y-%m-%d %H:%M}  {text}\n")
-    _write_counterfactuals(policy, decisions, runs, out)
+    if explanation.what_would_change and explanation.latest:
+        out.write(
+            f"what would change the latest decision ({explanation.latest.decision.decision}):\n"
+        )
+        out.writelines(f"  {one_line(change)}\n" for change in explanation.what_would_change)
     return EXIT_OK
-
-
-def _write_counterfactuals(
-    policy: Policy, decisions: list[DecisionRecord], runs: dict[str, RunRecord], out: TextIO
-) -> None:
-    """For the latest decision: the smallest change of each kind that would have changed it."""
-    dated = [(runs[d.run_id].started_at, d) for d in decisions if d.run_id in runs]
-    if not dated:
-        return
-    decided_at, latest = max(dated, key=lambda item: item[0])
-    scenario = scenario_from_record(
-        latest.user, latest.decision, latest.evidence, policy, decided_at
-    )
-    changes = what_would_change(scenario) if scenario is not None else []
-    if changes:
-        out.write(f"what would change the latest decision ({latest.decision}):\n")
-        for change in changes:
-            out.write(f"  {one_line(change.describe())}\n")
 
 
 def _restore(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:

@@ -286,6 +286,11 @@ class StateStore(Protocol):
 
     def user_decisions(self, policy: str, state_key: str) -> list[DecisionRecord]: ...
 
+    def run_decisions(self, policy: str, run_id: str) -> list[DecisionRecord]:
+        """Every decision a run of the policy recorded (after retention, the CANDIDATE ones), by
+        state key; [] for a run that is not stored."""
+        ...
+
     def compact(self, policy: str, before: datetime) -> Compaction:
         """Retention. Runs that started before `before` keep only the decision records that
         chose someone (CANDIDATE, with their reason and evidence: what explain shows); finished

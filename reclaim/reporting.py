@@ -228,6 +228,11 @@ def _chart(points: list[tuple[date, int, float]], currency: str) -> str:
     )
 
 
+def savings_chart(reports: list[PolicyReport]) -> str:
+    """The chart of the HTML report (seats freed and monthly savings so far), for other pages."""
+    return _chart(_cumulative(reports), next((r.currency for r in reports if r.currency), ""))
+
+
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1f24}
 h1{margin:0 0 .2rem}p.sub{color:#57606a;margin:0 0 1.5rem}

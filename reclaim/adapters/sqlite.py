@@ -572,6 +572,11 @@ class SqliteStore:
         )
         return self._parsed("decisions", rows, lambda r: decision_from_row(dict(r)))
 
+    def run_decisions(self, policy: str, run_id: str) -> list[DecisionRecord]:
+        sql = "SELECT * FROM decisions WHERE policy=? AND run_id=? ORDER BY state_key"
+        rows = self._db().execute(sql, (policy, run_id)).fetchall()
+        return self._parsed("decisions", rows, lambda r: decision_from_row(dict(r)))
+
     @staticmethod
     def _filter(
         sql: str, time_column: str, since: datetime | None, policy: str | None

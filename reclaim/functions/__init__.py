@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from reclaim.functions import admin, timers, webhook, worker
+from reclaim.functions import admin, console, timers, webhook, worker
 
-BLUEPRINTS: tuple[func.Blueprint, ...] = (timers.bp, webhook.bp, worker.bp, admin.bp)
+BLUEPRINTS: tuple[func.Blueprint, ...] = (
+    timers.bp,
+    webhook.bp,
+    worker.bp,
+    admin.bp,
+    console.bp,
+)
 
 
 def new_app() -> func.FunctionApp:

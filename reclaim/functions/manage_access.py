@@ -4,7 +4,7 @@
 AdminIdentities: a verified bearer token, or the platform's forwarded principal when trusted),
 checks the role the route needs (reclaim.domain.access: reading needs Reclaim.Reader, acting
 Reclaim.Admin), and only then calls the handler. Nothing is read or written for a caller who is
-refused. Every ordinary fault becomes a JSON error:
+refused. Every ordinary fault becomes a JSON error (the console passes `refuse` to get a page):
 401 no or no acceptable token, 403 the token lacks the role (both with WWW-Authenticate),
 422 a request naming something unknown or that cannot succeed, 503 (with Retry-After) while the
 app is not configured or storage, the directory or the identity platform cannot be reached.
@@ -37,6 +37,9 @@ REALM = "reclaim"
 RETRY_AFTER = "30"
 
 Handler = Callable[[func.HttpRequest, app_context.AppContext, Caller], func.HttpResponse]
+# How a refusal is written: (status, code, message, headers). JSON for the API routes, a page for
+# the console (reclaim.functions.console); the decision is the same.
+Refusal = Callable[[int, str, str, dict[str, str] | None], func.HttpResponse]
 
 
 def _quoted(text: str) -> str:
@@ -44,20 +47,20 @@ def _quoted(text: str) -> str:
     return re.sub(r'["\\\x00-\x1f\x7f]', "'", text)
 
 
-def _unauthenticated(error: Unauthenticated) -> func.HttpResponse:
+def _unauthenticated(error: Unauthenticated, refuse: Refusal) -> func.HttpResponse:
     challenge = f'Bearer realm="{REALM}"'
     if not error.missing:
         challenge += f', error="invalid_token", error_description="{_quoted(str(error))}"'
-    return error_response(401, "unauthenticated", str(error), {"WWW-Authenticate": challenge})
+    return refuse(401, "unauthenticated", str(error), {"WWW-Authenticate": challenge})
 
 
-def _forbidden(caller: Caller, needed: Role) -> func.HttpResponse:
+def _forbidden(caller: Caller, needed: Role, refuse: Refusal) -> func.HttpResponse:
     message = f"this route needs the {needed.value} app role; {caller.label} does not hold it"
     challenge = (
         f'Bearer realm="{REALM}", error="insufficient_scope", '
         f'error_description="{_quoted(f"the {needed.value} app role is required")}"'
     )
-    return error_response(403, "forbidden", message, {"WWW-Authenticate": challenge})
+    return refuse(403, "forbidden", message, {"WWW-Authenticate": challenge})
 
 
 def _path(req: func.HttpRequest) -> str:
@@ -65,11 +68,12 @@ def _path(req: func.HttpRequest) -> str:
     return req.url.split("?", 1)[0]
 
 
-def _unavailable(code: str, message: str) -> func.HttpResponse:
-    return error_response(503, code, message, {"Retry-After": RETRY_AFTER})
+def guarded(
+    req: func.HttpRequest, handler: Handler, refuse: Refusal = error_response
+) -> func.HttpResponse:
+    def _unavailable(code: str, message: str) -> func.HttpResponse:
+        return refuse(503, code, message, {"Retry-After": RETRY_AFTER})
 
-
-def guarded(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
     try:
         app = app_context.current()
     except ConfigurationError as error:
@@ -85,7 +89,7 @@ def guarded(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
         )
     except Unauthenticated as error:
         log.warning("manage route %s refused: %s", _path(req), error)
-        return _unauthenticated(error)
+        return _unauthenticated(error, refuse)
     except ConfigurationError as error:
         log.error("manage routes are closed: %s", error)
         return _unavailable("not_configured", str(error))
@@ -94,13 +98,13 @@ def guarded(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
         return _unavailable("identity_unavailable", "tokens cannot be checked now; retry later")
     if not grants(caller.roles, needed):
         log.warning("manage route %s refused to %s: lacks %s", _path(req), caller.label, needed)
-        return _forbidden(caller, needed)
+        return _forbidden(caller, needed, refuse)
     try:
         return handler(req, app, caller)
     except usecases.InputError as error:
-        return error_response(422, "unknown_reference", str(error))
+        return refuse(422, "unknown_reference", str(error), None)
     except PermanentError as error:
-        return error_response(422, "cannot_succeed", str(error))
+        return refuse(422, "cannot_succeed", str(error), None)
     except ConfigurationError as error:  # the caller is an administrator: say what to fix
         log.error("manage route %s: %s", _path(req), error)
         return _unavailable("not_configured", str(error))

@@ -392,6 +392,37 @@ def test_a_run_with_many_decisions_and_members_is_stored_whole(store: StateStore
     assert [d.run_id for d in store.user_decisions("salesforce", keys[249])] == ["run-1"]
 
 
+def test_run_decisions_are_one_runs_whole_and_survive_retention(store: StateStore) -> None:
+    def decision(run_id: str, state_key: str, kind: str) -> DecisionRecord:
+        return DecisionRecord(
+            run_id, "salesforce", state_key, User(upn=state_key), kind, f"{kind} because", {"used": 1.0}
+        )  # fmt: skip
+
+    # Above one partition of 1,000 decisions, beside another run and another policy's run.
+    keys = [f"user{n:04d}@contoso.test" for n in range(1_200)] + [ODD_KEY]
+    old = NOW - timedelta(days=500)
+    store.record_run(a_run("run-1", old), [decision("run-1", k, "ACTIVE") for k in keys[:3]]
+                     + [decision("run-1", keys[3], "CANDIDATE")], None)  # fmt: skip
+    store.record_run(a_run("run-2"), [decision("run-2", k, "NEW") for k in keys], None)
+    other = replace(decision("run-3", "a", "NEW"), policy="other")
+    store.record_run(a_run("run-3", policy="other"), [other], None)
+
+    stored = store.run_decisions("salesforce", "run-2")
+    assert [d.state_key for d in stored] == sorted(keys)
+    assert stored[0] == decision("run-2", sorted(keys)[0], "NEW")
+    assert [d.decision for d in store.run_decisions("salesforce", "run-1")] == [
+        "ACTIVE", "ACTIVE", "ACTIVE", "CANDIDATE"
+    ]  # fmt: skip
+    assert store.run_decisions("other", "run-3") == [other]
+    assert store.run_decisions("salesforce", "run-3") == []  # another policy's run
+    assert store.run_decisions("salesforce", "no-such-run") == []
+
+    store.compact("salesforce", NOW - timedelta(days=400))  # keeps the CANDIDATE decisions only
+    assert [(d.state_key, d.decision) for d in store.run_decisions("salesforce", "run-1")] == [
+        (keys[3], "CANDIDATE")
+    ]
+
+
 def a_flip(on: bool, at=NOW, name: str = KILL_SWITCH, **changes) -> SwitchChange:
     fields = {"by": "ada@contoso.test (oid 1f0c)", "via": "cli on vm1", "reason": "", **changes}
     return SwitchChange(name, on, at, fields["by"], fields["via"], fields["reason"])

@@ -33,6 +33,12 @@ def test_function_app_registers_every_blueprint_function() -> None:
         "manage_run_policy",
         "manage_restore",
         "manage_kill_switch",
+        "console_policies",
+        "console_policy",
+        "console_run",
+        "console_user",
+        "console_what_if",
+        "console_savings",
     }
     assert {f.get_function_name() for f in new_app().get_functions()} == set(registered())
 
@@ -69,6 +75,13 @@ def test_the_worker_is_triggered_by_the_removal_queue_of_the_host_storage() -> N
         ("manage_run_policy", "manage/policies/{name}/run", ["POST"], "ANONYMOUS"),
         ("manage_restore", "manage/restore", ["POST"], "ANONYMOUS"),
         ("manage_kill_switch", "manage/kill-switch", ["GET", "POST"], "ANONYMOUS"),
+        # the console: read-only pages behind the same identity check
+        ("console_policies", "console", ["GET"], "ANONYMOUS"),
+        ("console_policy", "console/policies/{name}", ["GET"], "ANONYMOUS"),
+        ("console_run", "console/policies/{name}/runs/{run_id}", ["GET"], "ANONYMOUS"),
+        ("console_user", "console/policies/{name}/user", ["GET"], "ANONYMOUS"),
+        ("console_what_if", "console/policies/{name}/what-if", ["GET"], "ANONYMOUS"),
+        ("console_savings", "console/savings", ["GET"], "ANONYMOUS"),
     ],
 )
 def test_http_routes_and_their_auth_levels_avoid_the_host_routes(

@@ -134,6 +134,29 @@ def test_run_records_then_report_and_explain(env) -> None:
     assert code == 2 and "no removal of 'alex.wilber@northwind.example'" in err
 
 
+def test_explain_as_json_gives_the_same_history_as_the_table(env) -> None:
+    for _ in range(2):
+        assert cli("run", "--policies", str(EXAMPLES), "--policy", "salesforce-lightning",
+                   env=env)[0] == 0  # fmt: skip
+    args = ("explain", "--policies", str(EXAMPLES), "--policy", "salesforce-lightning",
+            "--user", "Alex.Wilber@northwind.example")  # fmt: skip
+    code, out, _ = cli(*args, "--format", "json", env=env)
+    assert code == 0
+    data = json.loads(out)
+    assert (data["policy"], data["user"]) == (
+        "salesforce-lightning",
+        "Alex.Wilber@northwind.example",
+    )
+    assert [d["decision"] for d in data["decisions"]] == ["CANDIDATE", "CANDIDATE"]
+    assert data["decisions"][0]["reason"].startswith("used 3m in 90d, under the threshold of 5m")
+    assert data["decisions"][0]["evidence"]["used"] == 3
+    assert "ACTIVE at 2m more use in 90d" in data["what_would_change"]
+    _, table, _ = cli(*args, env=env)
+    assert table.count("CANDIDATE: used 3m in 90d") == len(data["decisions"])
+    for change in data["what_would_change"]:
+        assert f"  {change}\n" in table
+
+
 def test_the_module_runs_as_a_command(env) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "reclaim", "validate", "--policies", str(EXAMPLES)],

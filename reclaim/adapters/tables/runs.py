@@ -140,6 +140,33 @@ class RunTable:
             )
         return self._ordered(found)
 
+    def run_decisions(self, policy: str, run_id: str) -> list[DecisionRecord]:
+        """One query per partition of the run; a compacted run (or one of the old layout) has
+        its decisions in the policy's own partition."""
+        run = self._access.get(self._runs, key(policy), key(run_id))
+        if run is None:
+            return []
+        if partitions := int(run.get(PARTITIONS) or 0):
+            found = [
+                e
+                for n in range(partitions)
+                for e in self._access.query(
+                    self._decisions,
+                    "PartitionKey eq @p",
+                    {"p": f"{key(policy)}|{key(run_id)}|{n}"},
+                )
+            ]
+        else:
+            found = list(
+                self._access.query(
+                    self._decisions,
+                    "PartitionKey eq @p and run_id eq @r",
+                    {"p": key(policy), "r": run_id},
+                )
+            )
+        parsed = self._access.parsed(self._decisions, found, decision_from_row)
+        return sorted(parsed, key=lambda d: d.state_key)
+
     def compact(self, policy: str, before: datetime, since: datetime | None) -> tuple[int, int]:
         """Runs that started before `before` (and not before `since`, where the last compaction
         ended) keep only their CANDIDATE decisions, moved to the policy's own partition (RowKey

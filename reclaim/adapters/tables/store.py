@@ -116,6 +116,9 @@ class TableStore:
     def user_decisions(self, policy: str, state_key: str) -> list[DecisionRecord]:
         return self._runs.user_decisions(policy, state_key)
 
+    def run_decisions(self, policy: str, run_id: str) -> list[DecisionRecord]:
+        return self._runs.run_decisions(policy, run_id)
+
     # ---- requests ----------------------------------------------------------------------------
 
     def add_request(self, request: Request) -> bool:
