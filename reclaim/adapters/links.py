@@ -5,6 +5,7 @@ from RECLAIM_PUBLIC_URL. The key is the UTF-8 bytes of the secret RECLAIM_LINK_S
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from reclaim.domain.answer_links import SignedLink, link_url, sign_link
 from reclaim.domain.messages import Action, Message
@@ -50,9 +51,15 @@ class LinkSigner:
                     message.policy,
                     message.recipient,
                     action.purpose,
-                    message.links_expire,
+                    _whole_second_after(message.links_expire),
                 )
                 tokens[action.purpose] = sign_link(link, key)
             url = link_url(self.public_url, tokens[action.purpose])
             found.append((action, f"{url}&choice={action.choice.value}"))
         return found
+
+
+def _whole_second_after(moment: datetime) -> datetime:
+    """A link carries whole seconds: rounded up, it never expires before its deadline."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)

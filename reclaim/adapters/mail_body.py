@@ -55,6 +55,6 @@ def html_body(message: Message, links: list[tuple[Action, str]]) -> str:
         f'<ul style="margin:0 0 16px;padding-left:20px;color:#444;word-break:break-all">'
         f"{addresses}</ul>"
         '<p style="margin:0;color:#666;font-size:13px">Sent by reclaim for your IT department. '
-        "Nobody reads replies to this mail.</p>"
+        "Answer with the buttons: replies to this mail are not read.</p>"
         "</body></html>"
     )
