@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ from reclaim.domain.answer_links import LinkPurpose
 from reclaim.domain.messages import MessageKind
 from reclaim.errors import ConfigurationError
 from reclaim.settings import Settings
+from reclaim.wiring import Wiring
 from tests.fakes.teams import FakeTeamsWorkflow
 from tests.support.messages import T0, carries_no_link, link_env, policy, read, request
 
@@ -197,3 +199,16 @@ def test_a_good_payload_is_posted(workflow: FakeTeamsWorkflow) -> None:
     assert body["attachments"][0]["contentType"] == ADAPTIVE_CARD
     assert _post(workflow, json.dumps(body).encode(), "application/json").status_code == 202
     assert [c.recipient for c in workflow.cards] == ["ada@contoso.test"]
+
+
+def test_the_policys_channel_names_the_adapter(workflow: FakeTeamsWorkflow, tmp_path: Path) -> None:
+    env = {
+        "RECLAIM_SECRETS_SOURCE": "env",
+        "RECLAIM_TEAMS_WEBHOOK_SECRET_NAME": WEBHOOK_SECRET_NAME,
+        variable_for(WEBHOOK_SECRET_NAME): workflow.webhook_url,
+        **link_env(),
+    }
+    wiring = Wiring(Settings.from_env(env), tmp_path, EnvironmentSecrets(env))
+    assert isinstance(wiring.campaign(policy("teams")), TeamsWorkflowChannel)
+    with pytest.raises(ConfigurationError, match="RECLAIM_MAIL_SENDER"):
+        wiring.campaign(policy("email"))
