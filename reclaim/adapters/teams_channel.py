@@ -20,6 +20,8 @@ chat, never to a channel: the links in the card answer for that one person.
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +40,21 @@ from reclaim.settings import Settings
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 MAX_PAYLOAD_BYTES = 28 * 1024  # Teams' limit for a message with a card
+_SIGNATURE = re.compile(r"([?&]sig=)[^&\s\"']+")
+
+
+class _HideSignature(logging.Filter):
+    """urllib3 logs each request line at DEBUG, query included: the webhook's signature is cut
+    out of it, so turning on debug logging does not write the secret URL to the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "sig=" in message:
+            record.msg, record.args = _SIGNATURE.sub(r"\1[hidden]", message), ()
+        return True
+
+
+_HIDE_SIGNATURE = _HideSignature()
 
 
 class TeamsWorkflowChannel(PersonalChannel):
@@ -61,6 +78,7 @@ class TeamsWorkflowChannel(PersonalChannel):
         self.session = requests.Session()
         self.session.trust_env = False  # REQUESTS_CA_BUNDLE and proxies must not override verify
         self.session.verify = ca_bundle or True
+        logging.getLogger("urllib3.connectionpool").addFilter(_HIDE_SIGNATURE)  # once: same object
 
     @classmethod
     def from_settings(cls, settings: Settings, secrets: Secrets) -> TeamsWorkflowChannel:

@@ -5,6 +5,7 @@ Card per recipient with the UPN the flow posts to, its signed links, Markdown ke
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +92,15 @@ def test_a_card_over_teams_limit_is_not_sent(workflow: FakeTeamsWorkflow) -> Non
     assert result.asked == {}
     assert "over Teams' 28672" in result.not_asked["r1"]
     assert workflow.requests == 0
+
+
+def test_debug_logs_never_show_the_webhook_signature(
+    workflow: FakeTeamsWorkflow, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    channel(workflow).ask(policy("teams"), [request("r1", "ada@contoso.test")])
+    assert "POST /workflows/" in caplog.text  # urllib3's request line, its signature hidden
+    assert workflow.signature not in caplog.text and "sig=[hidden]" in caplog.text
 
 
 def test_a_wrong_webhook_signature_is_not_asked_and_the_url_is_never_told(
