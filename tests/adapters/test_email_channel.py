@@ -21,7 +21,7 @@ from reclaim.domain.answer_links import LinkPurpose
 from reclaim.domain.messages import MessageKind
 from reclaim.domain.model import Member, UsageRow
 from reclaim.domain.records import LedgerOutcome
-from reclaim.errors import ConfigurationError, PermissionDenied
+from reclaim.errors import ConfigurationError, PermissionDenied, TransientError
 from reclaim.ports import MessageChannel
 from reclaim.settings import Settings
 from tests.fakes import graph_mail
@@ -232,3 +232,23 @@ def test_asks_reminders_and_failures_are_in_the_ledger_without_links(
     for entry in store.ledger():
         assert carries_no_link(entry.detail)
     assert carries_no_link(caplog.text)
+
+
+def test_graph_down_before_the_first_mail_raises_and_after_one_leaves_the_rest_not_asked(
+    graph: FakeGraph,
+) -> None:
+    from tests.fakes.graph import Fault
+
+    down = [Fault.unavailable(retry_after=0)] * 5  # every attempt of one call
+    path = f"/users/{SENDER}/sendMail"
+    asks = [request("r1", "ada@contoso.test"), request("r2", "bo@contoso.test")]
+    graph.inject("POST", path, *down)
+    with pytest.raises(TransientError):
+        channel(graph).ask(policy("email"), asks)
+    assert graph.mail.sent == []
+
+    graph.inject("POST", path, *down, skip=1)  # the first mail goes, then Graph is down
+    result = channel(graph).ask(policy("email"), asks)
+    assert list(result.asked) == ["r1"]
+    assert result.not_asked["r2"].startswith("not sent: Graph sendMail from")
+    assert carries_no_link(result.not_asked["r2"])
