@@ -7,19 +7,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from reclaim.domain.answer_links import SignedLink, link_url, sign_link
+from reclaim.domain.answer_links import MIN_KEY_BYTES, SignedLink, link_url, sign_link
 from reclaim.domain.messages import Action, Message
 from reclaim.errors import ConfigurationError
 from reclaim.ports import Secrets
 from reclaim.settings import Settings
 
+_NEEDS_KEY = (
+    f"signed links need RECLAIM_LINK_SECRET_NAME (a secret of at least {MIN_KEY_BYTES} bytes)"
+)
+
 
 def link_key(settings: Settings, secrets: Secrets) -> bytes:
     if not settings.link_secret_name:
+        raise ConfigurationError(_NEEDS_KEY)
+    key = secrets.get(settings.link_secret_name).encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
         raise ConfigurationError(
-            "signed links need RECLAIM_LINK_SECRET_NAME (a secret of at least 32 bytes)"
+            f"the secret {settings.link_secret_name!r} is shorter than {MIN_KEY_BYTES} bytes: "
+            "store a longer random key (e.g. openssl rand -base64 48)"
         )
-    return secrets.get(settings.link_secret_name).encode("utf-8")
+    return key
 
 
 class LinkSigner:
@@ -35,7 +43,7 @@ class LinkSigner:
                 "RECLAIM_PUBLIC_URL (the function app's https:// address)"
             )
         if not settings.link_secret_name:
-            link_key(settings, secrets)  # raises the ConfigurationError naming the setting
+            raise ConfigurationError(_NEEDS_KEY)
         return cls(lambda: link_key(settings, secrets), settings.public_url)
 
     def links(self, message: Message) -> list[tuple[Action, str]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reclaim import usecases
-from reclaim.adapters.environment import EnvironmentSecrets
+from reclaim.adapters.environment import EnvironmentSecrets, variable_for
 from reclaim.adapters.graph.mail import GraphMailChannel
 from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain import messages
@@ -28,6 +28,7 @@ from tests.fakes import graph_mail
 from tests.fakes.graph import FakeGraph
 from tests.support.memory import MemoryAdapters, MemoryDirectory, MemoryQueue, MemoryUsage
 from tests.support.messages import (
+    LINK_SECRET_NAME,
     T0,
     carries_no_link,
     html_links,
@@ -252,3 +253,12 @@ def test_graph_down_before_the_first_mail_raises_and_after_one_leaves_the_rest_n
     assert list(result.asked) == ["r1"]
     assert result.not_asked["r2"].startswith("not sent: Graph sendMail from")
     assert carries_no_link(result.not_asked["r2"])
+
+
+def test_a_link_key_too_short_is_a_configuration_error_that_never_shows_the_key(
+    graph: FakeGraph,
+) -> None:
+    short = channel(graph, **{variable_for(LINK_SECRET_NAME): "short-key"})
+    with pytest.raises(ConfigurationError, match="shorter than 32 bytes") as refused:
+        short.ask(policy("email"), [request("r1", "ada@contoso.test")])
+    assert "short-key" not in str(refused.value) and graph.mail.sent == []
