@@ -351,6 +351,9 @@ var appSettings = {
   RECLAIM_WEBHOOK_TOLERANCE: webhookTolerance
   RECLAIM_OUTBOUND_WEBHOOK_SECRET_NAME: outboundWebhookSecretName
   RECLAIM_DIGEST_WEBHOOK_SECRET_NAME: digestWebhookSecretName
+  // campaign channels email and teams (README "Campaign channel email", "... teams")
+  RECLAIM_MAIL_SENDER: ''
+  RECLAIM_TEAMS_WEBHOOK_SECRET_NAME: ''
   // signed one-click links: set both to send email or Teams asks (README "Answer page")
   RECLAIM_LINK_SECRET_NAME: ''
   RECLAIM_PUBLIC_URL: ''

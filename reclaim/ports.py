@@ -7,11 +7,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from reclaim.domain.access import Caller
 from reclaim.domain.breaker import Breaker
 from reclaim.domain.lifecycle import Request, RequestState
+from reclaim.domain.messages import Message
 from reclaim.domain.model import Answer, AnswerValue, Member, PolicyState, UsageRow, User
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import DecisionRecord, Lease, LedgerEntry, RemovalMessage, RunRecord
@@ -178,6 +179,17 @@ class Campaign(Protocol):
     ) -> AskResult:
         """Remind each request's user that the ask waits for an answer by its deadline; asked:
         reminded, not_asked: the channel said no, with why. Raises when nothing was sent."""
+        ...
+
+
+@runtime_checkable
+class MessageChannel(Protocol):
+    """A campaign channel that reaches each person with signed links (email, teams): every
+    message kind (reclaim.domain.messages.KINDS) goes through `send`."""
+
+    def send(self, outgoing: Sequence[Message]) -> AskResult:
+        """Deliver each message (one per request id); asked: sent, with the channel's
+        reference; not_asked: why not. Raises TransientError when nothing could be sent."""
         ...
 
 
@@ -366,6 +378,7 @@ __all__ = [
     "Compaction",
     "Directory",
     "GroupInfo",
+    "MessageChannel",
     "Notifier",
     "RemovalOutcome",
     "RemovalResult",

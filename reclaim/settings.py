@@ -211,6 +211,9 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "webhook_tolerance": ("RECLAIM_WEBHOOK_TOLERANCE", _duration, "5m"),
     "outbound_webhook_secret_name": ("RECLAIM_OUTBOUND_WEBHOOK_SECRET_NAME", _text, ""),
     "digest_webhook_secret_name": ("RECLAIM_DIGEST_WEBHOOK_SECRET_NAME", _text, ""),
+    # campaign channels email (the mailbox it sends from) and teams (its webhook URL's secret)
+    "mail_sender": ("RECLAIM_MAIL_SENDER", _text, ""),
+    "teams_webhook_secret_name": ("RECLAIM_TEAMS_WEBHOOK_SECRET_NAME", _text, ""),
     # signed one-click links (reclaim.domain.answer_links): the HMAC key's secret and the app's
     # public address that the links point to (the email and Teams channels need both)
     "link_secret_name": ("RECLAIM_LINK_SECRET_NAME", _text, ""),
@@ -277,6 +280,8 @@ class Settings:
     webhook_tolerance: timedelta
     outbound_webhook_secret_name: str
     digest_webhook_secret_name: str
+    mail_sender: str
+    teams_webhook_secret_name: str
     link_secret_name: str
     public_url: str
     max_attempts: int

@@ -175,8 +175,23 @@ class Wiring:
                     ("webhook-campaign",),
                     lambda: WebhookCampaign.from_settings(self.settings, self.secrets()),
                 )
+            case Channel.EMAIL:
+                from reclaim.adapters.graph.mail import GraphMailChannel
+
+                return self._once(
+                    ("email-campaign",),
+                    lambda: GraphMailChannel.from_settings(self.settings, self.secrets()),
+                )
+            case Channel.TEAMS:
+                from reclaim.adapters.teams_channel import TeamsWorkflowChannel
+
+                return self._once(
+                    ("teams-campaign",),
+                    lambda: TeamsWorkflowChannel.from_settings(self.settings, self.secrets()),
+                )
         raise ConfigurationError(
-            f"policy {policy.name}: ask_permission needs campaign.channel nexthink or webhook"
+            f"policy {policy.name}: ask_permission needs campaign.channel nexthink, webhook, "
+            "email or teams"
         )
 
 

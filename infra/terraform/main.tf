@@ -113,6 +113,9 @@ locals {
     RECLAIM_WEBHOOK_TOLERANCE            = var.webhook_tolerance
     RECLAIM_OUTBOUND_WEBHOOK_SECRET_NAME = var.outbound_webhook_secret_name
     RECLAIM_DIGEST_WEBHOOK_SECRET_NAME   = var.digest_webhook_secret_name
+    # campaign channels email and teams (README "Campaign channel email", "... teams")
+    RECLAIM_MAIL_SENDER               = ""
+    RECLAIM_TEAMS_WEBHOOK_SECRET_NAME = ""
     # signed one-click links: set both to send email or Teams asks (README "Answer page")
     RECLAIM_LINK_SECRET_NAME = ""
     RECLAIM_PUBLIC_URL       = ""

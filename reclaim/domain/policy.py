@@ -108,6 +108,8 @@ SUPPLIED_QUERY_PARAMETERS = ("application", "lookback")
 class Channel(StrEnum):
     NEXTHINK = "nexthink"
     WEBHOOK = "webhook"
+    EMAIL = "email"  # Graph sendMail from RECLAIM_MAIL_SENDER, with signed links
+    TEAMS = "teams"  # a Teams Workflows webhook, an Adaptive Card in a 1:1 chat
     NONE = "none"
 
 
@@ -558,7 +560,7 @@ def _read_campaign(r: _Reader, asking: bool) -> CampaignSpec:
         reminders=r.get("reminders", _reminders, ()),
     )
     if asking and channel is Channel.NONE:
-        r.problem("channel", "ask_permission is true: choose nexthink or webhook")
+        r.problem("channel", "ask_permission is true: choose nexthink, webhook, email or teams")
     if spec.reminders and channel is Channel.NONE:
         r.problem("reminders", "reminders go through the campaign's channel: choose one")
     for before in spec.reminders:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 TYPES_FILE = Path(__file__).with_name("graph-v1.0-types.json")
+# The sendMail action and graph.message with the types it holds, from the same metadata.
+MAIL_TYPES_FILE = Path(__file__).with_name("graph-v1.0-mail-types.json")
 
 # Resource path (below /v1.0, ids as any segment) -> the Graph type of what it returns: one object
 # or the items of a collection. A path the adapter or the fake uses that is not here fails the
@@ -40,13 +42,25 @@ UNTYPED: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"^/beta/"),
         "Graph beta (entra-signins' non_interactive_beta): not in the v1.0 types",
     ),
+    (re.compile(r"^/users/[^/]+/sendMail$"), "an action: 202 Accepted with no body"),
 )
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @cache
 def _document() -> dict[str, Any]:
-    return json.loads(TYPES_FILE.read_text())
+    """Both files as one: the mail file adds types and enums the main one does not hold."""
+    main, mail = (json.loads(f.read_text()) for f in (TYPES_FILE, MAIL_TYPES_FILE))
+    return {
+        "types": {**mail["types"], **main["types"]},
+        "enums": {**mail["enums"], **main["enums"]},
+        "actions": mail["actions"],
+    }
+
+
+def action_parameters(name: str) -> dict[str, str]:
+    """A bound action's parameters (e.g. `user.sendMail`): name -> EDM type."""
+    return dict(_document()["actions"][name])
 
 
 def type_names() -> set[str]:

@@ -21,6 +21,7 @@ import pytest
 
 from reclaim.adapters.graph.licences import FIELDS as LICENCE_FIELDS
 from reclaim.adapters.graph.paths import GROUP_FIELDS, MEMBERS_PAGE, USER_FIELDS
+from tests.fakes import graph_mail
 from tests.fakes.graph import FakeGraph, fake_graph
 from tests.support.components import in_ci
 
@@ -35,8 +36,16 @@ try:
         AzureIdentityAuthenticationProvider,
     )
     from msgraph import GraphRequestAdapter, GraphServiceClient
+    from msgraph.generated.models.body_type import BodyType
+    from msgraph.generated.models.email_address import EmailAddress
+    from msgraph.generated.models.item_body import ItemBody
+    from msgraph.generated.models.message import Message
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.models.recipient import Recipient
     from msgraph.generated.models.reference_create import ReferenceCreate
+    from msgraph.generated.users.item.send_mail.send_mail_post_request_body import (
+        SendMailPostRequestBody,
+    )
     from msgraph_core import GraphClientFactory
 except ImportError:  # the test lock installs it: missing in CI is a failure, never a skip
     if in_ci():
@@ -285,3 +294,41 @@ def test_reads_who_was_added_to_a_group(fake_graph: FakeGraph) -> None:
     (entry,) = found.value
     assert entry.activity_date_time == at
     assert {t.id for t in entry.target_resources} == {user, group}
+
+
+def _send_mail(sender: str) -> Callable[[GraphServiceClient], Awaitable[None]]:
+    async def call(client: GraphServiceClient) -> None:
+        body = SendMailPostRequestBody(
+            message=Message(
+                subject="Do you still need Microsoft Visio?",
+                body=ItemBody(content_type=BodyType.Html, content="<p>Keep it?</p>"),
+                to_recipients=[Recipient(email_address=EmailAddress(address="ada@contoso.test"))],
+            ),
+            save_to_sent_items=False,
+        )
+        await client.users.by_user_id(sender).send_mail.post(body)
+
+    return call
+
+
+def test_sends_mail_from_a_mailbox(fake_graph: FakeGraph) -> None:
+    graph_mail.enable(fake_graph, fake_graph.add_user("licences@contoso.test"))
+    run(fake_graph, _send_mail("licences@contoso.test"))  # 202 with no body: None
+    (mail,) = fake_graph.mail.sent
+    assert (mail.sender, mail.to, mail.content_type) == (
+        "licences@contoso.test",
+        ["ada@contoso.test"],
+        "html",
+    )
+    assert (mail.content, mail.save_to_sent_items) == ("<p>Keep it?</p>", False)
+    (request,) = fake_graph.requests
+    assert (request.method, request.status) == ("POST", 202)
+    assert request.headers["content-type"].startswith("application/json")
+
+
+def test_send_mail_from_an_unknown_sender_is_graphs_error(fake_graph: FakeGraph) -> None:
+    fake_graph.granted.add("Mail.Send")
+    with pytest.raises(ODataError) as caught:
+        run(fake_graph, _send_mail("nobody@contoso.test"))
+    assert caught.value.response_status_code == 404
+    assert caught.value.error.code == "ErrorInvalidUser"

@@ -19,6 +19,7 @@ app may), member add by POST .../$ref, user read and $filter by userPrincipalNam
 licenseAssignmentStates (one per direct assignment and per licensing group, kept after a removal
 until process_licences() when licence_lag is on), assignedLicenses and createdDateTime,
 /auditLogs/signIns (v1.0 and beta) and GET /users with signInActivity (tests/fakes/graph_usage.py),
+POST /users/{id}/sendMail (tests/fakes/graph_mail.py: graph_mail.enable(graph, user), graph.mail.sent),
 /auditLogs/directoryAudits ("Add member to group" entries seeded by
 add_member(..., at=...); $filter on activityDisplayName, activityDateTime and
 targetResources/any(t: t/id eq ...) only, no $select, as documented), and
@@ -57,7 +58,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import pytest
 
 from tests.contracts.answers import check_answer
-from tests.fakes import graph_licences
+from tests.fakes import graph_licences, graph_mail
 from tests.fakes.identity import FakeIdentity, FakeReply, FakeRequest, FakeService
 
 LEAST_PRIVILEGED = frozenset({"GroupMember.ReadWrite.All", "User.Read.All", "AuditLog.Read.All"})
@@ -333,6 +334,7 @@ class FakeGraph(FakeService):
         self.audit_page_size = 100
         self.deleted_users: list[str] = []  # users deleted by a DELETE without /$ref
         self.subscribed: set[str] = set()  # SKUs of the tenant beyond those assigned now
+        self.mail = graph_mail.Mailboxes()  # sendMail (tests/fakes/graph_mail.py)
         self._lock = threading.RLock()
         self._injections: list[_Injection] = []
         self._write_bucket: _TokenBucket | None = None
@@ -707,6 +709,9 @@ class FakeGraph(FakeService):
         licensing = graph_licences.route(self, method, parts, query, headers or {}, body, host_url)
         if licensing is not None:
             return licensing
+        mailing = graph_mail.route(self, method, parts, headers or {}, body)
+        if mailing is not None:
+            return mailing
         match parts:
             case ["groups", group_id] if method == "GET":
                 return self._need(_READ_GROUPS) or self._get_group(group_id, query)
