@@ -134,7 +134,7 @@ def _appeal_page(view: LinkView, problem: str) -> str:
     body = (
         f"<h1>Get your {app} licence back</h1>"
         f"<p>Hello {escape(view.link.recipient)}. Your {app} licence was removed on "
-        f'<span id="removed-at">{_when(request.updated_at)}</span> because it looked unused.</p>'
+        f'<span id="removed-at">{_when(request.updated_at)}</span>.</p>'
         f'<p id="what-happens">If you still need it, press the button: you are added back to '
         f"the licence group at once, without waiting for an administrator, and reclaim will not "
         f"ask you again for a while. Your administrator sees that you did.</p>"
