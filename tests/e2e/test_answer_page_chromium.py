@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import Page
 
 from reclaim.cli import main
@@ -78,6 +79,29 @@ def explain(env: dict[str, str], policies: Path, user: str) -> str:
     return out.getvalue()
 
 
+def through_the_host_bad_requests_change_nothing(host: LocalHost, link: str) -> None:
+    """What the Functions front end refuses before the function (methods, a URL over 4 KB)
+    and what the function refuses, over real HTTP: 4xx, and nothing stored changes."""
+    store = host.app.ctx.store
+    before = (store.requests(), [e.id for e in store.ledger()])
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment for 127.0.0.1
+    token = link.split("?t=", 1)[1]
+    attempts = [
+        ("HEAD", link, b""),
+        ("PUT", link, b"choice=release&t=" + token.encode()),
+        ("DELETE", link, b""),
+        ("GET", f"{host.url}/api/answer?t={'A' * 5000}", b""),
+        ("GET", f"{host.url}/api/answer?t=%ED%A0%80.{token.split('.')[1]}", b""),
+        ("POST", f"{host.url}/api/answer", b"t=" + token[:-2].encode() + b"&choice=release"),
+    ]
+    for method, url, body in attempts:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        response = session.request(method, url, data=body, headers=headers, timeout=30)
+        assert 400 <= response.status_code < 500, (method, url[:80], response.status_code)
+    assert (store.requests(), [e.id for e in store.ledger()]) == before
+
+
 def test_keep_with_a_reason_then_an_appeal_restores_a_removed_user(
     graph: FakeGraph,
     receiver: CampaignReceiver,
@@ -138,6 +162,9 @@ def test_keep_with_a_reason_then_an_appeal_restores_a_removed_user(
         asked = {r.user.upn: r for r in store.requests(states=[RequestState.PENDING])}
         assert set(asked) == set(users)
         clock.now += timedelta(hours=1)
+        through_the_host_bad_requests_change_nothing(
+            host, answer_url(host.app.settings, secrets, asked["ada@contoso.test"])
+        )
 
         with browser() as launched:
             tab = launched.new_page()
