@@ -84,7 +84,7 @@ def view_page(view: LinkView, problem: str = "") -> str:
         )
         parts.append(f'<p id="answers">Your answers so far: {escape(said)}.</p>')
     if view.note:
-        parts.append(f'<p class="note" id="note">{escape(view.note.capitalize())}.</p>')
+        parts.append(f'<p class="note" id="note">{escape(_sentence(view.note))}.</p>')
     if view.choices:
         silence = (
             "the licence is given back"
@@ -179,9 +179,13 @@ def result_page(result: LinkResult) -> str:
     )
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def refusal_page(message: str) -> str:
     """A link that cannot be used: why, and what to do."""
-    text = message[:1].upper() + message[1:]
+    text = _sentence(message)
     return _document(
         "This link cannot be used",
         f'<h1>This link cannot be used</h1><p id="problem" role="alert">{escape(text)}.</p>'

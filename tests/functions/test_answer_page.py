@@ -306,3 +306,10 @@ def test_an_appeal_link_expires_with_the_window(world: World, asked: dict[str, R
     before = world.state()
     assert post(sign_link(link, KEY), "appeal").status_code == 410
     assert world.state() == before
+
+
+def test_every_value_on_the_page_is_escaped(world: World, asked: dict[str, Request]) -> None:
+    hostile = '<script>alert(1)</script> & "Visio"'
+    world.use_policies(replace(world.policy, application=hostile))
+    page = get(token_of(asked["u0@c.com"])).get_body().decode()
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in page
