@@ -58,9 +58,10 @@ def _document(title: str, body: str) -> str:
     )
 
 
-def view_page(view: LinkView, problem: str = "") -> str:
+def view_page(view: LinkView, problem: str = "", preselect: str = "") -> str:
     """The question (or the appeal) with the choices the link still offers; `problem` says why
-    the last submission was refused (it is shown above the form)."""
+    the last submission was refused (it is shown above the form); `preselect` is the button the
+    message's link stood for (`&choice=`): shown first, still to be confirmed."""
     if view.link.purpose is LinkPurpose.APPEAL:
         return _appeal_page(view, problem)
     app = escape(view.policy.application)
@@ -95,7 +96,7 @@ def view_page(view: LinkView, problem: str = "") -> str:
             f'<p id="deadline">Answer by <strong>{_when(view.closes_at)}</strong>. '
             f"Without an answer by then, {silence}.</p>"
         )
-        parts.append(_form(view, problem))
+        parts.append(_form(view, problem, preselect))
     return _document(f"Your {view.policy.application} licence", "".join(parts))
 
 
@@ -103,18 +104,27 @@ def _problem(problem: str) -> str:
     return f'<p class="note" id="problem" role="alert">{escape(problem)}</p>' if problem else ""
 
 
-def _form(view: LinkView, problem: str) -> str:
+def _form(view: LinkView, problem: str, preselect: str) -> str:
     need = (
         " (required to keep the licence)"
         if view.justification_required and Choice.KEEP in view.choices
         else " (optional)"
     )
-    buttons = {
-        Choice.KEEP: '<button class="primary" type="submit" name="choice" value="keep">'
-        "Keep my licence</button>",
-        Choice.RELEASE: '<button class="secondary" type="submit" name="choice" value="release">'
-        "Release it: I do not need it</button>",
-    }
+    labels = {Choice.KEEP: "Keep my licence", Choice.RELEASE: "Release it: I do not need it"}
+    offered = sorted(
+        (c for c in view.choices if c in labels), key=lambda c: c.value != preselect
+    )  # the preselected one first, then in the page's order
+    chosen = (
+        f'<p id="preselected">You chose "{labels[offered[0]]}" in the message: confirm it '
+        "below, or choose the other.</p>"
+        if offered and offered[0].value == preselect and len(offered) > 1
+        else ""
+    )
+    buttons = "".join(
+        f'<button class="{"primary" if i == 0 else "secondary"}" type="submit" name="choice" '
+        f'value="{c.value}">{labels[c]}</button>'
+        for i, c in enumerate(offered)
+    )
     return (
         f'<form method="post" action="{ANSWER_PAGE_ROUTE}">{_problem(problem)}'
         f'<input type="hidden" name="t" value="{escape(view.token)}">'
@@ -122,9 +132,7 @@ def _form(view: LinkView, problem: str) -> str:
         f'<textarea id="justification" name="justification" rows="3" '
         f'maxlength="{MAX_JUSTIFICATION_LENGTH}" aria-describedby="justification-help"></textarea>'
         f'<p id="justification-help">One line, at most {MAX_JUSTIFICATION_LENGTH} characters; '
-        "your administrator sees it.</p>"
-        + "".join(buttons[c] for c in view.choices if c in buttons)
-        + "</form>"
+        f"your administrator sees it.</p>{chosen}{buttons}</form>"
     )
 
 
@@ -142,7 +150,7 @@ def _appeal_page(view: LinkView, problem: str) -> str:
         f"({escape(window)} after the removal).</p>"
         f'<form method="post" action="{ANSWER_PAGE_ROUTE}">{_problem(problem)}'
         f'<input type="hidden" name="t" value="{escape(view.token)}">'
-        '<button class="primary" type="submit" name="choice" value="appeal">'
+        '<button class="primary" type="submit" name="choice" value="restore">'
         "Give me my licence back</button></form>"
     )
     return _document(f"Your {view.policy.application} licence", body)

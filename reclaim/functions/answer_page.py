@@ -3,7 +3,8 @@
 The only route without a function key or an admin token (auth level ANONYMOUS): the token, a
 link reclaim signed for one request and one person (reclaim.domain.answer_links), is the
 capability. GET shows the question, its evidence and the choices, or the appeal, and never
-writes (mail scanners prefetch links). POST (a form from that page: t, choice, justification)
+writes (mail scanners prefetch links). A message's button adds &choice=keep|release|restore: the page shows that
+choice first, to be confirmed. POST (a form from that page: t, choice, justification)
 acts through the use cases every other path uses (reclaim.usecases.answer_link). A refused link
 is a page saying why, with 4xx (400 malformed, 403 altered or signed with another key, 404
 approval links, 409 a choice no longer open, 410 expired or closed, 413, 415, 422 a bad reason),
@@ -45,9 +46,9 @@ def answer_page(req: func.HttpRequest) -> func.HttpResponse:
     try:
         app = app_context.current()
         if req.method == "GET":
-            return _page(
-                200, html.view_page(open_link(app.ctx, _token(req), app.link_key(), app.now()))
-            )
+            view = open_link(app.ctx, _token(req), app.link_key(), app.now())
+            # A message's button preselects its choice (&choice=); the form still confirms it.
+            return _page(200, html.view_page(view, preselect=req.params.get("choice") or ""))
         if req.method != "POST":
             raise LinkProblem(405, "this page is opened from its link and answered from its form")
         token, choice, justification = _form(req)

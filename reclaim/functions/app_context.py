@@ -110,7 +110,7 @@ class AppContext:
 
     def link_key(self) -> bytes:
         """The signed links' key (the answer page); ConfigurationError when it is not set."""
-        from reclaim.request_links import link_key
+        from reclaim.adapters.links import link_key
 
         return link_key(self.settings, self.secrets())
 

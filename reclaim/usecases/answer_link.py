@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 
 from reclaim.domain.answer_links import LinkPurpose, LinkRefused, SignedLink, read_link
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState
 from reclaim.domain.limits import justification_problem
+from reclaim.domain.messages import Choice  # keep, release, restore: what the links preselect
 from reclaim.domain.model import Answer, AnswerValue
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import LedgerOutcome
@@ -37,12 +37,6 @@ from reclaim.usecases.record_answer import (
 from reclaim.usecases.restore import RestoreCommand, restore
 
 SOURCE = "answer-page"
-
-
-class Choice(StrEnum):
-    KEEP = "keep"  # the answer "yes"
-    RELEASE = "release"  # the answer "no"
-    APPEAL = "appeal"  # give the removed licence back
 
 
 _ANSWERS = {Choice.KEEP: AnswerValue.YES, Choice.RELEASE: AnswerValue.NO}
@@ -121,7 +115,7 @@ def follow_link(
     justification = justification.strip()
     if problem := justification_problem(justification):
         raise LinkProblem(422, f"the reason cannot be stored: {problem}; write one line")
-    if chosen is Choice.APPEAL and view.link.purpose is LinkPurpose.APPEAL:
+    if chosen is Choice.RESTORE and view.link.purpose is LinkPurpose.APPEAL:
         return _appeal(ctx, view, now)
     if chosen not in _ANSWERS or view.link.purpose is not LinkPurpose.ANSWER:
         raise LinkProblem(400, "this link does not offer that choice")
@@ -200,7 +194,7 @@ def _appeal_view(link: SignedLink, request: Request, policy: Policy, now: dateti
     closes_at = min(link.expires_at, request.updated_at + policy.appeal_within)
     if now >= closes_at:  # the policy's window was shortened after the link was sent
         raise LinkProblem(410, f"the appeal window closed on {closes_at:%Y-%m-%d %H:%M} UTC")
-    return LinkView(link, request, policy, closes_at, choices=(Choice.APPEAL,))
+    return LinkView(link, request, policy, closes_at, choices=(Choice.RESTORE,))
 
 
 def _appeal(ctx: Context, view: LinkView, now: datetime) -> LinkResult:
@@ -226,7 +220,7 @@ def _appeal(ctx: Context, view: LinkView, now: datetime) -> LinkResult:
         now,
         f"appealed by {recipient} via the answer page, within the appeal window",
     )
-    return LinkResult(view, Choice.APPEAL, restored=True)
+    return LinkResult(view, Choice.RESTORE, restored=True)
 
 
 def _closed(request: Request) -> str:

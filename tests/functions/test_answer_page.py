@@ -8,7 +8,7 @@ import re
 from dataclasses import replace
 from datetime import timedelta
 from html import unescape
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -49,8 +49,13 @@ def token_of(request: Request, key: bytes = KEY, **changes: object) -> str:
     return sign_link(replace(answer_link(request, request.deadline), **changes), key)
 
 
-def get(token: str | None):
-    return call_http(NAME, method="GET", params={} if token is None else {"t": token})
+def token_in(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["t"][0]
+
+
+def get(token: str | None, **params: str):
+    given = params if token is None else {"t": token, **params}
+    return call_http(NAME, method="GET", params=given)
 
 
 def post(token: str, choice: str, justification: str = ""):
@@ -156,7 +161,10 @@ def test_the_channels_link_builders_point_at_the_page(
     request = asked["u0@c.com"]
     url = answer_url(world.app.settings, world.secrets, request)
     assert url.startswith("https://reclaim.test/api/answer?t=")
-    assert get(url.split("?t=", 1)[1]).status_code == 200
+    page = get(token_in(url), choice="release")  # a message's "release" button
+    assert page.status_code == 200 and 'You chose "Release it' in text(page)
+    body = page.get_body().decode()
+    assert body.index('value="release"') < body.index('value="keep"')  # shown first
     assert appeal_url(world.app.settings, world.secrets, world.policy, request) == ""  # not removed
 
 
@@ -190,10 +198,10 @@ def battery(asked: dict[str, Request], world: World) -> list[tuple[str, object]]
         ("missing token POST", lambda: post("", "keep")),
         ("unknown choice", lambda: post(good, "delete-everything")),
         ("no choice", lambda: post(good, "")),
-        ("appeal with an answer link", lambda: post(good, "appeal")),
+        ("appeal with an answer link", lambda: post(good, "restore")),
         (
             "appeal link before any removal",
-            lambda: post(sign_link(appeal_link(u0, world.clock(), timedelta(days=14)), KEY), "appeal"),
+            lambda: post(sign_link(appeal_link(u0, world.clock(), timedelta(days=14)), KEY), "restore"),
         ),
         (
             "another request's id, her name",
@@ -265,7 +273,8 @@ def test_an_appeal_restores_the_removed_user_once(world: World, asked: dict[str,
     assert removed.state is RequestState.REMOVED
     assert not world.directory.holds(request.group, "u1@c.com")
     url = appeal_url(world.app.settings, world.secrets, world.policy, removed)
-    token = url.split("?t=", 1)[1]
+    assert url.endswith("&choice=restore")  # the removal message's button
+    token = token_in(url)
 
     before = world.state()
     page = get(token)
@@ -276,7 +285,7 @@ def test_an_appeal_restores_the_removed_user_once(world: World, asked: dict[str,
     assert f"until {expires:%Y-%m-%d %H:%M} UTC" in text(page)
     assert post(token, "keep").status_code == 400 and world.state() == before  # wrong choice
 
-    done = post(token, "appeal")
+    done = post(token, "restore")
     assert done.status_code == 200 and "licence is back" in text(done)
     assert world.ctx.store.get_request(request.id).state is RequestState.RESTORED
     assert world.directory.holds(request.group, "u1@c.com")
@@ -286,7 +295,7 @@ def test_an_appeal_restores_the_removed_user_once(world: World, asked: dict[str,
     assert "u1@c.com" in appealed.detail
 
     before = world.state()  # replayed: nothing left to do
-    again = post(token, "appeal")
+    again = post(token, "restore")
     assert again.status_code == 410 and "given back already" in text(again)
     assert world.state() == before
     (line,) = usecases.report(world.ctx)
@@ -304,7 +313,7 @@ def test_an_appeal_link_expires_with_the_window(world: World, asked: dict[str, R
     )
     world.clock.advance(timedelta(days=15))
     before = world.state()
-    assert post(sign_link(link, KEY), "appeal").status_code == 410
+    assert post(sign_link(link, KEY), "restore").status_code == 410
     assert world.state() == before
 
 

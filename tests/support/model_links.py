@@ -65,7 +65,7 @@ class LinkRules:
         request, now = removed[-1], self.world.now
         token = sign_link(appeal_link(request, request.updated_at, window), KEY)
         try:
-            follow_link(self.ctx, token, KEY, "appeal", "", now)
+            follow_link(self.ctx, token, KEY, "restore", "", now)
         except (LinkProblem, TransientError):
             return
         self.world.yes.setdefault(label, []).append(now)  # an appeal counts as a "yes"

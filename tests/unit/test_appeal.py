@@ -9,6 +9,7 @@ import itertools
 import json
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -102,18 +103,19 @@ def test_an_appeal_on_sqlite_restores_counts_as_yes_and_is_in_the_report(tmp_pat
         }
     )
     secrets = DictSecrets({"link": KEY})
-    token = appeal_url(settings, secrets, policy, removed[0]).split("?t=", 1)[1]
+    url = appeal_url(settings, secrets, policy, removed[0])
+    token = parse_qs(urlsplit(url).query)["t"][0]
     later = NOW + timedelta(days=2)
 
     view = open_link(ctx, token, KEY.encode(), later)
     assert view.closes_at == removed[0].updated_at + timedelta(days=14)
-    result = follow_link(ctx, token, KEY.encode(), "appeal", "", later)
+    result = follow_link(ctx, token, KEY.encode(), "restore", "", later)
     assert result.restored and directory.holds("SF", removed[0].user.label)
     entries = [e.outcome for e in ctx.store.ledger() if e.request_id == removed[0].id]
     assert entries[-2:] == [LedgerOutcome.RESTORED, LedgerOutcome.APPEALED]
     assert ctx.store.latest_yes(policy.name, removed[0].state_key) == later  # a "yes"
     with pytest.raises(LinkProblem) as replay:
-        follow_link(ctx, token, KEY.encode(), "appeal", "", later)
+        follow_link(ctx, token, KEY.encode(), "restore", "", later)
     assert replay.value.status == 410
 
     (line,) = usecases.report(ctx)
