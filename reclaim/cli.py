@@ -26,6 +26,7 @@ from reclaim.domain.selection import Decision, DecisionKind
 from reclaim.domain.switches import SwitchError
 from reclaim.errors import ConfigurationError, ReclaimError
 from reclaim.policy_file import load_policies
+from reclaim.request_links import appeal_settings_problem
 from reclaim.safe_output import SafeCsvWriter, TerminalStream, one_line
 from reclaim.settings import Settings
 
@@ -580,6 +581,8 @@ def main(
             settings = Settings.from_env(env)
             policies = load_policies(args.policies or settings.policies_file)
             _check_graph_settings(settings, policies)
+            if problem := appeal_settings_problem(settings, policies):
+                raise ConfigurationError(problem)
             out.write(f"{len(policies)} policy(ies) valid: {', '.join(p.name for p in policies)}\n")
             return EXIT_OK
         if args.command == "host":

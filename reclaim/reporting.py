@@ -100,7 +100,15 @@ def as_table(reports: list[PolicyReport]) -> str:
             )
         if r.removals_halted:
             out.write(f"{one_line(r.policy)}: {one_line(r.removals_halted)}\n")
+        if r.appeals_offered or r.appealed:
+            out.write(f"appeals {one_line(r.policy)}: {_appeal_text(r)}\n")
     return out.getvalue()
+
+
+def _appeal_text(r: PolicyReport) -> str:
+    rate = r.appeal_rate
+    share = f" ({rate:.1%})" if rate is not None else ""
+    return f"{r.appealed} of {r.removed} removal(s) taken back by the user{share}"
 
 
 def as_csv(reports: list[PolicyReport]) -> str:
@@ -164,6 +172,8 @@ def as_json(reports: list[PolicyReport]) -> str:
                 "halted_runs": [{"at": at.isoformat(), "reason": why} for at, why in r.halted],
                 "due_removals": [{"since": at.isoformat(), "detail": why} for at, why in r.held],
                 "removals_halted": r.removals_halted or None,
+                "appealed": r.appealed,
+                "appeal_rate": None if r.appeal_rate is None else round(r.appeal_rate, 4),
                 "timeline": [
                     {"date": d.isoformat(), "seats_freed": s, "monthly_savings": round(m, 2)}
                     for d, (s, m) in sorted(r.timeline.items())

@@ -179,3 +179,20 @@ def ask(
         deadline=respond_by(policy, request),
         facts=facts,
     )
+
+
+def removal(policy: Policy, request: Request, recipient: str) -> Message | None:
+    """The removal message with its appeal link (purpose APPEAL, expiring at the removal +
+    appeal_within) for a REMOVED request; None when the policy offers no appeal."""
+    if policy.appeal_within is None:
+        return None
+    until = request.updated_at + policy.appeal_within  # a REMOVED request last changed then
+    return compose(
+        MessageKind.REMOVAL,
+        policy,
+        request,
+        recipient=recipient,
+        recipient_name=request.user.display_name,
+        deadline=until,
+        facts=user_facts(policy, request),
+    )

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from reclaim.domain.appeal import appeal_window
 from reclaim.domain.durations import format_duration, parse_duration
 from reclaim.domain.reminders import in_time_order
 
@@ -262,6 +263,7 @@ class Policy:
     decision_max_age: timedelta = timedelta(days=1)  # older removal decisions are taken again
     first_run: FirstRun = FirstRun.BASELINE
     disabled_accounts: DisabledAccounts = DisabledAccounts.KEEP
+    appeal_within: timedelta | None = None  # reclaim.domain.appeal: self-service restore window
 
     @property
     def enforcing(self) -> bool:
@@ -627,6 +629,7 @@ def _read_policy(r: _Reader) -> Policy:
     decision_max_age = r.get("decision_max_age", _positive_duration, Policy.decision_max_age)
     first_run = r.get("first_run", _choice(FirstRun), FirstRun.BASELINE)
     disabled = r.get("disabled_accounts", _choice(DisabledAccounts), DisabledAccounts.KEEP)
+    appeal_within = r.get("appeal_within", appeal_window, None)
     r.finish()
     return Policy(
         name=name,
@@ -645,6 +648,7 @@ def _read_policy(r: _Reader) -> Policy:
         decision_max_age=decision_max_age,
         first_run=first_run,
         disabled_accounts=disabled,
+        appeal_within=appeal_within,
     )
 
 

@@ -63,6 +63,7 @@ class LedgerOutcome(StrEnum):
     # is the claim, so overlapping ticks send it once); REMINDER_FAILED when the channel said no.
     REMINDED = "REMINDED"
     REMINDER_FAILED = "REMINDER_FAILED"
+    APPEALED = "APPEALED"  # appeal_within: the user took her licence back (beside RESTORED)
 
 
 @dataclass(frozen=True)

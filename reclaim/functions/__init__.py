@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from reclaim.functions import admin, console, timers, webhook, worker
+from reclaim.functions import admin, answer_page, console, timers, webhook, worker
 
 BLUEPRINTS: tuple[func.Blueprint, ...] = (
     timers.bp,
@@ -13,6 +13,7 @@ BLUEPRINTS: tuple[func.Blueprint, ...] = (
     worker.bp,
     admin.bp,
     console.bp,
+    answer_page.bp,
 )
 
 

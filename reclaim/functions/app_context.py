@@ -108,6 +108,12 @@ class AppContext:
     def webhook_secret(self) -> str:
         return self.secrets().get(self.settings.webhook_secret_name)
 
+    def link_key(self) -> bytes:
+        """The signed links' key (the answer page); ConfigurationError when it is not set."""
+        from reclaim.adapters.links import link_key
+
+        return link_key(self.settings, self.secrets())
+
 
 def policies_path(settings: Settings, override: Path | None = None) -> Path:
     """A relative path is read from the working directory, else from the app's root (Azure

@@ -28,10 +28,11 @@ class AnswerCommand:
     user: str = ""
     source: str = "webhook"
     justification: str = ""  # the reason given, "" when none
+    answered_by: str = ""  # who answered, when the channel knows (the answer page's recipient)
 
 
 # Channels that can refuse an answer at the door (the caller sees the error and can fix it).
-REFUSING_SOURCES = frozenset({"webhook"})
+REFUSING_SOURCES = frozenset({"webhook", "answer-page"})
 
 
 class AnswerStatus(StrEnum):
@@ -112,7 +113,8 @@ def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> Answer
     if not ctx.store.record_answer(policy.name, request.state_key, answer):
         return AnswerStatus.DUPLICATE
     yes = command.value is AnswerValue.YES
-    reason = f": {command.justification}" if command.justification else ""
+    by = f" by {command.answered_by}" if command.answered_by else ""
+    reason = f"{by}: {command.justification}" if command.justification else by
     if request.state is RequestState.PENDING:
         ledger(
             ctx,

@@ -46,6 +46,13 @@ class PolicyReport:
     timeline: dict[date, tuple[int, float]] = field(default_factory=dict)
     # An open circuit breaker: why removals wait, and how many wait (usecases/breaker.py).
     removals_halted: str = ""
+    appealed: int = 0  # removals the user took back herself (appeal_within, APPEALED entries)
+    appeals_offered: bool = False  # the policy sets appeal_within
+
+    @property
+    def appeal_rate(self) -> float | None:
+        """Appeals per removal (None before any removal): how often a removal was wrong."""
+        return self.appealed / self.removed if self.removed else None
 
     def _freed(self, day: date, seats: int, money: float) -> None:
         self.seats_freed += seats
@@ -67,7 +74,12 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
     def of(name: str) -> PolicyReport:
         policy = ctx.policies.get(name)
         return reports.setdefault(
-            name, PolicyReport(name, policy.licence.currency if policy else "")
+            name,
+            PolicyReport(
+                name,
+                policy.licence.currency if policy else "",
+                appeals_offered=bool(policy and policy.appeal_within),
+            ),
         )
 
     for run in ctx.store.runs(since):
@@ -109,6 +121,8 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
             case LedgerOutcome.RESTORED | LedgerOutcome.ALREADY_MEMBER:
                 entry.restored += 1
                 restores[item.request_id] = item
+            case LedgerOutcome.APPEALED:
+                entry.appealed += 1
     for request_id, removal in removals.items():
         _count_seat(of(removal.policy), removal, checks.get(request_id), restores.get(request_id))
     for request in ctx.store.requests(states=[RequestState.DUE]):

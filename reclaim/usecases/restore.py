@@ -24,6 +24,7 @@ class RestoreCommand:
     policy: str
     user: str = ""  # any identifier: UPN, mail, sAMAccountName, SID, object id
     run_id: str = ""  # or every removal of one run
+    by: str = "an administrator"  # who restores, for the ledger (the user herself: an appeal)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def restore(ctx: Context, command: RestoreCommand, now: datetime) -> RestoreRepo
                 if outcome is AddOutcome.ADDED
                 else LedgerOutcome.ALREADY_MEMBER
             )
-            ledger(ctx, restored, ledger_outcome, now, "restored by an administrator")
+            ledger(ctx, restored, ledger_outcome, now, f"restored by {command.by}")
             ctx.store.record_answer(
                 policy.name, request.state_key, Answer(request.id, AnswerValue.YES, now, "restore")
             )

@@ -39,6 +39,7 @@ def test_function_app_registers_every_blueprint_function() -> None:
         "console_user",
         "console_what_if",
         "console_savings",
+        "answer_page",
     }
     assert {f.get_function_name() for f in new_app().get_functions()} == set(registered())
 
@@ -82,6 +83,8 @@ def test_the_worker_is_triggered_by_the_removal_queue_of_the_host_storage() -> N
         ("console_user", "console/policies/{name}/user", ["GET"], "ANONYMOUS"),
         ("console_what_if", "console/policies/{name}/what-if", ["GET"], "ANONYMOUS"),
         ("console_savings", "console/savings", ["GET"], "ANONYMOUS"),
+        # the answer page: the signed link in the request is the capability
+        ("answer_page", "answer", ["GET", "POST"], "ANONYMOUS"),
     ],
 )
 def test_http_routes_and_their_auth_levels_avoid_the_host_routes(

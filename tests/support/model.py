@@ -41,6 +41,7 @@ from reclaim.ports import (
 from reclaim.usecases.lease import PolicyBusy
 from tests.conftest import NOW, make_policy
 from tests.support.memory import MemoryCampaign
+from tests.support.model_links import LinkRules
 
 GROUP = "SF"
 EXCLUDE = "XAdmins"
@@ -315,10 +316,11 @@ def asking_policy_data(ask: bool, on_no_response: str, disabled_accounts: str = 
         keep_after_yes="30d",
         limits={"max_removals_per_run": CAP, "max_percent_of_group": 100},
         disabled_accounts=disabled_accounts,
+        appeal_within="14d",
     )
 
 
-class ReclaimMachine(RuleBasedStateMachine):
+class ReclaimMachine(LinkRules, RuleBasedStateMachine):
     """Subclasses say which store the use cases run over (`make_store`)."""
 
     steps = 0  # rules run, over every example: CI's budget is checked against it
