@@ -417,3 +417,14 @@ def test_explain_shows_the_approvers_decision(tmp_path: Path) -> None:
         ("webhook", AnswerValue.YES, "I run the board deck"),
         ("approver grace@c.com", AnswerValue.NO, "she moved teams"),
     ]
+
+
+def test_approver_fallback_asks_the_named_approvers_without_a_lookup(tmp_path: Path) -> None:
+    ctx = context(tmp_path, escalating(approver="fallback"))
+    request_id = asked_ids(ctx)["u0@c.com"]  # she has a manager, who is not asked
+    answer(ctx, request_id, AnswerValue.YES, NOW)
+    usecases.expire_requests(ctx, NOW)
+    assert ctx.store.get_request(request_id).approval.approvers == (User(upn=FALLBACK),)
+    assert ctx.adapters.managers_.looked_up == []
+    with pytest.raises(NotApprover):
+        decide(ctx, request_id, BOSS.upn, "keep", NOW)
