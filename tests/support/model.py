@@ -373,6 +373,7 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
     """Subclasses say which store the use cases run over (`make_store`)."""
 
     steps = 0  # rules run, over every example: CI's budget is checked against it
+    escalating = False  # True: every example asks and escalates (EscalationMachine)
 
     def make_store(self) -> Any:  # pragma: no cover - every subclass names its store
         raise NotImplementedError
@@ -405,6 +406,9 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         disabled_accounts: str,
         escalation: Any,
     ) -> None:
+        if self.escalating:  # every example asks and escalates, and a first run is under the cap
+            ask, escalation = True, escalation or ESCALATIONS[1]
+            active = active | set(LABELS[len(LABELS) - CAP :])
         self.policy = asking_policy_data(ask, on_no_response, disabled_accounts, escalation)
         self.world.disabled = set(disabled)
         self.world.disabled_history.append((0, frozenset(disabled)))
@@ -655,21 +659,50 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         self.step(answer)
 
     @precondition(lambda self: self.policy.escalation is not None)
-    @rule(label=st.sampled_from(LABELS), keep=st.booleans(), stranger=st.booleans())
-    def approve(self, label: str, keep: bool, stranger: bool) -> None:
-        """Her approver keeps or releases her; a stranger (or anyone before the approver was
-        asked) is refused, and nothing changes."""
+    @rule(
+        pick=st.integers(0, 7),
+        yes=st.booleans(),
+        then=st.sampled_from(["keep", "release", "stranger", "silence"]),
+    )
+    def escalate(self, pick: int, yes: bool, then: str) -> None:
+        """One of the pending asks (after a run, if there is none) is answered, a tick asks her
+        approver, who then keeps or releases her, or a stranger tries, or nobody decides. In one
+        rule: swarm testing turns rules off at random, and five in a row would rarely all be on."""
+        pending = self.store.requests(self.policy.name, [RequestState.PENDING])
+        if not pending:  # a run first, which may ask someone
+            self.step(lambda: usecases.run_policy(self.ctx, self.policy, self.world.now))
+            pending = self.store.requests(self.policy.name, [RequestState.PENDING])
+        if not pending:
+            return
+        request = pending[pick % len(pending)]
+        value = AnswerValue.YES if yes else AnswerValue.NO
+        (self.world.yes if yes else self.world.no).setdefault(request.user.label, []).append(
+            self.world.now
+        )
+        command = usecases.AnswerCommand(value, self.world.now, request_id=request.id)
+        self.step(lambda: usecases.record_answer(self.ctx, command, self.world.now))
+        self.step(lambda: usecases.expire_requests(self.ctx, self.world.now))
+        stored = self.store.get_request(request.id)
+        if then != "silence" and stored is not None and stored.approval is not None:
+            self.decide(stored, then == "keep", then == "stranger")
+
+    @precondition(lambda self: self.policy.escalation is not None)
+    @rule(pick=st.integers(0, 7), keep=st.booleans(), stranger=st.booleans())
+    def approve(self, pick: int, keep: bool, stranger: bool) -> None:
+        """Any escalated request still open is decided (`pick` chooses which)."""
         # As for her own answers: not while a worker holds the removal (a decision then is
         # recorded, and too late to stop it).
         deciding = [RequestState.AWAITING_APPROVAL, RequestState.DUE, RequestState.QUEUED]
         escalated = [
-            r
-            for r in self.store.requests(self.policy.name, deciding)
-            if r.user.label == label and r.approval is not None
+            r for r in self.store.requests(self.policy.name, deciding) if r.approval is not None
         ]
-        if not escalated:
-            return
-        request = escalated[-1]
+        if escalated:
+            self.decide(escalated[pick % len(escalated)], keep, stranger)
+
+    def decide(self, request: Request, keep: bool, stranger: bool) -> None:
+        """Her approver keeps or releases her; a stranger (or anyone before the approver was
+        asked) is refused, and nothing changes."""
+        label = request.user.label
         approvers = request.approval.approvers if request.approval else ()
         who = "mallory@c.com" if stranger or not approvers else approvers[0].upn
         decision = ApproverDecision.KEEP if keep else ApproverDecision.RELEASE
