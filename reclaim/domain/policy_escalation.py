@@ -114,6 +114,12 @@ def read_escalation(
         r.problem(
             "escalation", "asks the approver about the user's answer: set ask_permission: true"
         )
+    elif campaign.channel in (Channel.EMAIL, Channel.TEAMS):
+        r.problem(
+            "escalation",
+            f"the approver is asked through campaign.channel, and {campaign.channel.value}'s "
+            "approval links are not served by the answer page yet: use channel webhook",
+        )
     elif campaign.channel is not Channel.WEBHOOK:
         r.problem(
             "escalation",

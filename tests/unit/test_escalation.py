@@ -15,12 +15,14 @@ import pytest
 
 from reclaim import usecases
 from reclaim.adapters.sqlite import SqliteStore
+from reclaim.domain.answer_links import LinkPurpose, SignedLink, sign_link
 from reclaim.domain.approval import ApproverDecision
 from reclaim.domain.lifecycle import QueueReason, RequestState
 from reclaim.domain.model import AnswerValue, Member, UsageRow, User
 from reclaim.domain.policy import Policy, PolicyError
 from reclaim.domain.policy_escalation import ApproverKind, EscalateOn
 from reclaim.domain.records import LedgerOutcome
+from reclaim.usecases.answer_link import LinkProblem, open_link
 from reclaim.usecases.context import InputError
 from reclaim.usecases.record_approval import (
     ApprovalCommand,
@@ -109,6 +111,11 @@ def test_the_policy_reads_escalation_with_always_meaning_a_no_and_silence() -> N
         (
             {"campaign": {"channel": "nexthink", "url": None}},
             "policies[0].escalation: the approver is asked through campaign.channel, and nexthink",
+        ),
+        (
+            {"campaign": {"channel": "email"}},
+            "policies[0].escalation: the approver is asked through campaign.channel, and email's "
+            "approval links are not served by the answer page yet",
         ),
         ({"escalation": {"when": "keep"}}, "policies[0].escalation.fallback: is required"),
         (
@@ -428,3 +435,21 @@ def test_approver_fallback_asks_the_named_approvers_without_a_lookup(tmp_path: P
     assert ctx.adapters.managers_.looked_up == []
     with pytest.raises(NotApprover):
         decide(ctx, request_id, BOSS.upn, "keep", NOW)
+
+
+def test_her_own_link_says_her_approver_decides_now(tmp_path: Path) -> None:
+    """While her approver decides, her answer link says so (410, nothing written), not that the
+    deadline passed."""
+    ctx = context(tmp_path, escalating())
+    request_id = asked_ids(ctx)["u0@c.com"]
+    answer(ctx, request_id, AnswerValue.YES, NOW)
+    key = b"k" * 32
+    link = SignedLink(
+        request_id, "salesforce", "u0@c.com", LinkPurpose.ANSWER, NOW + timedelta(days=7)
+    )
+    before = ctx.store.ledger()
+    with pytest.raises(LinkProblem) as refused:
+        open_link(ctx, sign_link(link, key), key, NOW)
+    assert refused.value.status == 410
+    assert refused.value.message == "your approver decides now: nothing left to do here"
+    assert ctx.store.ledger() == before
