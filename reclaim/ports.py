@@ -193,6 +193,34 @@ class MessageChannel(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ApprovalAsk:
+    """What an approver is asked (escalation): the request, with its approval's approvers, the
+    user's answer the approver is shown (None: she stayed silent), and the approver's deadline
+    (request.deadline)."""
+
+    request: Request
+    answer: Answer | None = None
+
+
+class ApprovalChannel(Protocol):
+    """A campaign channel that can also reach an approver (webhook; email and Teams next)."""
+
+    def ask_approval(self, policy: Policy, asks: Sequence[ApprovalAsk]) -> AskResult:
+        """Ask each request's approvers to keep or release; asked: delivered, not_asked: the
+        channel said no, with why. Raises when nothing was sent."""
+        ...
+
+
+class Managers(Protocol):
+    """Who manages a user, in the directory the policy reads (Graph /manager, AD `manager`)."""
+
+    def manager(self, user: User) -> User | None:
+        """The user's manager, None when she has none. Raises TransientError (try later),
+        ConfigurationError (permissions) or UserNotFound."""
+        ...
+
+
 # ---- state -------------------------------------------------------------------------------------
 
 
@@ -372,12 +400,15 @@ class Secrets(Protocol):
 __all__ = [
     "AddOutcome",
     "AdminIdentities",
+    "ApprovalAsk",
+    "ApprovalChannel",
     "AskResult",
     "Campaign",
     "ChannelAnswer",
     "Compaction",
     "Directory",
     "GroupInfo",
+    "Managers",
     "MessageChannel",
     "Notifier",
     "RemovalOutcome",

@@ -14,6 +14,7 @@ from reclaim.ports import (
     Campaign,
     Directory,
     Licences,
+    Managers,
     Notifier,
     Secrets,
     StateStore,
@@ -155,6 +156,27 @@ class Wiring:
 
         return self._once(
             ("licences",), lambda: GraphLicences(shared_client(self.settings, self.secrets()))
+        )
+
+    def managers(self, policy: Policy) -> Managers:
+        """The users' managers (escalation.approver: manager), from the policy's directory."""
+        match policy.directory.kind:
+            case DirectoryKind.ENTRA | DirectoryKind.ENTRA_LICENCE:
+                from reclaim.adapters.graph.client import shared_client
+                from reclaim.adapters.graph.managers import GraphManagers
+
+                return self._once(
+                    ("graph-managers",),
+                    lambda: GraphManagers(shared_client(self.settings, self.secrets())),
+                )
+            case DirectoryKind.AD | DirectoryKind.NEXTHINK_REMOTE_ACTION:
+                if not self.settings.ldap_url:
+                    raise ConfigurationError(
+                        f"policy {policy.name}: managers are read from AD: set RECLAIM_LDAP_URL"
+                    )
+                return self._ldap()  # LdapDirectory reads `manager` too
+        raise ConfigurationError(
+            f"policy {policy.name}: directory kind {policy.directory.kind} has no managers"
         )
 
     def campaign(self, policy: Policy) -> Campaign:

@@ -51,6 +51,7 @@ from ldap3.protocol.formatters.formatters import format_sid
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
+from reclaim.adapters.ldap_managers import read_manager
 from reclaim.adapters.ldap_members import (
     ACCOUNT_ATTRIBUTES,
     IN_CHAIN_MEMBER_OF,
@@ -324,6 +325,15 @@ class LdapDirectory:
             raise self._change_failed(conn, result, group, what)
 
         return self._run(what, change)
+
+    def manager(self, user: User) -> User | None:
+        """reclaim.ports.Managers: her `manager` attribute's entry (ldap_managers.py)."""
+        return self._run(
+            f"reading the manager of {user.label}",
+            lambda conn: read_manager(
+                conn, self._base_dn, user, self._check, USER_FILTER, MEMBER_ATTRIBUTES, _user
+            ),
+        )
 
     def close(self) -> None:
         with self._lock:

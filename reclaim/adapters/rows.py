@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from reclaim.domain.approval import Approval
 from reclaim.domain.breaker import Breaker, HaltKind
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState
 from reclaim.domain.model import User
+from reclaim.domain.policy_escalation import EscalateOn
 from reclaim.domain.records import DecisionRecord, LedgerEntry, LedgerOutcome, RunRecord, RunStatus
 
 ReadTime = Callable[[Any], datetime | None]
@@ -70,7 +72,44 @@ def request_from_row(row: Mapping[str, Any], read_time: ReadTime) -> Request:
         version=int(row["version"]),
         attempts=int(row.get("attempts") or 0),
         unanswered_writes=int(row.get("unanswered_writes") or 0),
+        approval=approval_from_json(row.get("approval") or ""),
     )
+
+
+def approval_json(approval: Approval | None) -> str:
+    """The request's approval as one text column ("" for none): both stores keep it alike."""
+    if approval is None:
+        return ""
+    return json.dumps(
+        {
+            "trigger": approval.trigger.value,
+            "escalated_at": approval.escalated_at.isoformat(),
+            "approvers": [a.to_dict() for a in approval.approvers],
+            "via": approval.via,
+            "asked_at": approval.asked_at.isoformat() if approval.asked_at else None,
+        },
+        separators=(",", ":"),
+    )
+
+
+def approval_from_json(text: str) -> Approval | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    asked_at = data.get("asked_at")
+    return Approval(
+        trigger=EscalateOn(data["trigger"]),
+        escalated_at=_aware(datetime.fromisoformat(data["escalated_at"])),
+        approvers=tuple(User.from_dict(a) for a in data.get("approvers") or ()),
+        via=str(data.get("via") or ""),
+        asked_at=_aware(datetime.fromisoformat(asked_at)) if asked_at else None,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("a stored time has no offset")
+    return moment
 
 
 def breaker_from_row(row: Mapping[str, Any], read_time: ReadTime) -> Breaker:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from reclaim.adapters.rows import (
+    approval_json,
     breaker_from_row,
     decision_from_row,
     ledger_from_row,
@@ -83,6 +84,7 @@ _ADDED_COLUMNS = [
     ("requests", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("requests", "unanswered_writes", "INTEGER NOT NULL DEFAULT 0"),
     ("answers", "justification", "TEXT NOT NULL DEFAULT ''"),
+    ("requests", "approval", "TEXT NOT NULL DEFAULT ''"),  # rows.approval_json
 ]
 
 
@@ -301,6 +303,7 @@ class SqliteStore:
             r.version,
             r.attempts,
             r.unanswered_writes,
+            approval_json(r.approval),
         )
 
     @staticmethod
@@ -312,7 +315,7 @@ class SqliteStore:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO requests (id, policy, grp, user, state_key, run_id, state, "
                 "created_at, updated_at, deadline, reason, queue_reason, detail, version, attempts, "
-                "unanswered_writes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "unanswered_writes, approval) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 self._request_row(request),
             )
             return cursor.rowcount == 1
@@ -321,7 +324,7 @@ class SqliteStore:
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE requests SET state=?, updated_at=?, deadline=?, queue_reason=?, detail=?, "
-                "version=?, attempts=?, unanswered_writes=? WHERE id=? AND version=?",
+                "version=?, attempts=?, unanswered_writes=?, approval=? WHERE id=? AND version=?",
                 (
                     request.state.value,
                     _ts(request.updated_at),
@@ -331,6 +334,7 @@ class SqliteStore:
                     request.version,
                     request.attempts,
                     request.unanswered_writes,
+                    approval_json(request.approval),
                     request.id,
                     request.version - 1,
                 ),

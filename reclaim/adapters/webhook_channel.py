@@ -9,6 +9,14 @@ display_name}, respond_by (ISO 8601, UTC), answer_url (where to POST the answer)
 way, with event "reminder" and reminder {number, of, before}; respond_by is unchanged. A delivery
 may be repeated after a timeout or a 5xx: receivers drop repeats by request_id and event (and
 reminder number); the request id is also in the X-Reclaim-Request-Id header.
+
+An approval ask (policy key escalation) is signed the same way, with event "approval", the user
+as above, approvers [{upn, mail, display_name}] (who may decide), trigger (keep | no |
+no_response: what sent it to them), answer {value, justification, answered_at} (the user's own,
+null after silence), respond_by (the approver's deadline), on_no_response (what their silence
+does), answers ["keep", "release"], and answer_url /api/campaign/approvals: the receiver POSTs
+{request_id, policy, approver, decision, justification} there, signed, as the approver it
+authenticated (reclaim/functions/approvals.py).
 """
 
 from __future__ import annotations
@@ -22,16 +30,18 @@ from typing import Any
 import requests
 
 from reclaim.adapters.http_retry import RetryPolicy, send_with_retries
+from reclaim.domain.approval import ApproverDecision
 from reclaim.domain.durations import format_duration
 from reclaim.domain.lifecycle import Request
 from reclaim.domain.policy import Policy
 from reclaim.domain.reminders import DueReminder
 from reclaim.errors import ConfigurationError, TransientError
-from reclaim.ports import AskResult, ChannelAnswer, Secrets
+from reclaim.ports import ApprovalAsk, AskResult, ChannelAnswer, Secrets
 from reclaim.settings import Settings
 from reclaim.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 ANSWER_PATH = "/api/campaign/responses"  # reclaim's campaign webhook, on the function app's host
+APPROVAL_PATH = "/api/campaign/approvals"  # where approvers' decisions are POSTed (approvals.py)
 REQUEST_ID_HEADER = "X-Reclaim-Request-Id"
 
 
@@ -42,6 +52,7 @@ class WebhookCampaign:
         *,
         ca_bundle: str = "",
         answer_url: str = ANSWER_PATH,
+        approval_url: str = APPROVAL_PATH,
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] = (10.0, 30.0),
         sleep: Callable[[float], None] = time.sleep,
@@ -49,6 +60,7 @@ class WebhookCampaign:
     ) -> None:
         self._secret = secret
         self.answer_url = answer_url
+        self.approval_url = approval_url
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self._sleep = sleep
@@ -80,6 +92,10 @@ class WebhookCampaign:
         return self._deliver(
             policy, [(r, self.reminder_payload(policy, r, due)) for r, due in reminders]
         )
+
+    def ask_approval(self, policy: Policy, asks: Sequence[ApprovalAsk]) -> AskResult:
+        """reclaim.ports.ApprovalChannel: POST one signed `approval` event per request."""
+        return self._deliver(policy, [(a.request, self.approval_payload(policy, a)) for a in asks])
 
     def _deliver(
         self, policy: Policy, bodies: Sequence[tuple[Request, dict[str, Any]]]
@@ -153,6 +169,30 @@ class WebhookCampaign:
             "answer_url": self.answer_url,
             "answers": ["yes", "no"],
             "event": "ask",
+        }
+
+    def approval_payload(self, policy: Policy, ask: ApprovalAsk) -> dict[str, Any]:
+        request, answer = ask.request, ask.answer
+        approval = request.approval
+        escalation = policy.escalation
+        return {
+            **self.payload(policy, request),
+            "event": "approval",
+            "answer_url": self.approval_url,
+            "answers": [d.value for d in ApproverDecision],
+            "approvers": [
+                {"upn": a.upn, "mail": a.mail, "display_name": a.display_name}
+                for a in (approval.approvers if approval else ())
+            ],
+            "trigger": approval.trigger.value if approval else "",
+            "answer": None
+            if answer is None
+            else {
+                "value": answer.value.value,
+                "justification": answer.justification,
+                "answered_at": answer.answered_at.isoformat(),
+            },
+            "on_no_response": escalation.on_no_response.value if escalation else "keep",
         }
 
     def reminder_payload(

@@ -6,11 +6,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from reclaim.domain.approval import Approval
 from reclaim.domain.model import User
 
 
 class RequestState(StrEnum):
     PENDING = "PENDING"  # asked, waiting for an answer
+    # escalation: the answer (or the silence) waits for her approver's decision (approval.py)
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
     KEPT = "KEPT"  # answered yes
     LAPSED = "LAPSED"  # deadline passed and on_no_response is keep
     DUE = "DUE"  # answered no, past its deadline, or handed back: waits for a tick to re-decide it
@@ -29,11 +32,13 @@ class QueueReason(StrEnum):
     NO_RESPONSE = "no-response"  # deadline passed, on_no_response: reclaim
     NO_ASK = "no-ask"  # ask_permission is false
     DISABLED = "disabled"  # a disabled account, disabled_accounts: reclaim (never asked)
+    APPROVER = "approver"  # released by her approver, or by the approver's silence (escalation)
 
 
 OPEN_STATES = frozenset(
     {
         RequestState.PENDING,
+        RequestState.AWAITING_APPROVAL,
         RequestState.DUE,
         RequestState.QUEUED,
         RequestState.REMOVING,
@@ -57,6 +62,18 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
             RequestState.KEPT,
             RequestState.DUE,
             RequestState.QUEUED,
+            RequestState.LAPSED,
+            RequestState.CANCELLED,
+            RequestState.AWAITING_APPROVAL,
+        }
+    ),
+    # The approver keeps (KEPT), releases or her silence reclaims (DUE: re-decided by a tick),
+    # her silence keeps (LAPSED); -> itself stores the approvers looked up and asked.
+    RequestState.AWAITING_APPROVAL: frozenset(
+        {
+            RequestState.AWAITING_APPROVAL,
+            RequestState.KEPT,
+            RequestState.DUE,
             RequestState.LAPSED,
             RequestState.CANCELLED,
         }
@@ -122,6 +139,7 @@ class Request:
     # Writes sent whose answer never came (counted with the claim, taken back when the call
     # proves nothing was sent): a later "not a member" is then our own write's work.
     unanswered_writes: int = 0
+    approval: Approval | None = None  # escalation: the approver's part, from the escalation on
 
     @property
     def is_open(self) -> bool:

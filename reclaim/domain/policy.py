@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -15,6 +15,9 @@ from croniter import croniter
 from reclaim.domain.appeal import appeal_window
 from reclaim.domain.durations import format_duration, parse_duration
 from reclaim.domain.reminders import in_time_order
+
+if TYPE_CHECKING:
+    from reclaim.domain.policy_escalation import Escalation
 
 
 class PolicyError(ValueError):
@@ -264,6 +267,7 @@ class Policy:
     first_run: FirstRun = FirstRun.BASELINE
     disabled_accounts: DisabledAccounts = DisabledAccounts.KEEP
     appeal_within: timedelta | None = None  # reclaim.domain.appeal: self-service restore window
+    escalation: Escalation | None = None  # the approver's say (policy_escalation.py)
 
     @property
     def enforcing(self) -> bool:
@@ -630,6 +634,9 @@ def _read_policy(r: _Reader) -> Policy:
     first_run = r.get("first_run", _choice(FirstRun), FirstRun.BASELINE)
     disabled = r.get("disabled_accounts", _choice(DisabledAccounts), DisabledAccounts.KEEP)
     appeal_within = r.get("appeal_within", appeal_window, None)
+    from reclaim.domain.policy_escalation import read_escalation  # reads with this module's helpers
+
+    escalation = read_escalation(r, ask, campaign, directory.kind)
     r.finish()
     return Policy(
         name=name,
@@ -649,6 +656,7 @@ def _read_policy(r: _Reader) -> Policy:
         first_run=first_run,
         disabled_accounts=disabled,
         appeal_within=appeal_within,
+        escalation=escalation,
     )
 
 

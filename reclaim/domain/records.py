@@ -64,6 +64,15 @@ class LedgerOutcome(StrEnum):
     REMINDED = "REMINDED"
     REMINDER_FAILED = "REMINDER_FAILED"
     APPEALED = "APPEALED"  # appeal_within: the user took her licence back (beside RESTORED)
+    # escalation (usecases/escalation.py, ask_approvers.py, record_approval.py): sent to the
+    # approver, the approver asked (or the channel's refusal), and the approver's decision with
+    # who decided and why, or the approver's silence past the deadline and what it did.
+    ESCALATED = "ESCALATED"
+    APPROVAL_ASKED = "APPROVAL_ASKED"
+    APPROVAL_ASK_FAILED = "APPROVAL_ASK_FAILED"
+    APPROVER_KEPT = "APPROVER_KEPT"
+    APPROVER_RELEASED = "APPROVER_RELEASED"
+    APPROVER_SILENT = "APPROVER_SILENT"
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from reclaim.functions import admin, answer_page, console, timers, webhook, worker
+from reclaim.functions import admin, answer_page, approvals, console, timers, webhook, worker
 
 BLUEPRINTS: tuple[func.Blueprint, ...] = (
     timers.bp,
     webhook.bp,
+    approvals.bp,
     worker.bp,
     admin.bp,
     console.bp,

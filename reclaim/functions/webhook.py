@@ -15,7 +15,8 @@ most 256 characters without control characters or lone surrogates; "answered_at"
 
 Every answer of a list is checked (schema, then that its request exists) before any is recorded:
 a rejected request changes nothing. Answers are idempotent (the same answer twice: "duplicate").
-202 {"kept", "queued", "cancelled", "duplicate", "recorded"}; errors are
+202 {"kept", "queued", "cancelled", "duplicate", "recorded", "escalated"} (escalated: the
+policy's escalation sends the answer to her approver first); errors are
 {"error": {"code", "message"}} with 400 bad JSON or schema, 401 signature or timestamp,
 413 too large, 415 not JSON, 422 unknown policy, user or request, or a justification too long,
 not plain text, or missing where the policy requires one, 503 not configured or storage
@@ -95,7 +96,7 @@ def _accepted_commands(
     app: app_context.AppContext, req: func.HttpRequest
 ) -> tuple[list[usecases.AnswerCommand], list[str]]:
     settings = app.settings
-    body = _body_within_limit(req, settings.webhook_max_bytes)
+    body = body_within_limit(req, settings.webhook_max_bytes)
     if not is_json(req):
         raise Rejected(415, "unsupported_media_type", "send the answers as application/json")
     now = app.now()
@@ -114,7 +115,7 @@ def _accepted_commands(
     return commands, _check_known(app.ctx, commands)
 
 
-def _body_within_limit(req: func.HttpRequest, limit: int) -> bytes:
+def body_within_limit(req: func.HttpRequest, limit: int) -> bytes:
     declared = (req.headers.get("content-length") or "").strip()
     if declared:
         if not (declared.isascii() and declared.isdigit()):  # "²".isdigit() is True

@@ -1,5 +1,5 @@
-"""Use cases, one module each: run_policy, record_answer, expire_requests, perform_removal,
-restore, report, set_kill_switch, what_if.
+"""Use cases, one module each: run_policy, record_answer, record_approval, expire_requests,
+perform_removal, restore, report, set_kill_switch, what_if.
 
 Triggers in reclaim/functions/ and the CLI build a command, call one of these, and map the result.
 Each use case takes its outside systems through `Context` and the time as `now`.
@@ -29,6 +29,12 @@ from reclaim.usecases.record_answer import (
     record_answer,
     unjustified_keep,
 )
+from reclaim.usecases.record_approval import (
+    ApprovalCommand,
+    ApprovalStatus,
+    NotApprover,
+    record_approval,
+)
 from reclaim.usecases.recover_claims import recover_claims
 from reclaim.usecases.report import AnswerLine, PolicyReport, answers_report, report, user_history
 from reclaim.usecases.restore import RestoreCommand, RestoreReport, restore
@@ -45,10 +51,13 @@ __all__ = [
     "AnswerCommand",
     "AnswerLine",
     "AnswerStatus",
+    "ApprovalCommand",
+    "ApprovalStatus",
     "Context",
     "ExpiryReport",
     "InputError",
     "KillSwitchReport",
+    "NotApprover",
     "PolicyBusy",
     "PolicyReport",
     "RemovalCommand",
@@ -68,6 +77,7 @@ __all__ = [
     "perform_removal",
     "policy_lease",
     "record_answer",
+    "record_approval",
     "recover_claims",
     "report",
     "restore",

@@ -229,6 +229,8 @@ def _closed(request: Request) -> str:
         RequestState.RESTORED: "the licence was given back already: nothing left to do",
         RequestState.CANCELLED: "this request was closed: the licence stays",
         RequestState.LAPSED: "the deadline passed and the licence stays: nothing left to do",
+        # escalation: her answer (or her silence) is with her approver, who decides now
+        RequestState.AWAITING_APPROVAL: "your approver decides now: nothing left to do here",
     }.get(request.state, f"the deadline passed: answers are closed ({request.state.value})")
 
 

@@ -16,6 +16,7 @@ from reclaim.ports import (
     Campaign,
     Directory,
     Licences,
+    Managers,
     Notifier,
     StateStore,
     UsageSource,
@@ -50,6 +51,10 @@ class Adapters(Protocol):
     def campaign(self, policy: Policy) -> Campaign: ...
 
     def licences(self, policy: Policy) -> Licences: ...
+
+    def managers(self, policy: Policy) -> Managers:
+        """The users' managers (escalation.approver: manager)."""
+        ...
 
 
 @dataclass

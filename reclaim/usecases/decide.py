@@ -11,7 +11,7 @@ costs the longer of the two, not their sum.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -96,12 +96,14 @@ def assess(
     *,
     kill_switch: bool,
     releasing: Collection[str] | None = None,
+    overruled: Mapping[str, datetime] | None = None,
 ) -> Assessment:
     """Read the directory and the usage (once each), select, and check the guardrails.
 
     `releasing` names the state keys of open requests about to be released: they are judged
     afresh (not as PENDING), and the caps count only those of them still to be removed. Without
-    it (a run), the caps count every removal the decisions call for."""
+    it (a run), the caps count every removal the decisions call for. `overruled`: state key ->
+    the time up to which her "yes" answers no longer protect her (released by her approver)."""
     usage_read = _UsageRead(lambda: ctx.adapters.usage_source(policy).usage(policy, now))
     try:
         members = read_members(ctx.adapters.directory(policy), policy)
@@ -114,6 +116,12 @@ def assess(
         state = replace(
             state,
             open_requests={k: v for k, v in state.open_requests.items() if k not in wanted},
+        )
+    if overruled:
+        yes = state.last_yes
+        state = replace(
+            state,
+            last_yes={k: at for k, at in yes.items() if k not in overruled or at > overruled[k]},
         )
     keys = frozenset(k for m in members if (k := m.user.key(policy.usage.match_on)))
     try:

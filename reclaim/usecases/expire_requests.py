@@ -13,8 +13,10 @@ from reclaim.domain.records import (
 )
 from reclaim.errors import ReclaimError
 from reclaim.usecases import breaker
+from reclaim.usecases.ask_approvers import ask_approvers
 from reclaim.usecases.bookkeeping import ledger, removal_message
 from reclaim.usecases.context import Context, InputError
+from reclaim.usecases.escalation import apply_approver_defaults, escalate_silent
 from reclaim.usecases.lease import PolicyBusy, policy_lease
 from reclaim.usecases.perform_removal import finish_removal
 from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, record_answer
@@ -43,6 +45,11 @@ class ExpiryReport:
     recovered: int = 0  # claims of workers that died, sent again (recover_claims)
     compacted: int = 0  # decision records and finished requests past the retention (retention)
     reminded: int = 0  # reminders sent to users who have not answered yet (send_reminders)
+    # escalation: silent users sent to their approver, approvers asked (ask_approvers), and
+    # approvers' silences past their deadline given the policy's default
+    escalated: int = 0
+    approvals_asked: int = 0
+    approver_defaults: int = 0
 
 
 # A QUEUED request this old has lost its message (the send failed after the request was stored);
@@ -56,6 +63,7 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
     executor, resend lost removal messages, verify in Entra ID that removals freed their seats
     (verify_seats), and recover the claims of workers that died (recover_claims)."""
     pulled = lapsed = finished = resent = seats_checked = compacted = reminded = 0
+    escalated = approvals_asked = approver_defaults = 0
     released = Release()
     errors: list[str] = []
     halted: list[str] = []
@@ -63,6 +71,11 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
     for policy in ctx.policies.values():
         try:
             pulled += _pull_answers(ctx, policy, now)
+            # escalation.py, ask_approvers.py: before the lapse and the release, so silence the
+            # policy escalates goes to the approver, and an approver's default is released now.
+            escalated += escalate_silent(ctx, policy, now)
+            approver_defaults += apply_approver_defaults(ctx, policy, now)
+            approvals_asked += ask_approvers(ctx, policy, now)
             lapsed += _lapse_silent(ctx, policy, now)
             reminded += send_reminders(ctx, policy, now)  # after the answers: none to who answered
             if due_requests(ctx, policy, now):
@@ -108,6 +121,9 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
         recovered=recovered,
         compacted=compacted,
         reminded=reminded,
+        escalated=escalated,
+        approvals_asked=approvals_asked,
+        approver_defaults=approver_defaults,
     )
 
 

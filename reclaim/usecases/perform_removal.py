@@ -31,6 +31,7 @@ from reclaim.ports import (
 from reclaim.usecases import breaker
 from reclaim.usecases.bookkeeping import cancel, ledger
 from reclaim.usecases.context import KILL_SWITCH_DELAY, Context
+from reclaim.usecases.escalation import yes_protects
 
 # Outcomes stored on the request first, then appended to the ledger.
 _LEDGERED_STATES = frozenset(
@@ -86,7 +87,7 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
                 ctx, request, LedgerOutcome(request.state.value), request.updated_at, request.detail
             )
         return RemovalReport(RemovalStatus.SKIPPED, f"already {request.state.value}")
-    if request.state is RequestState.PENDING:
+    if request.state in (RequestState.PENDING, RequestState.AWAITING_APPROVAL):
         return RemovalReport(RemovalStatus.SKIPPED, "still waiting for an answer")
     if request.state is RequestState.DUE:
         # A message from before a hand-back (or a resend): the tick that re-decides the request
@@ -122,7 +123,7 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         return _hand_back(ctx, request, message, policy, now)
     if request.state is RequestState.QUEUED:
         yes_at = ctx.store.latest_yes(policy.name, request.state_key)
-        if yes_at is not None and now - yes_at < policy.keep_after_yes:
+        if yes_at is not None and yes_protects(policy, request, yes_at, now):
             cancel(ctx, request, f"answered yes on {yes_at:%Y-%m-%d}", now)
             return RemovalReport(RemovalStatus.CANCELLED, "answered yes")
     passage, seen = breaker.admit(ctx, policy, now)

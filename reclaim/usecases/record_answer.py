@@ -10,11 +10,13 @@ from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transit
 from reclaim.domain.limits import id_problem, justification_problem, time_problem
 from reclaim.domain.model import Answer, AnswerValue
 from reclaim.domain.policy import Policy
+from reclaim.domain.policy_escalation import EscalateOn
 from reclaim.domain.records import (
     LedgerOutcome,
 )
 from reclaim.usecases.bookkeeping import cancel, ledger
 from reclaim.usecases.context import Context, InputError
+from reclaim.usecases.escalation import await_approval, escalates
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class AnswerStatus(StrEnum):
     CANCELLED = "cancelled"  # yes after the removal was queued: it will not happen
     DUPLICATE = "duplicate"  # the same answer was recorded before: nothing changed
     RECORDED = "recorded"  # recorded; the request had already finished
+    ESCALATED = "escalated"  # her approver decides now (escalation; usecases/escalation.py)
 
 
 def find_request(ctx: Context, command: AnswerCommand) -> Request:
@@ -123,6 +126,12 @@ def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> Answer
             now,
             f"{command.value.value} via {command.source}{reason}",
         )
+        trigger = EscalateOn.KEEP if yes else EscalateOn.NO
+        if escalates(policy, trigger):  # the approver decides instead (policy key escalation)
+            why = f"answered {command.value.value}{reason}"
+            if await_approval(ctx, policy, request, trigger, why, now) is not None:
+                return AnswerStatus.ESCALATED
+            return AnswerStatus.RECORDED
         if yes:
             kept = transition(request, RequestState.KEPT, now, detail="answered yes")
             if ctx.store.update_request(kept):

@@ -25,12 +25,14 @@ from reclaim.domain.durations import format_duration
 from reclaim.domain.guardrails import Halt
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
 from reclaim.domain.policy import OnNoResponse, Policy
+from reclaim.domain.policy_escalation import EscalateOn
 from reclaim.domain.records import DecisionRecord, LedgerOutcome, RunRecord, RunStatus
 from reclaim.domain.selection import Decision, count_by_kind, removes
 from reclaim.ports import RemovalOutcome, RemovalResult
 from reclaim.usecases.bookkeeping import cancel, each, enqueue_removal, ledger
 from reclaim.usecases.context import Context
 from reclaim.usecases.decide import assess
+from reclaim.usecases.escalation import escalates, overruled_yes
 from reclaim.usecases.perform_removal import finish_removal
 
 log = logging.getLogger("reclaim")
@@ -52,8 +54,11 @@ def due_since(request: Request) -> datetime:
 
 
 def due_requests(ctx: Context, policy: Policy, now: datetime) -> list[Request]:
-    """DUE requests, and PENDING ones past their deadline when silence reclaims; oldest first."""
-    reclaim_silent = policy.campaign.on_no_response is OnNoResponse.RECLAIM
+    """DUE requests, and PENDING ones past their deadline when silence reclaims; oldest first.
+    Silence the policy escalates is never released from PENDING: her approver decides it."""
+    reclaim_silent = policy.campaign.on_no_response is OnNoResponse.RECLAIM and not escalates(
+        policy, EscalateOn.NO_RESPONSE
+    )
     due = [
         r
         for r in ctx.store.requests(policy.name, [RequestState.DUE, RequestState.PENDING])
@@ -162,7 +167,9 @@ def release_due(ctx: Context, policy: Policy, now: datetime) -> Release:
     if ctx.kill_switch:
         return Release(held=len(due))  # nothing read, nothing written: they wait as they are
     keys = {r.state_key for r in due}
-    assessment = assess(ctx, policy, now, kill_switch=False, releasing=keys)
+    # A "yes" her approver saw before releasing her does not keep her (escalation.py).
+    overruled = overruled_yes(due)
+    assessment = assess(ctx, policy, now, kill_switch=False, releasing=keys, overruled=overruled)
     tick_id = ctx.new_id()
     re_decided = [d for d in assessment.decisions if d.state_key in keys]
     if assessment.halt is not None:

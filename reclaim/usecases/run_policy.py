@@ -257,7 +257,12 @@ def _cancel_stale_requests(
     released without asking instead); one that left after a write of ours whose answer never
     came was removed by it. Returns the ids of the cancelled requests."""
     by_key = {d.state_key: d for d in decisions}
-    open_states = [RequestState.PENDING, RequestState.DUE, RequestState.QUEUED]
+    open_states = [
+        RequestState.PENDING,
+        RequestState.AWAITING_APPROVAL,
+        RequestState.DUE,
+        RequestState.QUEUED,
+    ]
     cancelled: set[str] = set()
     for request in ctx.store.requests(policy.name, open_states):
         decision = by_key.get(request.state_key)

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from reclaim.adapters.sqlite import SqliteStore
+from reclaim.domain.approval import Approval
 from reclaim.domain.breaker import Breaker, BreakerRules, HaltKind
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
 from reclaim.domain.model import Answer, AnswerValue, User
+from reclaim.domain.policy_escalation import EscalateOn
 from reclaim.domain.records import (
     DecisionRecord,
     LedgerEntry,
@@ -504,6 +506,42 @@ def test_the_attempts_of_a_request_are_kept_with_its_claim(stores: StoreFactory)
     assert writer.update_request(claim)
     assert reader.get_request(queued.id) == claim and claim.attempts == 3
     assert [r.attempts for r in reader.requests(states=[RequestState.REMOVING])] == [3]
+
+
+def test_a_request_waiting_for_its_approver_keeps_the_approval(stores: StoreFactory) -> None:
+    """escalation: the state, the approvers (any identifiers), the times and the approver's
+    deadline read back the same from another process, and a request without one has none."""
+    writer, reader = stores(), stores()
+    pending = a_request()
+    writer.add_request(pending)
+    escalated = replace(
+        transition(pending, RequestState.AWAITING_APPROVAL, NOW, detail="answered yes"),
+        deadline=NOW + timedelta(days=3),
+        approval=Approval(EscalateOn.KEEP, NOW),
+    )
+    assert writer.update_request(escalated)
+    assert reader.get_request(pending.id) == escalated
+    boss = User(object_id="0002", upn="grace@contoso.test", mail="g@c.test", display_name="Grace")
+    approval = replace(
+        escalated.approval, approvers=(boss,), via="manager", asked_at=NOW + timedelta(hours=1)
+    )
+    asked = replace(
+        transition(escalated, RequestState.AWAITING_APPROVAL, NOW + timedelta(hours=1)),
+        approval=approval,
+    )
+    assert writer.update_request(asked)
+    assert reader.requests(states=[RequestState.AWAITING_APPROVAL]) == [asked]
+    assert reader.policy_state("salesforce", NOW).open_requests == {pending.state_key: pending.id}
+    released = transition(
+        asked, RequestState.DUE, NOW + timedelta(hours=2), queue_reason=QueueReason.APPROVER
+    )
+    assert reader.update_request(released)
+    stored = writer.get_request(pending.id)
+    assert stored == released and stored.approval is not None
+    assert stored.approval.allows("G@C.TEST") and not stored.approval.allows("ada@contoso.test")
+    other = a_request("r2", "bob@contoso.test")
+    writer.add_request(other)
+    assert reader.get_request("r2") == other and other.approval is None
 
 
 def test_a_circuit_breaker_is_shared_and_compare_and_set(stores: StoreFactory) -> None:

@@ -28,7 +28,9 @@ ROUTES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (f"/groups/{_ID}/(?:members|transitiveMembers)", "directoryObject"),
         (f"/users/{_ID}", "user"),
         (f"/users/{_ID}/assignLicense", "user"),  # answers the changed user
-        (f"/users/{_ID}/manager", "directoryObject"),
+        # A directoryObject by the types file; reclaim selects a user's properties, which Graph
+        # returns for a manager who is a user (@odata.type says so, and the answer is held to it).
+        (f"/users/{_ID}/manager", "user"),
         ("/users", "user"),
         ("/auditLogs/signIns", "signIn"),
         ("/auditLogs/directoryAudits", "directoryAudit"),

@@ -20,6 +20,7 @@ from uuid import UUID
 import pytest
 
 from reclaim.adapters.graph.licences import FIELDS as LICENCE_FIELDS
+from reclaim.adapters.graph.managers import FIELDS as MANAGER_FIELDS
 from reclaim.adapters.graph.paths import GROUP_FIELDS, MEMBERS_PAGE, USER_FIELDS
 from tests.fakes import graph_mail
 from tests.fakes.graph import FakeGraph, fake_graph
@@ -43,6 +44,7 @@ try:
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
     from msgraph.generated.models.recipient import Recipient
     from msgraph.generated.models.reference_create import ReferenceCreate
+    from msgraph.generated.models.user import User as SdkUser
     from msgraph.generated.users.item.send_mail.send_mail_post_request_body import (
         SendMailPostRequestBody,
     )
@@ -332,3 +334,42 @@ def test_send_mail_from_an_unknown_sender_is_graphs_error(fake_graph: FakeGraph)
         run(fake_graph, _send_mail("nobody@contoso.test"))
     assert caught.value.response_status_code == 404
     assert caught.value.error.code == "ErrorInvalidUser"
+
+
+def test_reads_a_users_manager(fake_graph: FakeGraph) -> None:
+    """The manager comes back as a directoryObject that the SDK casts by its @odata.type."""
+    boss = fake_graph.add_user("grace@contoso.test", display_name="Grace Hopper")
+    user = fake_graph.add_user("ada@contoso.test")
+    fake_graph.set_manager(user, boss)
+
+    async def call(client: GraphServiceClient) -> Any:
+        manager = client.users.by_user_id(user).manager
+        config = RequestConfiguration(
+            query_parameters=manager.ManagerRequestBuilderGetQueryParameters(
+                select=_select(MANAGER_FIELDS)
+            )
+        )
+        return await manager.get(request_configuration=config)
+
+    found = run(fake_graph, call)
+    assert not unknown_properties(found)
+    assert isinstance(found, SdkUser)
+    assert (found.id, found.user_principal_name, found.display_name) == (
+        boss,
+        "grace@contoso.test",
+        "Grace Hopper",
+    )
+
+
+def test_a_missing_manager_is_graphs_not_found(fake_graph: FakeGraph) -> None:
+    user = fake_graph.add_user("ada@contoso.test")
+
+    async def call(client: GraphServiceClient) -> Any:
+        return await client.users.by_user_id(user).manager.get()
+
+    with pytest.raises(ODataError) as raised:
+        run(fake_graph, call)
+    error = raised.value.error
+    assert raised.value.response_status_code == 404
+    assert error is not None and error.code == "Request_ResourceNotFound"
+    assert error.message and "'manager'" in error.message

@@ -169,6 +169,7 @@ def tenant() -> Iterator[tuple[FakeGraph, dict[str, str]]]:
         ada = graph.add_user("ada@contoso.test", direct_licences=[other_sku], sid="S-1-5-21-1-2")
         bob = graph.add_user("bob@contoso.test", mail=None, sam_account_name="bob", created=None)
         cy = graph.add_user("cy@contoso.test")
+        graph.set_manager(ada, cy)
         at = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
         graph.add_member(group, ada, bob, nested, at=at)
         graph.add_member(nested, cy)
@@ -198,6 +199,7 @@ def _targets(ids: dict[str, str]) -> list[str]:
         f"/groups/{group}/members/microsoft.graph.group",
         f"/groups/{group}/transitiveMembers/microsoft.graph.user",
         f"/users/{user}",
+        f"/users/{user}/manager",
         "/users?$filter=" + quote("userPrincipalName eq 'ada@contoso.test'"),
         "/auditLogs/signIns?$filter=" + quote(signins),
         "/auditLogs/directoryAudits?$filter="
@@ -252,6 +254,19 @@ def test_the_fakes_errors_have_graphs_error_shape(
     assert response.status_code in (400, 404)
     error = response.json()["error"]
     assert set(error) <= ERROR_MEMBERS and isinstance(error["code"], str) and error["message"]
+
+
+def test_a_user_without_a_manager_is_graphs_404(
+    tenant: tuple[FakeGraph, dict[str, str]],
+) -> None:
+    """Graph answers an unset manager with 404 Request_ResourceNotFound naming 'manager'."""
+    graph, _ = tenant
+    bob = next(u.id for u in graph.users.values() if u.upn == "bob@contoso.test")
+    response = _get(graph, f"/users/{bob}/manager?$select=id,userPrincipalName")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert set(error) <= ERROR_MEMBERS and error["code"] == "Request_ResourceNotFound"
+    assert error["message"].startswith("Resource 'manager' does not exist")
 
 
 @pytest.mark.parametrize("kind", ["user", "group"])

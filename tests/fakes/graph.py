@@ -16,6 +16,8 @@ What it serves, with Graph's status codes and error bodies: group read, member l
 microsoft.graph.user / microsoft.graph.group; paged by @odata.nextLink, page size knob), member
 removal by DELETE .../$ref (a DELETE without /$ref deletes the user object, as Graph does when the
 app may), member add by POST .../$ref, user read and $filter by userPrincipalName/mail/id,
+a user's manager (GET /users/{id}/manager, set by set_manager: the directoryObject with its
+@odata.type, 404 Request_ResourceNotFound when unset),
 licenseAssignmentStates (one per direct assignment and per licensing group, kept after a removal
 until process_licences() when licence_lag is on), assignedLicenses and createdDateTime,
 /auditLogs/signIns (v1.0 and beta) and GET /users with signInActivity (tests/fakes/graph_usage.py),
@@ -111,6 +113,7 @@ class FakeUser:
     disabled_plans: dict[str, list[str]] = field(default_factory=dict)  # per direct skuId
     enabled: bool = True  # accountEnabled (Samba, unlike Entra, creates users disabled)
     leaves: datetime | None = None  # employeeLeaveDateTime
+    manager: str | None = None  # the manager's user id (GET /users/{id}/manager), None: unset
 
 
 @dataclass
@@ -419,6 +422,11 @@ class FakeGraph(FakeService):
         with self._lock:
             self.users[user.id] = user
         return user.id
+
+    def set_manager(self, user_id: str, manager_id: str | None) -> None:
+        """Set (or, with None, clear) the user's manager, as PUT /users/{id}/manager/$ref would."""
+        with self._lock:
+            self.users[user_id].manager = manager_id
 
     def add_users(self, count: int, domain: str = "contoso.test") -> list[str]:
         return [self.add_user(f"user{n:06d}@{domain}") for n in range(count)]
@@ -729,6 +737,8 @@ class FakeGraph(FakeService):
                 return self._need(_WRITE_MEMBERS) or self._add(group_id, body)
             case ["users", key] if method == "GET":
                 return self._need(_READ_USERS) or self._get_user(key, query)
+            case ["users", key, "manager"] if method == "GET":
+                return self._need(_READ_USERS) or self._get_manager(key, query)
             case ["users"] if method == "GET" and "$filter" not in query:
                 return self._need(_READ_USERS) or graph_usage.list_users(self, query, host_url)
             case ["users"] if method == "GET":
@@ -993,6 +1003,27 @@ class FakeGraph(FakeService):
             if user is None:
                 return _not_found(key)
             return FakeReply(200, self._user_json(user, selected))
+
+    def _get_manager(self, key: str, query: dict[str, str]) -> FakeReply:
+        """GET /users/{id}/manager: a directoryObject with its @odata.type, or Graph's 404 when
+        the user is unknown or has no manager."""
+        selected = _select(query, _USER_PROPERTIES, "directoryObject")
+        if isinstance(selected, FakeReply):
+            return selected
+        with self._lock:
+            user = self._find_user(key)
+            if user is None:
+                return _not_found(key)
+            manager = self.users.get(user.manager) if user.manager else None
+            if manager is None:
+                return _not_found("manager")
+            return FakeReply(
+                200,
+                {
+                    "@odata.context": "$metadata#directoryObjects/$entity",
+                    **self._user_json(manager, selected),
+                },
+            )
 
     def _find_users(self, query: dict[str, str]) -> FakeReply:
         selected = _select(query, _USER_PROPERTIES, "user")

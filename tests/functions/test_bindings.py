@@ -29,6 +29,7 @@ def test_function_app_registers_every_blueprint_function() -> None:
         "scheduler",
         "expiry",
         "campaign_responses",
+        "campaign_approvals",
         "removal_worker",
         "manage_run_policy",
         "manage_restore",
@@ -72,6 +73,8 @@ def test_the_worker_is_triggered_by_the_removal_queue_of_the_host_storage() -> N
     [
         # the webhook: its own function key (plus the HMAC signature)
         ("campaign_responses", "campaign/responses", ["POST"], "FUNCTION"),
+        # approvers' decisions (escalation): the same key and signature
+        ("campaign_approvals", "campaign/approvals", ["POST"], "FUNCTION"),
         # manage routes: no key opens them; an Entra ID token with an app role is checked in code
         ("manage_run_policy", "manage/policies/{name}/run", ["POST"], "ANONYMOUS"),
         ("manage_restore", "manage/restore", ["POST"], "ANONYMOUS"),

@@ -53,6 +53,7 @@ def test_a_yes_by_request_id_keeps_the_licence(world: World, asked: dict[str, st
         "cancelled": 0,
         "duplicate": 0,
         "recorded": 0,
+        "escalated": 0,
     }
     assert world.ctx.store.get_request(asked["u0@c.com"]).state is RequestState.KEPT
     assert world.message_count() == 0
@@ -89,6 +90,7 @@ def test_a_list_is_counted_and_a_repeated_answer_is_a_duplicate(
         "cancelled": 0,
         "duplicate": 1,
         "recorded": 0,
+        "escalated": 0,
     }
     assert json_body(again) == {
         "kept": 0,
@@ -96,6 +98,7 @@ def test_a_list_is_counted_and_a_repeated_answer_is_a_duplicate(
         "cancelled": 0,
         "duplicate": 3,
         "recorded": 0,
+        "escalated": 0,
     }
     answered = [e for e in world.ctx.store.ledger() if e.outcome is LedgerOutcome.ANSWERED]
     assert len(answered) == 2

@@ -17,6 +17,7 @@ from reclaim.domain.reminders import DueReminder
 from reclaim.errors import TransientError
 from reclaim.ports import (
     AddOutcome,
+    ApprovalAsk,
     AskResult,
     ChannelAnswer,
     GroupInfo,
@@ -113,6 +114,8 @@ class MemoryCampaign:
     asked: list[str] = field(default_factory=list)
     reminded: list[tuple[str, int]] = field(default_factory=list)  # request id, reminder number
     pending_answers: list[ChannelAnswer] = field(default_factory=list)
+    approval_asks: list[ApprovalAsk] = field(default_factory=list)  # escalation, as delivered
+    refuse_approvals: bool = False  # the channel answers every approval ask "not sent"
 
     def ask(self, policy: Policy, requests: Sequence[Request]) -> AskResult:
         result = AskResult()
@@ -139,6 +142,27 @@ class MemoryCampaign:
                 self.reminded.append((request.id, due.number))
                 result.asked[request.id] = f"ext-{request.id[:6]}"
         return result
+
+    def ask_approval(self, policy: Policy, asks: Sequence[ApprovalAsk]) -> AskResult:
+        if self.refuse_approvals:
+            return AskResult(not_asked={a.request.id: "receiver answered HTTP 400" for a in asks})
+        self.approval_asks.extend(asks)
+        return AskResult(asked={a.request.id: a.request.id for a in asks})
+
+
+@dataclass
+class MemoryManagers:
+    """Managers by user label; `down` makes every lookup fail like a directory that is away."""
+
+    of: dict[str, User] = field(default_factory=dict)
+    down: bool = False
+    looked_up: list[str] = field(default_factory=list)
+
+    def manager(self, user: User) -> User | None:
+        if self.down:
+            raise TransientError("directory unavailable (memory)")
+        self.looked_up.append(user.label)
+        return self.of.get(user.label)
 
 
 @dataclass
@@ -183,6 +207,7 @@ class MemoryAdapters:
     usage_: MemoryUsage
     campaign_: MemoryCampaign = field(default_factory=MemoryCampaign)
     licences_: MemoryLicences = field(default_factory=MemoryLicences)
+    managers_: MemoryManagers = field(default_factory=MemoryManagers)
 
     def directory(self, policy: Policy) -> MemoryDirectory:
         return self.directory_
@@ -195,3 +220,6 @@ class MemoryAdapters:
 
     def licences(self, policy: Policy) -> MemoryLicences:
         return self.licences_
+
+    def managers(self, policy: Policy) -> MemoryManagers:
+        return self.managers_

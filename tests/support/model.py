@@ -4,7 +4,8 @@ cases through it while checking DESIGN §8's invariants after every step.
 The world is small on purpose (8 users, one licensing group, one exclusion group with a nested
 group inside it) so that random interleavings hit the interesting corners often: answers racing
 deadlines, usage arriving after the ask, people joining and leaving, accounts disabled and enabled
-again (leavers, under disabled_accounts keep or reclaim), nested exclusion changing,
+again (leavers, under disabled_accounts keep or reclaim), nested exclusion changing, manager
+escalation (the approver keeps, releases or stays silent; strangers are refused),
 the kill switch flipping, stale data, a failing directory, overlapping runs and redelivered
 messages. The truth the invariants are judged by is the model's own record of what happened
 (usage events, membership changes, answers), never what reclaim stored.
@@ -23,22 +24,27 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from reclaim import usecases
+from reclaim.domain.approval import ApproverDecision
 from reclaim.domain.durations import format_duration
 from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Account, AnswerValue, Member, User
 from reclaim.domain.policy import Policy
+from reclaim.domain.policy_escalation import EscalateOn
 from reclaim.domain.records import LedgerOutcome, RemovalMessage
 from reclaim.domain.reminders import DueReminder
 from reclaim.errors import TransientError
 from reclaim.ports import (
     AddOutcome,
+    ApprovalAsk,
     AskResult,
     GroupInfo,
     RemovalOutcome,
     RemovalResult,
     UsageExport,
 )
+from reclaim.usecases.context import InputError
 from reclaim.usecases.lease import PolicyBusy
+from reclaim.usecases.record_approval import ApprovalCommand, NotApprover, record_approval
 from tests.conftest import NOW, make_policy
 from tests.support.memory import MemoryCampaign
 from tests.support.model_links import LinkRules
@@ -58,6 +64,13 @@ LABELS = [u.label for u in USERS]
 BY_LABEL = {u.label: u for u in USERS}
 # Slack for clocks: a decision made at the start of a step may act a moment later.
 SLACK = timedelta(minutes=1)
+# escalation: u0..u3 have a manager, the others go to the fallback approver.
+BOSS = User(object_id="boss", upn="boss@c.com")
+FALLBACK = "owner@c.com"
+MANAGED = {u.label for u in USERS[:4]}
+# (when, the approver's silence) of the policy's escalation; None: the policy does not escalate
+ESCALATIONS = [None, ("keep", "keep"), ("keep", "reclaim"), ("always", "reclaim"),
+               (["keep", "no_response"], "keep")]  # fmt: skip
 
 
 @dataclass
@@ -85,6 +98,10 @@ class World:
     # (request id, label, at): every removal reclaim's writes performed, in order.
     removed: list[tuple[str, str, datetime]] = field(default_factory=list)
     restored: list[tuple[str, datetime]] = field(default_factory=list)
+    # escalation: request id -> (when the approver was asked, the approver's deadline), and the
+    # approvers' decisions: request id -> [(decision, at)]
+    approval_asked: dict[str, tuple[datetime, datetime | None]] = field(default_factory=dict)
+    approver_decisions: dict[str, list[tuple[str, datetime]]] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
 
     def members_changed(self) -> None:
@@ -250,6 +267,25 @@ class ModelCampaign(MemoryCampaign):
                     )
             return super().remind(policy, reminders, now)
 
+    def ask_approval(self, policy: Policy, asks: Sequence[ApprovalAsk]) -> AskResult:
+        with self.lock:
+            for ask in asks:
+                stored = self.store.get_request(ask.request.id)
+                if stored is None or stored.state is not RequestState.AWAITING_APPROVAL:
+                    self.world.violations.append(
+                        f"approval asked for {ask.request.user.label} while "
+                        f"{stored.state.value if stored else 'gone'}"
+                    )
+                self.world.approval_asked.setdefault(
+                    ask.request.id, (self.world.now, ask.request.deadline)
+                )
+            return super().ask_approval(policy, asks)
+
+
+class ModelManagers:
+    def manager(self, user: User) -> User | None:
+        return BOSS if user.label in MANAGED else None
+
 
 @dataclass
 class ModelAdapters:
@@ -265,6 +301,9 @@ class ModelAdapters:
 
     def campaign(self, policy: Policy) -> MemoryCampaign:
         return self.campaign_
+
+    def managers(self, policy: Policy) -> ModelManagers:
+        return ModelManagers()
 
 
 @dataclass
@@ -291,7 +330,9 @@ class ModelQueue:
             return visible
 
 
-def asking_policy_data(ask: bool, on_no_response: str, disabled_accounts: str = "keep") -> Policy:
+def asking_policy_data(
+    ask: bool, on_no_response: str, disabled_accounts: str = "keep", escalation: Any = None
+) -> Policy:
     campaign = {
         "channel": "webhook",
         "url": "https://survey.example/ask",
@@ -317,6 +358,14 @@ def asking_policy_data(ask: bool, on_no_response: str, disabled_accounts: str = 
         limits={"max_removals_per_run": CAP, "max_percent_of_group": 100},
         disabled_accounts=disabled_accounts,
         appeal_within="14d",
+        escalation=None
+        if escalation is None or not ask
+        else {
+            "fallback": [FALLBACK],
+            "when": escalation[0],
+            "respond_within": "3d",
+            "on_no_response": escalation[1],
+        },
     )
 
 
@@ -324,6 +373,7 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
     """Subclasses say which store the use cases run over (`make_store`)."""
 
     steps = 0  # rules run, over every example: CI's budget is checked against it
+    escalating = False  # True: every example asks and escalates (EscalationMachine)
 
     def make_store(self) -> Any:  # pragma: no cover - every subclass names its store
         raise NotImplementedError
@@ -343,6 +393,7 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         active=st.sets(st.sampled_from(LABELS), min_size=3, max_size=6),
         disabled=st.sets(st.sampled_from(LABELS), max_size=2),
         disabled_accounts=st.sampled_from(["keep", "reclaim"]),
+        escalation=st.sampled_from(ESCALATIONS),
     )
     def setup(
         self,
@@ -353,8 +404,12 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         active: set[str],
         disabled: set[str],
         disabled_accounts: str,
+        escalation: Any,
     ) -> None:
-        self.policy = asking_policy_data(ask, on_no_response, disabled_accounts)
+        if self.escalating:  # every example asks and escalates, and a first run is under the cap
+            ask, escalation = True, escalation or ESCALATIONS[1]
+            active = active | set(LABELS[len(LABELS) - CAP :])
+        self.policy = asking_policy_data(ask, on_no_response, disabled_accounts, escalation)
         self.world.disabled = set(disabled)
         self.world.disabled_history.append((0, frozenset(disabled)))
         for label, days in zip(LABELS, joined_days_ago, strict=True):
@@ -420,17 +475,42 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
             problems.append("not a member when the removal was released")
         elif decided_at - members_then[label] < GRACE and not leaver:
             problems.append("new member")
-        if any(now - at < KEEP for at in world.yes.get(label, [])):
+        # A "yes" her approver had seen when asked no longer protects her once released.
+        released_after = self.approver_released(request_id)
+        if any(
+            now - at < KEEP and (released_after is None or at > released_after)
+            for at in world.yes.get(label, [])
+        ):
             problems.append("answered yes inside the keep window")
         if policy.ask_permission and not leaver:
             asked_at = request.created_at
             said_no = any(at >= asked_at for at in world.no.get(label, []))
             deadline = request.deadline or asked_at + RESPOND
             silent = policy.campaign.on_no_response.value == "reclaim" and now >= deadline
-            if not (said_no or silent):
+            escalation = policy.escalation
+            if escalation is not None:  # what her approver decides stands in for her no or silence
+                said_no = said_no and not escalation.covers(EscalateOn.NO)
+                silent = silent and not escalation.covers(EscalateOn.NO_RESPONSE)
+            if not (said_no or silent or released_after is not None):
                 problems.append("no consent and the deadline has not passed")
         if problems:
             world.violations.append(f"{label} at {now:%m-%d %H:%M}: " + "; ".join(problems))
+
+    def approver_released(self, request_id: str) -> datetime | None:
+        """When her approver was asked, if the approver then released her: by a decision, or by
+        staying silent past the approver's deadline under on_no_response: reclaim."""
+        asked = self.world.approval_asked.get(request_id)
+        escalation = self.policy.escalation
+        if asked is None or escalation is None:
+            return None
+        decisions = [d for d, _ in self.world.approver_decisions.get(request_id, [])]
+        if "release" in decisions:
+            return asked[0]
+        respond_by = asked[1]
+        silent_reclaims = escalation.on_no_response.value == "reclaim" and not decisions
+        if silent_reclaims and respond_by is not None and self.world.now >= respond_by:
+            return asked[0]
+        return None
 
     # ---- rules ----------------------------------------------------------------------------------
 
@@ -559,7 +639,8 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         open_ones = [
             r
             for r in self.store.requests(
-                self.policy.name, [RequestState.PENDING, RequestState.QUEUED]
+                self.policy.name,
+                [RequestState.PENDING, RequestState.AWAITING_APPROVAL, RequestState.QUEUED],
             )
             if r.user.label == label
         ]
@@ -576,6 +657,76 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
                 usecases.record_answer(self.ctx, command, self.world.now)
 
         self.step(answer)
+
+    @precondition(lambda self: self.policy.escalation is not None)
+    @rule(
+        pick=st.integers(0, 7),
+        yes=st.booleans(),
+        then=st.sampled_from(["keep", "release", "stranger", "silence"]),
+    )
+    def escalate(self, pick: int, yes: bool, then: str) -> None:
+        """One of the pending asks (after a run, if there is none) is answered, a tick asks her
+        approver, who then keeps or releases her, or a stranger tries, or nobody decides. In one
+        rule: swarm testing turns rules off at random, and five in a row would rarely all be on."""
+        pending = self.store.requests(self.policy.name, [RequestState.PENDING])
+        if not pending:  # a run first, which may ask someone
+            self.step(lambda: usecases.run_policy(self.ctx, self.policy, self.world.now))
+            pending = self.store.requests(self.policy.name, [RequestState.PENDING])
+        if not pending:
+            return
+        request = pending[pick % len(pending)]
+        value = AnswerValue.YES if yes else AnswerValue.NO
+        (self.world.yes if yes else self.world.no).setdefault(request.user.label, []).append(
+            self.world.now
+        )
+        command = usecases.AnswerCommand(value, self.world.now, request_id=request.id)
+        self.step(lambda: usecases.record_answer(self.ctx, command, self.world.now))
+        self.step(lambda: usecases.expire_requests(self.ctx, self.world.now))
+        stored = self.store.get_request(request.id)
+        if then != "silence" and stored is not None and stored.approval is not None:
+            self.decide(stored, then == "keep", then == "stranger")
+
+    @precondition(lambda self: self.policy.escalation is not None)
+    @rule(pick=st.integers(0, 7), keep=st.booleans(), stranger=st.booleans())
+    def approve(self, pick: int, keep: bool, stranger: bool) -> None:
+        """Any escalated request still open is decided (`pick` chooses which)."""
+        # As for her own answers: not while a worker holds the removal (a decision then is
+        # recorded, and too late to stop it).
+        deciding = [RequestState.AWAITING_APPROVAL, RequestState.DUE, RequestState.QUEUED]
+        escalated = [
+            r for r in self.store.requests(self.policy.name, deciding) if r.approval is not None
+        ]
+        if escalated:
+            self.decide(escalated[pick % len(escalated)], keep, stranger)
+
+    def decide(self, request: Request, keep: bool, stranger: bool) -> None:
+        """Her approver keeps or releases her; a stranger (or anyone before the approver was
+        asked) is refused, and nothing changes."""
+        label = request.user.label
+        approvers = request.approval.approvers if request.approval else ()
+        who = "mallory@c.com" if stranger or not approvers else approvers[0].upn
+        decision = ApproverDecision.KEEP if keep else ApproverDecision.RELEASE
+        command = ApprovalCommand(self.policy.name, request.id, who, decision, "model")
+        before = (self.store.get_request(request.id), len(self.store.ledger()))
+
+        def decide() -> None:
+            try:
+                record_approval(self.ctx, command, self.world.now)
+            except NotApprover:
+                after = (self.store.get_request(request.id), len(self.store.ledger()))
+                assert after == before, f"a refused approval changed {request.id}"
+                assert who == "mallory@c.com", f"the approver {who} was refused"
+                return
+            except InputError as error:  # e.g. a justification the policy requires
+                raise AssertionError(f"approval refused: {error}") from None
+            assert who != "mallory@c.com", "a stranger's decision was accepted"
+            decisions = self.world.approver_decisions.setdefault(request.id, [])
+            if decision.value not in [d for d, _ in decisions]:
+                decisions.append((decision.value, self.world.now))
+                if keep:  # her approver's keep protects her like her own "yes"
+                    self.world.yes.setdefault(label, []).append(self.world.now)
+
+        self.step(decide)
 
     @rule()
     def expire(self) -> None:
@@ -702,6 +853,11 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         for _ in range(4):
             self.step(settle)
             self.world.now += timedelta(hours=2)
+        if self.policy.escalation is not None:  # silence escalated above waits for the approver
+            self.world.now += self.policy.escalation.respond_within
+            for _ in range(4):
+                self.step(settle)
+                self.world.now += timedelta(hours=2)
         stuck = [
             (r.user.label, r.state.value)
             for r in self.store.requests(self.policy.name)

@@ -316,6 +316,11 @@ class SambaDC:
             changes["accountExpires"] = [(MODIFY_REPLACE, [str(expires)])]
         self.admin.modify(dn, changes)
 
+    def set_manager(self, dn: str, manager_dn: str | None) -> None:
+        """Set the user's `manager` (a DN), or clear it with None."""
+        values = [manager_dn] if manager_dn else []
+        self.admin.modify(dn, {"manager": [(MODIFY_REPLACE, values)]})
+
     def create_users(self, sam_account_names: Iterable[str], *, ou: str = "") -> list[str]:
         return [self.create_user(name, ou=ou) for name in sam_account_names]
 

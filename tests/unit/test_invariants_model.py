@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from reclaim.adapters.sqlite import SqliteStore
-from tests.support.model import ReclaimMachine
+from reclaim.domain.policy_escalation import EscalateOn
+from tests.support.model import ESCALATIONS, LABELS, ReclaimMachine
 
 EXAMPLES = int(os.environ.get("RECLAIM_MODEL_EXAMPLES", "400"))
 
@@ -51,3 +55,36 @@ def test_invariants_hold_over_sqlite() -> None:
     # A model that stopped early proves little: the step budget is part of the test.
     assert SqliteMachine.steps >= EXAMPLES * 50, f"only {SqliteMachine.steps} steps ran"
     print(f"\n{SqliteMachine.steps} steps over {EXAMPLES} examples")
+
+
+@pytest.mark.parametrize("escalation", [e for e in ESCALATIONS if e is not None])
+@pytest.mark.parametrize("then", ["keep", "release", "stranger", "silence"])
+@pytest.mark.parametrize("yes", [True, False])
+def test_the_approval_paths_hold_the_invariants(escalation: Any, then: str, yes: bool) -> None:
+    """The escalation rules in a row, which random runs reach only now and then (swarm testing
+    turns rules off): asked, answered, the approver asked, then kept, released, tried by a
+    stranger or left silent; the work and the ticks that follow, judged by the same model."""
+    machine = SqliteMachine()
+    machine.setup(
+        ask=True,
+        on_no_response="reclaim",
+        joined_days_ago=[40] * 8,
+        nested=set(),
+        active=set(LABELS[:6]),
+        disabled=set(),
+        disabled_accounts="keep",
+        escalation=escalation,
+    )
+    machine.escalate(pick=0, yes=yes, then=then)
+    for hours in (0, 24 * 4, 24 * 8):
+        machine.world.now += timedelta(hours=hours)
+        machine.expire()
+        machine.work(redeliver=True)
+        machine.approve(pick=0, keep=False, stranger=True)
+        machine.no_wrong_removal_and_caps_hold()
+        machine.one_open_request_per_user()
+        machine.ledger_is_the_directory_history()
+    machine.teardown()  # every request ends, and the invariants still hold
+    assert machine.world.approval_asked or not machine.policy.escalation.covers(
+        EscalateOn.KEEP if yes else EscalateOn.NO
+    ), "the approver was never asked"

@@ -25,6 +25,12 @@ VALID = [
     (S.PENDING, S.LAPSED),
     (S.PENDING, S.CANCELLED),
     (S.PENDING, S.DUE),  # answered no, or held by a tick past the deadline
+    (S.PENDING, S.AWAITING_APPROVAL),  # escalation: her approver decides
+    (S.AWAITING_APPROVAL, S.AWAITING_APPROVAL),  # its approvers looked up and asked (or not)
+    (S.AWAITING_APPROVAL, S.KEPT),  # the approver keeps (or her silence does, after a yes)
+    (S.AWAITING_APPROVAL, S.DUE),  # the approver releases, or her silence reclaims
+    (S.AWAITING_APPROVAL, S.LAPSED),  # the approver's silence keeps
+    (S.AWAITING_APPROVAL, S.CANCELLED),  # became active, left, excluded
     (S.DUE, S.DUE),  # held again, for another reason
     (S.DUE, S.QUEUED),  # released by a tick that re-decided it
     (S.DUE, S.CANCELLED),

@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from reclaim.adapters.rows import request_from_row, user_json
+from reclaim.adapters.rows import approval_json, request_from_row, user_json
 from reclaim.adapters.tables.access import (
     WRITE_WORKERS,
     Operation,
@@ -127,6 +127,8 @@ class RequestTable:
             entity["deadline"] = r.deadline
         if r.queue_reason is not None:
             entity["queue_reason"] = r.queue_reason.value
+        if r.approval is not None:
+            entity["approval"] = approval_json(r.approval)
         return entity
 
     def _copies(self, r: Request) -> list[dict[str, Any]]:
