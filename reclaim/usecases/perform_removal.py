@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from reclaim.domain.breaker import Passage
+from reclaim.domain.breaker import Breaker, Passage
 from reclaim.domain.durations import format_duration
+from reclaim.domain.holds import breaker_hold
 from reclaim.domain.lifecycle import FINAL_STATES, Request, RequestState, transition
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
@@ -132,6 +133,7 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         cancel(ctx, request, why, now)
         return RemovalReport(RemovalStatus.CANCELLED, why)
     if passage is Passage.WAIT:
+        _held_by_breaker(ctx, request, seen, now)
         ctx.queue.enqueue(message, delay=_until(seen.retry_at, now))
         return RemovalReport(RemovalStatus.DEFERRED, seen.describe())
     # Every deferral above never reached the directory, so none counts as an attempt (nor do
@@ -171,6 +173,7 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
             attempts=request.attempts,
             unanswered_writes=request.unanswered_writes,
         )
+        _held_by_breaker(ctx, request, halt, now)
         ctx.queue.enqueue(message, delay=_until(halt.retry_at, now))
         return RemovalReport(RemovalStatus.DEFERRED, halt.describe())
     except TransientError as error:
@@ -265,6 +268,14 @@ def _release(
         unanswered_writes=unanswered_writes,
     )
     ctx.store.update_request(released)
+
+
+def _held_by_breaker(ctx: Context, request: Request, halt: Breaker, now: datetime) -> None:
+    """One HELD entry per removal and opening of the breaker (redeliveries add none): the
+    report's backlog counts the removals an open breaker holds back."""
+    opened = f"{halt.opened_at:%Y%m%dT%H%M%S}" if halt.opened_at else "open"
+    why = breaker_hold(halt.describe())
+    ledger(ctx, request, LedgerOutcome.HELD, now, why, entry_id=f"{request.id}:HELD:{opened}")
 
 
 def _remove(directory: Directory, policy: Policy, request: Request) -> RemovalResult:
