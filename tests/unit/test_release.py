@@ -230,8 +230,8 @@ def test_a_run_without_asking_releases_at_most_the_allowance(world) -> None:
 
 
 def test_each_new_reason_a_request_waits_for_is_in_the_ledger_and_the_backlog(world) -> None:
-    """Held by the rate, then by a tick halted on stale data: two HELD entries (before, the
-    second was dropped as a duplicate id)."""
+    """Held by the rate, then by a tick halted on stale data: two HELD entries (on main the
+    second was dropped as a duplicate id), and the report's backlog names the halt."""
     policy = make_policy(mode="enforce", limits={"rate": {"count": 2, "window": "7d"}})
     ctx = world.ctx(policy)
     world.export(NOW, {i: 0.0 for i in range(4)})
@@ -252,6 +252,11 @@ def test_each_new_reason_a_request_waits_for_is_in_the_ledger_and_the_backlog(wo
         ]
         * 2
     )
+    (summary,) = usecases.report(ctx, None, NOW + 3 * DAY)
+    assert summary.savings is not None
+    november, december = summary.savings.months
+    assert [(c.value, a.count, a.cost) for c, a in november.backlog] == [("rate", 2, 50.0)]
+    assert [(c.value, a.count, a.cost) for c, a in december.backlog] == [("halt", 2, 50.0)]
 
 
 def test_the_worker_hands_an_old_decision_back_to_be_re_decided(world) -> None:
