@@ -25,6 +25,11 @@ TITLES = {
     "restored": "Restored",
     "appealed": "Appealed",
     "backlog": "Backlog",
+    # the backlog's causes
+    "cap": "Per-run caps",
+    "rate": "Rolling rate",
+    "halt": "Halted ticks",
+    "breaker": "Open breaker",
 }
 
 
