@@ -139,6 +139,7 @@ def as_table(all_savings: Sequence[PolicySavings]) -> str:
 
 STYLE = """
 section.by-month{margin:2rem 0}.charts{display:flex;flex-wrap:wrap;gap:1rem}
+section.by-month td,section.by-month th{white-space:nowrap}
 figure{margin:0;border:1px solid #d0d7de;border-radius:8px;padding:.6rem}
 figcaption{font-weight:600;margin-bottom:.3rem}.legend{font-size:.8rem;color:#424a53}
 .legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem 0 .8rem;
