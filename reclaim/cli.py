@@ -419,7 +419,7 @@ def _run(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int
 
 
 def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> int:
-    from reclaim import reporting, savings_output
+    from reclaim import reporting
 
     try:
         window = parse_duration(args.since) if args.since else None
@@ -437,9 +437,7 @@ def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> 
             raise UsageError(
                 "--months: use --format table or --format csv (json and html have them)"
             )
-        by_month = reporting.savings(reports)
-        render_months = savings_output.as_csv if args.format == "csv" else savings_output.as_table
-        return _write_report(render_months(by_month) or "no savings recorded yet\n", args, out)
+        return _write_report(reporting.months(reports, args.format), args, out)
     text = {
         "table": lambda: reporting.as_table(reports),
         "csv": lambda: reporting.as_csv(reports),

@@ -74,6 +74,13 @@ def savings(reports: list[PolicyReport]) -> list[PolicySavings]:
     return [r.savings for r in reports if r.savings is not None]
 
 
+def months(reports: list[PolicyReport], form: str) -> str:
+    """`report --months`: only the savings by policy and month, as a table or CSV."""
+    if form == "csv":
+        return savings_output.as_csv(savings(reports))
+    return savings_output.as_table(savings(reports)) or "no savings recorded yet\n"
+
+
 def _cells(row: dict[str, Any]) -> list[str]:
     """A row as people read it: money with its currency (so no currency column)."""
     return [

@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.model import Answer, normalise_key
-from reclaim.domain.policy import Policy
+from reclaim.domain.policy import Limits, Policy
 from reclaim.domain.records import (
     DecisionRecord,
     LedgerEntry,
@@ -114,7 +114,11 @@ def report(
             entry.runs_planned += 1
     # Read from earlier than `since` by the longest a hold may last, so that a request held
     # since before the period still counts in its backlog; everything else counts from `since`.
-    waits = [ctx.limits.breaker.max_wait, *(p.limits.max_wait for p in ctx.policies.values())]
+    waits = [
+        ctx.limits.breaker.max_wait,
+        Limits.max_wait,  # the default, for policies no longer configured
+        *(p.limits.max_wait for p in ctx.policies.values()),
+    ]
     ledger = ctx.store.ledger(since - max(waits) if since else None)
     in_period = [item for item in ledger if since is None or item.at >= since]
     for item in in_period:
