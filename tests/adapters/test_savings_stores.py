@@ -5,7 +5,9 @@ from Table storage (real Azurite), in one read of the period's ledger."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,3 +39,25 @@ def test_table_storage_gives_the_months_sqlite_gives(
         assert {f"{m.month:%Y-%m}": figures(m) for m in r.savings.months} == EXPECTED, name
         (months[name],) = json.loads(reporting.as_json([r]))
     assert months["tables"]["months"] == months["sqlite"]["months"]
+
+
+@pytest.mark.azurite
+def test_the_report_queries_the_ledger_and_the_runs_tables_once_for_all_months(
+    storage_env: dict[str, str],
+) -> None:
+    """No query per month: three months (and the holds before them) come from one query of the
+    Ledger table and one of the Runs table."""
+    store = table_store(storage_env)
+    ctx = scripted_months(store)
+    access = store._ledger._access  # type: ignore[attr-defined]
+    queries: Counter[str] = Counter()
+    query = access.query
+
+    def counted(table: Any, query_filter: str, parameters: Any = None) -> Any:
+        queries[table.table_name.removeprefix(storage_env["RECLAIM_TABLE_PREFIX"])] += 1
+        return query(table, query_filter, parameters)
+
+    access.query = counted
+    (r,) = usecases.report(ctx, REPORTED_AT.replace(month=9, day=1), REPORTED_AT)
+    assert r.savings is not None and len(r.savings.months) == 3
+    assert (queries["Ledger"], queries["Runs"]) == (1, 1), queries
