@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime
 
 from reclaim.domain.holds import HoldCause, hold_cause
 from reclaim.domain.records import LedgerEntry, LedgerOutcome, RunRecord
+from reclaim.domain.selection import DecisionKind
 
-CANDIDATE = "CANDIDATE"  # the decision kind a run's counts are keyed by (selection.DecisionKind)
 RESTORES = frozenset({LedgerOutcome.RESTORED, LedgerOutcome.ALREADY_MEMBER})
 # What a held request becomes next: released, removed, or given up. Any of them ends its wait.
 HOLD_ENDS = frozenset(
@@ -197,7 +197,7 @@ def savings_by_month(
 
     potential: dict[tuple[str, date], Amount] = {}
     for run in recorded:  # oldest first: the month's latest run stays
-        candidates = run.counts.get(CANDIDATE, 0)
+        candidates = run.counts.get(DecisionKind.CANDIDATE.value, 0)
         cost = price.get(run.policy, Price()).monthly_cost
         potential[(run.policy, month_of(run.started_at))] = Amount(candidates, candidates * cost)
 
