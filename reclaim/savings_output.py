@@ -123,7 +123,7 @@ def as_table(all_savings: Sequence[PolicySavings]) -> str:
                 [
                     one_line(savings.policy),
                     f"{month.month:%Y-%m}",
-                    *(amount_text(getattr(month, f), savings.currency) for f in FIGURES),
+                    *(one_line(amount_text(getattr(month, f), savings.currency)) for f in FIGURES),
                     one_line(_backlog_text(month, savings.currency)),
                 ]
             )
