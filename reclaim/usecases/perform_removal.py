@@ -7,9 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from reclaim.domain.breaker import Breaker, Passage
+from reclaim.domain.breaker import Passage
 from reclaim.domain.durations import format_duration
-from reclaim.domain.holds import breaker_hold
 from reclaim.domain.lifecycle import FINAL_STATES, Request, RequestState, transition
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
@@ -133,7 +132,6 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         cancel(ctx, request, why, now)
         return RemovalReport(RemovalStatus.CANCELLED, why)
     if passage is Passage.WAIT:
-        _held_by_breaker(ctx, request, seen, now)
         ctx.queue.enqueue(message, delay=_until(seen.retry_at, now))
         return RemovalReport(RemovalStatus.DEFERRED, seen.describe())
     # Every deferral above never reached the directory, so none counts as an attempt (nor do
@@ -173,12 +171,13 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
             attempts=request.attempts,
             unanswered_writes=request.unanswered_writes,
         )
-        _held_by_breaker(ctx, request, halt, now)
+        breaker.hold_waiting(ctx, policy, halt, now)
         ctx.queue.enqueue(message, delay=_until(halt.retry_at, now))
         return RemovalReport(RemovalStatus.DEFERRED, halt.describe())
     except TransientError as error:
-        if isinstance(error, DirectoryOutage):
-            breaker.outage(ctx, policy, error, now)
+        down = (
+            breaker.outage(ctx, policy, error, now) if isinstance(error, DirectoryOutage) else None
+        )
         if command.final_attempt or claimed.attempts >= ctx.limits.max_attempts:
             return fail(
                 ctx, claimed, f"gave up after retries ({claimed.attempts} attempt(s)): {error}", now
@@ -186,6 +185,8 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         # A write that certainly never went out cannot explain a later "not a member".
         unanswered = request.unanswered_writes if error.unsent else None
         _release(ctx, claimed, f"retrying: {error}", now, unanswered_writes=unanswered)
+        if down is not None and down.is_open:
+            breaker.hold_waiting(ctx, policy, down, now)
         delay = timedelta(seconds=30 if error.retry_after is None else error.retry_after)
         ctx.queue.enqueue(message, delay=delay)
         return RemovalReport(RemovalStatus.DEFERRED, str(error))
@@ -268,14 +269,6 @@ def _release(
         unanswered_writes=unanswered_writes,
     )
     ctx.store.update_request(released)
-
-
-def _held_by_breaker(ctx: Context, request: Request, halt: Breaker, now: datetime) -> None:
-    """One HELD entry per removal and opening of the breaker (redeliveries add none): the
-    report's backlog counts the removals an open breaker holds back."""
-    opened = f"{halt.opened_at:%Y%m%dT%H%M%S}" if halt.opened_at else "open"
-    why = breaker_hold(halt.describe())
-    ledger(ctx, request, LedgerOutcome.HELD, now, why, entry_id=f"{request.id}:HELD:{opened}")
 
 
 def _remove(directory: Directory, policy: Policy, request: Request) -> RemovalResult:
