@@ -296,6 +296,9 @@ def test_consecutive_outages_treat_the_directory_as_down_for_a_back_off(world) -
     assert directory.remove_calls == 2  # outage_threshold, then no timeout is spent per message
     (breaker,) = ctx.store.breakers()
     assert breaker.is_open and breaker.kind is HaltKind.OUTAGE
+    # The removals the open breaker holds back are in the ledger for the report's backlog.
+    held = [e for e in ctx.store.ledger() if e.outcome is LedgerOutcome.HELD]
+    assert len({e.request_id for e in held}) == len(held) == 4
     directory.refuse_all = None  # the DC is back
     assert deliver(ctx, queue, NOW + timedelta(minutes=6)) == [S.REMOVED] * 4
     assert not ctx.store.breakers()[0].is_open and ctx.store.breakers()[0].outages == 0
