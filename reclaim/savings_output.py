@@ -159,9 +159,11 @@ def _series(savings: PolicySavings, chart: str) -> list[Series]:
     months = savings.months
     if chart == "backlog":
         causes = [c for c in HoldCause if any(dict(m.backlog).get(c) for m in months)]
+        if not causes:  # nothing waited in the period: one series of zeros
+            return [("backlog", "f-halt", [Amount() for _ in months])]
         return [
             (c.value, f"f-{c.value}", [dict(m.backlog).get(c, Amount()) for m in months])
-            for c in causes or [HoldCause.RATE]
+            for c in causes
         ]
     if chart == "restored":
         return [(f, f"f-{f}", [getattr(m, f) for m in months]) for f in ("restored", "appealed")]
