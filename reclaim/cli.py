@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list every recorded answer with its justification instead (table or csv)",
     )
+    report.add_argument(
+        "--months",
+        action="store_true",
+        help="only the savings by policy and month, one row each (table or csv)",
+    )
     explain = command(
         "explain",
         "one user's history under a policy: decisions, asks, answers, removals",
@@ -426,7 +431,13 @@ def _report(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) -> 
         lines = usecases.answers_report(app.ctx, now - window if window else None)
         render = reporting.answers_as_csv if args.format == "csv" else reporting.answers_as_table
         return _write_report(render(lines), args, out)
-    reports = usecases.report(app.ctx, now - window if window else None)
+    reports = usecases.report(app.ctx, now - window if window else None, now)
+    if args.months:
+        if args.format not in ("table", "csv"):
+            raise UsageError(
+                "--months: use --format table or --format csv (json and html have them)"
+            )
+        return _write_report(reporting.months(reports, args.format), args, out)
     text = {
         "table": lambda: reporting.as_table(reports),
         "csv": lambda: reporting.as_csv(reports),

@@ -12,7 +12,10 @@ import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from reclaim import savings_output
+from reclaim.domain.savings import PolicySavings
 from reclaim.safe_output import SafeCsvWriter, one_line
+from reclaim.savings_output import money
 from reclaim.usecases import AnswerLine, PolicyReport
 
 COLUMNS = [
@@ -67,8 +70,15 @@ def rows(reports: list[PolicyReport]) -> list[dict[str, Any]]:
     ]
 
 
-def money(value: float, currency: str) -> str:
-    return f"{value:,.2f} {currency}".strip()
+def savings(reports: list[PolicyReport]) -> list[PolicySavings]:
+    return [r.savings for r in reports if r.savings is not None]
+
+
+def months(reports: list[PolicyReport], form: str) -> str:
+    """`report --months`: only the savings by policy and month, as a table or CSV."""
+    if form == "csv":
+        return savings_output.as_csv(savings(reports))
+    return savings_output.as_table(savings(reports)) or "no savings recorded yet\n"
 
 
 def _cells(row: dict[str, Any]) -> list[str]:
@@ -102,6 +112,7 @@ def as_table(reports: list[PolicyReport]) -> str:
             out.write(f"{one_line(r.policy)}: {one_line(r.removals_halted)}\n")
         if r.appeals_offered or r.appealed:
             out.write(f"appeals {one_line(r.policy)}: {_appeal_text(r)}\n")
+    out.write(savings_output.as_table(savings(reports)))
     return out.getvalue()
 
 
@@ -178,6 +189,7 @@ def as_json(reports: list[PolicyReport]) -> str:
                     {"date": d.isoformat(), "seats_freed": s, "monthly_savings": round(m, 2)}
                     for d, (s, m) in sorted(r.timeline.items())
                 ],
+                "months": savings_output.months_json(r.savings),
             }
         )
     return json.dumps(data, indent=2) + "\n"
@@ -243,7 +255,8 @@ def savings_chart(reports: list[PolicyReport]) -> str:
     return _chart(_cumulative(reports), next((r.currency for r in reports if r.currency), ""))
 
 
-_STYLE = """
+_STYLE = (
+    """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1b1f24}
 h1{margin:0 0 .2rem}p.sub{color:#57606a;margin:0 0 1.5rem}
 .totals{display:flex;gap:1rem;margin:1rem 0 2rem}.totals div{border:1px solid #d0d7de;
@@ -254,6 +267,8 @@ svg text{font-size:12px;fill:#57606a}.axis{stroke:#8c959f}.seats{fill:#54aeff}
 .savings{fill:none;stroke:#1a7f37;stroke-width:2.5}.halted{color:#cf222e}
 .apart div{border-style:dashed;color:#57606a}.apart span{display:block;font-size:.8rem}
 """
+    + savings_output.STYLE
+)
 
 
 def as_html(reports: list[PolicyReport], now: datetime, since: timedelta | None) -> str:
@@ -301,5 +316,6 @@ the latest runs' candidates are shown apart and never added to them.</p>
 {_chart(_cumulative(reports), currency)}
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 {f"<h2>Halted runs</h2><ul>{halted}</ul>" if halted else ""}
+{savings_output.as_html(savings(reports))}
 </body></html>
 """

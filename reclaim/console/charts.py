@@ -1,7 +1,8 @@
 """The console's chart pages: the savings (from the report's figures) and a policy's what-if curve.
 
 `savings_page` takes the report's typed result (usecases.PolicyReport per policy) and shows the
-same figures `report --format json` prints; its chart is the HTML report's (reporting.py).
+same figures `report --format json` prints; its charts are the HTML report's (reporting.py, and
+savings_output.py for the savings by month).
 `what_if_page` takes a usecases.WhatIfOutcome and reuses the SVG of `plan --what-if --format html`.
 """
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from reclaim import savings_output
 from reclaim.console.layout import link, page, policy_url, table, text
-from reclaim.reporting import money, rows, savings_chart
+from reclaim.reporting import money, rows, savings, savings_chart
 from reclaim.usecases import PolicyReport, WhatIfOutcome
 from reclaim.what_if_output import chart
 
@@ -64,6 +66,7 @@ def savings_page(reports: Sequence[PolicyReport], now: datetime) -> str:
             table_id="savings",
             empty="no run recorded yet",
         )
+        + savings_output.as_html(savings(list(reports)))
     )
     return page("Savings", body, now)
 

@@ -21,9 +21,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from reclaim.savings_output import STYLE as SAVINGS_STYLE
+
 BASE = "/api/console"  # host.json routePrefix "api" + the console's routes
 
-STYLE = """
+STYLE = (
+    """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;
 background:#fff;line-height:1.45}
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;padding:.4rem}
@@ -52,6 +55,8 @@ stroke-width:2;stroke-dasharray:6 4}.point{fill:#0969da}.capped{fill:#cf222e}
 .cap{stroke:#cf222e;stroke-dasharray:4 3}.today{stroke:#1a7f37;stroke-width:2}
 tr.today{font-weight:bold}
 """
+    + SAVINGS_STYLE
+)  # the savings-by-month charts (reclaim.savings_output)
 
 _STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 # Nothing but the one stylesheet; forms only back to the console; never inside a frame.

@@ -153,4 +153,5 @@ def console_savings_page(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _savings(req: func.HttpRequest, app: AppContext, caller: Caller) -> func.HttpResponse:
-    return _html(charts.savings_page(usecases.report(app.ctx), app.now()))
+    now = app.now()
+    return _html(charts.savings_page(usecases.report(app.ctx, None, now), now))

@@ -8,8 +8,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from reclaim.domain.breaker import Breaker, HaltKind, Passage
+from reclaim.domain.holds import breaker_hold
+from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.policy import Policy
+from reclaim.domain.records import LedgerOutcome
 from reclaim.errors import ConfigurationError, DirectoryOutage, PermissionDenied
+from reclaim.usecases.bookkeeping import ledger
 from reclaim.usecases.context import Context
 
 log = logging.getLogger("reclaim")
@@ -71,3 +75,25 @@ def outage(ctx: Context, policy: Policy, error: DirectoryOutage, now: datetime) 
     rules = ctx.limits.breaker
     _change(ctx, policy, lambda b: b.outage(str(error), rules, now))
     return current(ctx, policy)
+
+
+def hold_waiting(ctx: Context, policy: Policy, halt: Breaker, now: datetime) -> None:
+    """When the breaker trips (and at each failed probe), a HELD entry for each removal of the
+    policy waiting behind it that has none for this opening yet: the report's backlog. Written
+    here, a few reads and one transaction per trip, never once per deferred delivery (a worker
+    draining hundreds of waiting messages must stay faster than the back-off)."""
+    opened = f"{halt.opened_at:%Y%m%dT%H%M%S}" if halt.opened_at else "open"
+    held = {
+        e.request_id
+        for e in ctx.store.ledger(halt.opened_at, policy.name)
+        if e.outcome is LedgerOutcome.HELD and e.id.endswith(f":HELD:{opened}")
+    }
+    waiting = [
+        r for r in ctx.store.requests(policy.name, [RequestState.QUEUED]) if r.id not in held
+    ]
+    why = breaker_hold(halt.describe())
+    with ctx.store.atomic():
+        for request in waiting:
+            ledger(
+                ctx, request, LedgerOutcome.HELD, now, why, entry_id=f"{request.id}:HELD:{opened}"
+            )

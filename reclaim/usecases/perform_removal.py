@@ -171,11 +171,13 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
             attempts=request.attempts,
             unanswered_writes=request.unanswered_writes,
         )
+        breaker.hold_waiting(ctx, policy, halt, now)
         ctx.queue.enqueue(message, delay=_until(halt.retry_at, now))
         return RemovalReport(RemovalStatus.DEFERRED, halt.describe())
     except TransientError as error:
-        if isinstance(error, DirectoryOutage):
-            breaker.outage(ctx, policy, error, now)
+        down = (
+            breaker.outage(ctx, policy, error, now) if isinstance(error, DirectoryOutage) else None
+        )
         if command.final_attempt or claimed.attempts >= ctx.limits.max_attempts:
             return fail(
                 ctx, claimed, f"gave up after retries ({claimed.attempts} attempt(s)): {error}", now
@@ -183,6 +185,8 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         # A write that certainly never went out cannot explain a later "not a member".
         unanswered = request.unanswered_writes if error.unsent else None
         _release(ctx, claimed, f"retrying: {error}", now, unanswered_writes=unanswered)
+        if down is not None and down.is_open:
+            breaker.hold_waiting(ctx, policy, down, now)
         delay = timedelta(seconds=30 if error.retry_after is None else error.retry_after)
         ctx.queue.enqueue(message, delay=delay)
         return RemovalReport(RemovalStatus.DEFERRED, str(error))

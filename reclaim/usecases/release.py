@@ -23,6 +23,7 @@ from datetime import datetime
 
 from reclaim.domain.durations import format_duration
 from reclaim.domain.guardrails import Halt
+from reclaim.domain.holds import halt_hold, rate_hold
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
 from reclaim.domain.policy import OnNoResponse, Policy
 from reclaim.domain.policy_escalation import EscalateOn
@@ -70,7 +71,7 @@ def due_requests(ctx: Context, policy: Policy, now: datetime) -> list[Request]:
 
 def rate_text(policy: Policy) -> str:
     rate = policy.limits.rate
-    return f"held by the rate limit (limits.rate: {rate.count} per {format_duration(rate.window)})"
+    return rate_hold(rate.count, format_duration(rate.window))
 
 
 def allowance(ctx: Context, policy: Policy, now: datetime) -> int:
@@ -97,7 +98,8 @@ def hold(ctx: Context, request: Request, why: str, now: datetime) -> None:
         queue_reason=request.queue_reason or QueueReason.NO_RESPONSE,
     )
     if ctx.store.update_request(held):
-        ledger(ctx, held, LedgerOutcome.HELD, now, why)
+        # One entry per reason it waits for (the version): the report's backlog reads them.
+        ledger(ctx, held, LedgerOutcome.HELD, now, why, entry_id=f"{held.id}:HELD:{held.version}")
 
 
 def release_new(
@@ -175,7 +177,7 @@ def release_due(ctx: Context, policy: Policy, now: datetime) -> Release:
     if assessment.halt is not None:
         halt = assessment.halt
         for request in due:
-            hold(ctx, request, f"held: the expiry tick halted ({halt.check})", now)
+            hold(ctx, request, halt_hold(halt.check), now)
         _record_tick(ctx, policy, tick_id, now, assessment.decisions, re_decided, 0, halt)
         log.warning("expiry tick of %s halted by %s: %s", policy.name, halt.check, halt.reason)
         return Release(held=len(due), halt=halt)

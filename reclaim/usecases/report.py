@@ -7,12 +7,19 @@ from datetime import date, datetime
 
 from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.model import Answer, normalise_key
-from reclaim.domain.policy import Policy
+from reclaim.domain.policy import Limits, Policy
 from reclaim.domain.records import (
     DecisionRecord,
     LedgerEntry,
     LedgerOutcome,
     RunStatus,
+)
+from reclaim.domain.savings import (
+    PolicySavings,
+    Price,
+    RemovalSeat,
+    removal_seats,
+    savings_by_month,
 )
 from reclaim.domain.selection import DecisionKind
 from reclaim.usecases.context import Context
@@ -48,6 +55,8 @@ class PolicyReport:
     removals_halted: str = ""
     appealed: int = 0  # removals the user took back herself (appeal_within, APPEALED entries)
     appeals_offered: bool = False  # the policy sets appeal_within
+    # Month by month: potential, realised, unverified, restored, appealed and the backlog.
+    savings: PolicySavings | None = None
 
     @property
     def appeal_rate(self) -> float | None:
@@ -65,10 +74,14 @@ class PolicyReport:
         return self.monthly_savings * 12
 
 
-def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
+def report(
+    ctx: Context, since: datetime | None = None, now: datetime | None = None
+) -> list[PolicyReport]:
     """Per policy: runs, the latest run's members and candidates, outcomes, and three kinds of
     money kept apart: verified savings (seats Entra ID confirmed freed, net of restores), what
-    unverified removals would save, and the potential of the latest run's candidates."""
+    unverified removals would save, and the potential of the latest run's candidates; and the
+    same month by month with the backlog held at each month's end (at `now` for the last; None:
+    at the latest recorded moment). One read of the period's runs and one of its ledger."""
     reports: dict[str, PolicyReport] = {}
 
     def of(name: str) -> PolicyReport:
@@ -82,7 +95,8 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
             ),
         )
 
-    for run in ctx.store.runs(since):
+    runs = ctx.store.runs(since)
+    for run in runs:
         entry = of(run.policy)
         if run.mode == EXPIRY_MODE:  # an expiry tick: only its halts are news here
             if run.status is RunStatus.HALTED:
@@ -98,10 +112,16 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
             entry.runs_completed += 1
         else:
             entry.runs_planned += 1
-    removals: dict[str, LedgerEntry] = {}
-    checks: dict[str, LedgerEntry] = {}
-    restores: dict[str, LedgerEntry] = {}
-    for item in ctx.store.ledger(since):
+    # Read from earlier than `since` by the longest a hold may last, so that a request held
+    # since before the period still counts in its backlog; everything else counts from `since`.
+    waits = [
+        ctx.limits.breaker.max_wait,
+        Limits.max_wait,  # the default, for policies no longer configured
+        *(p.limits.max_wait for p in ctx.policies.values()),
+    ]
+    ledger = ctx.store.ledger(since - max(waits) if since else None)
+    in_period = [item for item in ledger if since is None or item.at >= since]
+    for item in in_period:
         entry = of(item.policy)
         entry.currency = entry.currency or item.currency
         match item.outcome:
@@ -111,50 +131,40 @@ def report(ctx: Context, since: datetime | None = None) -> list[PolicyReport]:
                 entry.kept += 1
             case LedgerOutcome.REMOVED:
                 entry.removed += 1
-                removals[item.request_id] = item
-            case LedgerOutcome.SEAT_CHECKED:
-                checks[item.request_id] = item
             case LedgerOutcome.NOT_MEMBER:
                 entry.not_member += 1
             case LedgerOutcome.FAILED:
                 entry.failed += 1
             case LedgerOutcome.RESTORED | LedgerOutcome.ALREADY_MEMBER:
                 entry.restored += 1
-                restores[item.request_id] = item
             case LedgerOutcome.APPEALED:
                 entry.appealed += 1
-    for request_id, removal in removals.items():
-        _count_seat(of(removal.policy), removal, checks.get(request_id), restores.get(request_id))
+    for seat in removal_seats(in_period):
+        _count_seat(of(seat.removal.policy), seat)
     for request in ctx.store.requests(states=[RequestState.DUE]):
         of(request.policy).held.append((due_since(request), request.detail))
     for halt in ctx.store.breakers():
         if halt.is_open:
             waiting = len(ctx.store.requests(halt.policy, [RequestState.QUEUED]))
             of(halt.policy).removals_halted = f"{halt.describe()} ({waiting} removal(s) waiting)"
+    prices = {
+        p.name: Price(p.licence.monthly_cost, p.licence.currency) for p in ctx.policies.values()
+    }
+    policy_runs = [run for run in runs if run.mode != EXPIRY_MODE]
+    moment = now or max([e.at for e in ledger] + [r.started_at for r in runs], default=None)
+    if moment is not None:
+        for savings in savings_by_month(policy_runs, ledger, prices, since, moment):
+            of(savings.policy).savings = savings
     return sorted(reports.values(), key=lambda r: r.policy)
 
 
-def seat_freed(removal: LedgerEntry, check: LedgerEntry | None) -> bool | None:
-    """True freed, False still licensed, None unverified. A removal recorded before seats were
-    verified after the fact carries the check made before its DELETE: "another source holds the
-    SKU" (False) still stands, "freed" (True) was never confirmed and counts as unverified."""
-    if check is not None:
-        return check.seat_freed
-    return False if removal.seat_freed is False else None
-
-
-def _count_seat(
-    entry: PolicyReport,
-    removal: LedgerEntry,
-    check: LedgerEntry | None,
-    restore: LedgerEntry | None,
-) -> None:
-    freed = seat_freed(removal, check)
-    if freed is True:
+def _count_seat(entry: PolicyReport, seat: RemovalSeat) -> None:
+    removal, restore = seat.removal, seat.restore
+    if seat.freed is True:
         entry._freed(removal.at.date(), 1, removal.monthly_cost)
         if restore is not None:
             entry._freed(restore.at.date(), -1, -removal.monthly_cost)
-    elif freed is False:
+    elif seat.freed is False:
         entry.seats_not_freed += 1
     elif restore is None:
         entry.unverified += 1

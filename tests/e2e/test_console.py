@@ -440,6 +440,20 @@ def test_the_savings_page_shows_what_report_prints(console: Console, page: Page)
     total = sum(r["monthly_savings"] for r in report)
     assert page.locator("#total-monthly_savings").inner_text() == money(total, "EUR")
     expect(page.locator("svg#savings-chart rect")).to_have_count(1)
+    # Savings by month: the same month table the HTML report shows, equal to the JSON's months.
+    from reclaim.domain.savings import Amount
+    from reclaim.savings_output import FIGURES, amount_text
+
+    for figures in report:
+        section = page.locator(f'section.by-month[data-policy="{figures["policy"]}"]')
+        assert figures["months"], figures["policy"]
+        for month in figures["months"]:
+            cells = section.locator(f'tr[data-month="{month["month"]}"]')
+            for figure in FIGURES:
+                data = month[figure]
+                amount = None if data is None else Amount(data["count"], data["monthly"])
+                shown = cells.locator(f'td[data-figure="{figure}"]').inner_text()
+                assert shown == amount_text(amount, figures["currency"]), (month, figure)
     keep(page, "savings")
 
 

@@ -229,6 +229,36 @@ def test_a_run_without_asking_releases_at_most_the_allowance(world) -> None:
     assert usecases.expire_requests(ctx, NOW + DAY).held == 2  # the window is a week
 
 
+def test_each_new_reason_a_request_waits_for_is_in_the_ledger_and_the_backlog(world) -> None:
+    """Held by the rate, then by a tick halted on stale data: two HELD entries (on main the
+    second was dropped as a duplicate id), and the report's backlog names the halt."""
+    policy = make_policy(mode="enforce", limits={"rate": {"count": 2, "window": "7d"}})
+    ctx = world.ctx(policy)
+    world.export(NOW, {i: 0.0 for i in range(4)})
+    assert usecases.run_policy(ctx, policy, NOW).held == 2
+    assert usecases.expire_requests(ctx, NOW + 3 * DAY).halted  # the export is 3 days old
+    held = ctx.store.requests(states=[RequestState.DUE])
+    details = [
+        [e.detail for e in ctx.store.ledger() if e.request_id == r.id and e.outcome.value == "HELD"]
+        for r in held
+    ]
+    assert (
+        details
+        == [
+            [
+                "held by the rate limit (limits.rate: 2 per 7d)",
+                "held: the expiry tick halted (stale_usage)",
+            ]
+        ]
+        * 2
+    )
+    (summary,) = usecases.report(ctx, None, NOW + 3 * DAY)
+    assert summary.savings is not None
+    november, december = summary.savings.months
+    assert [(c.value, a.count, a.cost) for c, a in november.backlog] == [("rate", 2, 50.0)]
+    assert [(c.value, a.count, a.cost) for c, a in december.backlog] == [("halt", 2, 50.0)]
+
+
 def test_the_worker_hands_an_old_decision_back_to_be_re_decided(world) -> None:
     policy = make_policy(mode="enforce", decision_max_age="1d")
     ctx = world.ctx(policy)

@@ -158,6 +158,11 @@ def test_a_failure_after_the_claim_does_not_leave_the_request_removing(world) ->
     assert "RECLAIM_TENANT_ID" in usecases.report(ctx)[0].removals_halted
     (breaker,) = ctx.store.breakers()
     assert breaker.is_open and breaker.kind is HaltKind.CONFIGURATION
+    assert deliver(ctx, queue, NOW + timedelta(minutes=10)) == [S.DEFERRED] * 4  # still refused
+    # One HELD entry per removal while the breaker is open (the report's backlog), not per try.
+    held = [e for e in ctx.store.ledger() if e.outcome is LedgerOutcome.HELD]
+    assert len(held) == 4 and len({e.request_id for e in held}) == 4
+    assert all("circuit breaker is open" in e.detail for e in held)
     assert deliver(ctx, queue, NOW + timedelta(hours=1)) == [S.CANCELLED] * 4
     assert {r.state for r in ctx.store.requests()} == {RequestState.CANCELLED}
     assert all("RECLAIM_TENANT_ID" in r.detail for r in ctx.store.requests())
@@ -291,6 +296,9 @@ def test_consecutive_outages_treat_the_directory_as_down_for_a_back_off(world) -
     assert directory.remove_calls == 2  # outage_threshold, then no timeout is spent per message
     (breaker,) = ctx.store.breakers()
     assert breaker.is_open and breaker.kind is HaltKind.OUTAGE
+    # The removals the open breaker holds back are in the ledger for the report's backlog.
+    held = [e for e in ctx.store.ledger() if e.outcome is LedgerOutcome.HELD]
+    assert len({e.request_id for e in held}) == len(held) == 4
     directory.refuse_all = None  # the DC is back
     assert deliver(ctx, queue, NOW + timedelta(minutes=6)) == [S.REMOVED] * 4
     assert not ctx.store.breakers()[0].is_open and ctx.store.breakers()[0].outages == 0
