@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from reclaim.domain.guardrails import Halt
+from reclaim.domain.history import run_history
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
@@ -21,7 +22,7 @@ from reclaim.errors import ReclaimError
 from reclaim.ports import RemovalOutcome, RemovalResult
 from reclaim.usecases.bookkeeping import cancel, each, ledger
 from reclaim.usecases.context import Context
-from reclaim.usecases.decide import assess
+from reclaim.usecases.decide import Assessment, assess
 from reclaim.usecases.lease import policy_lease
 from reclaim.usecases.perform_removal import finish_removal
 from reclaim.usecases.release import release_new
@@ -101,6 +102,7 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
             ctx.store.record_run(
                 run, _decision_records(run, decisions), _snapshot(decisions) if snapshot else None
             )
+            _keep_history(ctx, run, policy, assessment)
             log.warning("run of %s halted by %s: %s", policy.name, check, reason)
         return RunOutcome(run, decisions, halt)
 
@@ -113,6 +115,7 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
         run = _run_record(run_id, policy, now, RunStatus.PLANNED, decisions)
         if not read_only:
             ctx.store.record_run(run, _decision_records(run, decisions), _snapshot(decisions))
+            _keep_history(ctx, run, policy, assessment)
         return RunOutcome(run, decisions)
 
     superseded = _cancel_stale_requests(ctx, policy, decisions, now)
@@ -141,7 +144,20 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
         run_id, policy, now, RunStatus.COMPLETED, decisions, asked=asked, enqueued=enqueued
     )
     ctx.store.record_run(run, _decision_records(run, decisions), _snapshot(decisions))
+    _keep_history(ctx, run, policy, assessment)
     return RunOutcome(run, decisions, not_asked=not_asked, held=held)
+
+
+def _keep_history(ctx: Context, run: RunRecord, policy: Policy, assessment: Assessment) -> None:
+    """What `simulate` replays: each member's inputs, when the run read them."""
+    usage, state = assessment.usage, assessment.state
+    if usage is None or state is None:
+        return
+    history = run_history(
+        run.id, policy, run.started_at, assessment.members, usage, state,
+        assessment.decisions, kill_switch=run.halt_check == "kill_switch",
+    )  # fmt: skip
+    ctx.store.record_history(history)
 
 
 def _snapshot(decisions: Sequence[Decision]) -> list[str]:
