@@ -145,8 +145,9 @@ def simulate(
             continue
         result = periods.setdefault(period.label(now), PeriodResult(period.label(now)))
         result.runs += 1
+        by_key = {d.state_key: d for d in decisions}
         for key, ask in list(asks.items()):
-            outcome = _settle(ask, key, decisions, now, yes_at, policy)
+            outcome = _settle(ask, key, by_key.get(key), now, yes_at, policy)
             if outcome is not None:
                 del asks[key]
                 if outcome:
@@ -175,10 +176,14 @@ def simulate(
     for key, ask in asks.items():  # no run after the deadline: the answers alone settle it
         if ask.deadline > newest:
             open_asks += 1
-        elif _settle(ask, key, [], ask.deadline, yes_at, policy):
+        elif _settle(ask, key, None, ask.deadline, yes_at, policy):
             remove(key, ask.run_id, ask.at, ask.deadline, True)
+    restores: dict[str, list[datetime]] = {}
+    for event in events:
+        if event.came_back is CameBack.RESTORED:
+            restores.setdefault(event.key, []).append(event.at)
     chosen = [
-        _came_back(r, active_again.get(r.key), yes_at, events)
+        _came_back(r, active_again.get(r.key), yes_at, restores.get(r.key, []))
         for r in sorted(removals.values(), key=lambda r: (r.decided_at, r.key))
     ]
     for removal in chosen:
@@ -218,15 +223,15 @@ def _first_yes(
 def _settle(
     ask: _Ask,
     key: str,
-    decisions: Sequence[Decision],
+    decision: Decision | None,
     now: datetime,
     yes_at: Mapping[str, list[datetime]],
     policy: Policy,
 ) -> bool | None:
-    """An open ask at `now`: True removed, False kept, cancelled or lapsed, None still open."""
+    """An open ask at `now` (`decision`: hers in the run at `now`, if she is in it): True
+    removed, False kept, cancelled or lapsed, None still open."""
     if _first_yes(yes_at, key, ask.at, min(now, ask.deadline)) is not None:
         return False
-    decision = next((d for d in decisions if d.state_key == key), None)
     if decision is not None and decision.kind is DecisionKind.ACTIVE:
         return False  # the next run cancels the ask of someone active again
     if now < ask.deadline:
@@ -244,7 +249,7 @@ def _came_back(
     removal: Removal,
     active_at: datetime | None,
     yes_at: Mapping[str, list[datetime]],
-    events: Sequence[Event],
+    restores: Sequence[datetime],
 ) -> Removal:
     """The removal with the first thing after it that shows she still needed the licence."""
     after = removal.removed_at
@@ -254,11 +259,7 @@ def _came_back(
     yes = _first_yes(yes_at, removal.key, after)
     if yes is not None:
         found.append((yes, CameBack.ANSWERED_YES))
-    found += [
-        (e.at, e.came_back)
-        for e in events
-        if e.key == removal.key and e.came_back is CameBack.RESTORED and e.at > after
-    ]
+    found += [(at, CameBack.RESTORED) for at in restores if at > after]
     if not found:
         return removal
     at, why = min(found)
