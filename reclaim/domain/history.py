@@ -157,14 +157,52 @@ def replaying(policy: Policy, history: RunHistory) -> Policy:
 def replay_run(history: RunHistory, policy: Policy) -> list[Decision]:
     """Every member of the run decided again by `selection.decide` under `policy`, in order."""
     judged = replaying(policy, history)
-    base = history.usage(judged)
-    return [_decided(m, history, base, judged) for m in history.members]
+    users = [_user(m, history.match_on) for m in history.members]
+    amounts: dict[str, float] = {}
+    last_seen: dict[str, datetime] = {}
+    responses: dict[str, CampaignResponse] = {}
+    for inputs, user in zip(history.members, users, strict=True):
+        key = user.key(history.match_on)
+        if not key:
+            continue
+        if inputs.used is not None:
+            amounts[key] = inputs.used
+        if inputs.last_seen is not None:
+            last_seen[key] = inputs.last_seen
+        if inputs.answer:
+            responses[key] = CampaignResponse(inputs.answer, inputs.answer_at)
+    usage = replace(
+        history.usage(judged), amounts=amounts, last_seen=last_seen, responses=responses
+    )
+    state = _state(history)
+    return [
+        _decided(inputs, user, usage, state, judged, history.started_at)
+        for inputs, user in zip(history.members, users, strict=True)
+    ]
+
+
+def _state(history: RunHistory) -> PolicyState:
+    """The run's state as selection reads it. Members first seen by reclaim keep that date; the
+    ones from the baseline are put at a baseline just before every such date, where
+    `selection.member_since` finds them as members from before tracking."""
+    tracked = [m.tracked for m in history.members if m.tracked is not None]
+    baseline = min(tracked, default=history.started_at) - _JUST_BEFORE
+    return PolicyState(
+        baseline_at=baseline,
+        first_seen={m.key: m.tracked or baseline for m in history.members},
+        last_yes={m.key: m.yes_at for m in history.members if m.yes_at is not None},
+        open_requests={m.key: "recorded" for m in history.members if m.pending},
+    )
 
 
 def _decided(
-    inputs: MemberInputs, history: RunHistory, base: UsageIndex, policy: Policy
+    inputs: MemberInputs,
+    user: User,
+    usage: UsageIndex,
+    state: PolicyState,
+    policy: Policy,
+    now: datetime,
 ) -> Decision:
-    user = _user(inputs, history.match_on)
     if inputs.kind in AS_RECORDED:
         member = Member(user, via_group="recorded" if inputs.kind is DecisionKind.NESTED else "")
         return Decision(member, inputs.kind, "as recorded", Evidence(rule="recorded"), inputs.key)
@@ -174,23 +212,7 @@ def _decided(
         created_at=inputs.created,
         account=Account(enabled=False if inputs.disabled else None, left_at=inputs.left_at),
     )
-    usage_key = user.key(history.match_on)
-    usage = replace(
-        base,
-        amounts={usage_key: inputs.used} if usage_key and inputs.used is not None else {},
-        last_seen={usage_key: inputs.last_seen} if usage_key and inputs.last_seen else {},
-        responses={usage_key: CampaignResponse(inputs.answer, inputs.answer_at)}
-        if usage_key and inputs.answer
-        else {},
-    )
-    tracked = inputs.tracked
-    state = PolicyState(
-        baseline_at=tracked - _JUST_BEFORE if tracked is not None else None,
-        first_seen={inputs.key: tracked} if tracked is not None else {},
-        last_yes={inputs.key: inputs.yes_at} if inputs.yes_at is not None else {},
-        open_requests={inputs.key: "recorded"} if inputs.pending else {},
-    )
-    return decide(member, usage, state, policy, history.started_at)
+    return decide(member, usage, state, policy, now)
 
 
 def _user(inputs: MemberInputs, match_on: MatchOn) -> User:
