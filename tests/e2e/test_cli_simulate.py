@@ -7,7 +7,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -197,3 +200,26 @@ def test_simulate_with_nothing_recorded_creates_no_state_file(tmp_path) -> None:
     assert code == 0, err
     assert "simulated over 0 recorded run(s)" in out
     assert not (tmp_path / "state").exists()
+
+
+def test_the_example_tenants_recorded_history_simulates(tmp_path) -> None:
+    """README's steps: examples/history.py records weekly dry runs, simulate reports on them."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "RECLAIM_STATE_DB": str(tmp_path / "northwind.sqlite3")}
+    recorded = subprocess.run(
+        [sys.executable, "examples/history.py", "--weeks", "3"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    assert recorded.stdout.count("(exit 0)") == 6  # two policies, three weeks
+    simulated = subprocess.run(
+        [sys.executable, "-m", "reclaim", "simulate", "--policies", "examples/policies.yaml",
+         "--policy", "salesforce-lightning", "--since", "30d", "--threshold", "30m"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert simulated.returncode == 0, simulated.stderr
+    out = simulated.stdout
+    assert "simulated over 3 recorded run(s)" in out and "threshold 5m -> 30m" in out
+    total = next(line.split() for line in out.splitlines() if line.startswith("total"))
+    assert total[1] == "3" and int(total[3]) > 0 and total[5].endswith("%")
+    assert "regret rate = removals that came back / removals" in out
