@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 REGRET_RATE = (
     "regret rate = removals that came back / removals, where a removal came back when, after "
-    'it, the member was restored, answered "yes, I still need it", or a later recorded run '
-    "found her use at or above the proposed threshold"
+    'it, the member was restored, appealed, answered "yes, I still need it", or a later '
+    "recorded run found her use at or above the proposed threshold"
 )
 
 

@@ -13,9 +13,10 @@ What the simulation itself would have changed is carried forward from run to run
   run, and so is a leaver the policy reclaims (disabled_accounts: reclaim);
 - a removed member leaves the group: later runs no longer judge her or count her for the caps.
 
-A removal *comes back* when, after it, she is restored (ledger RESTORED), answers "yes, I still
-need it" (a late answer is reclaim's appeal), or a later recorded run finds her use at or above
-the proposal's threshold (ACTIVE under the proposal). The regret rate of a set of removals is the
+A removal *comes back* when, after it, she is restored (ledger RESTORED), appeals (APPEALED: she
+took it back through the answer page), answers "yes, I still need it", or a later recorded run
+finds her use at or above the proposal's threshold (ACTIVE under the proposal); an appeal, which
+is also a restore, counts as the appeal. The regret rate of a set of removals is the
 number that came back divided by the number of removals; a period's removals are the ones
 decided by its runs. The latest periods have had less time to come back.
 """
@@ -46,6 +47,7 @@ class Period(StrEnum):
 
 class CameBack(StrEnum):
     RESTORED = "restored"
+    APPEALED = "appealed"  # took it back herself through the answer page (appeal_within)
     ANSWERED_YES = "answered yes"
     ACTIVE_AGAIN = "active again"
 
@@ -178,10 +180,10 @@ def simulate(
             open_asks += 1
         elif _settle(ask, key, None, ask.deadline, yes_at, policy):
             remove(key, ask.run_id, ask.at, ask.deadline, True)
-    restores: dict[str, list[datetime]] = {}
+    restores: dict[str, list[tuple[datetime, CameBack]]] = {}
     for event in events:
-        if event.came_back is CameBack.RESTORED:
-            restores.setdefault(event.key, []).append(event.at)
+        if event.came_back is not CameBack.ANSWERED_YES:  # a restore, or an appeal
+            restores.setdefault(event.key, []).append((event.at, event.came_back))
     chosen = [
         _came_back(r, active_again.get(r.key), yes_at, restores.get(r.key, []))
         for r in sorted(removals.values(), key=lambda r: (r.decided_at, r.key))
@@ -249,7 +251,7 @@ def _came_back(
     removal: Removal,
     active_at: datetime | None,
     yes_at: Mapping[str, list[datetime]],
-    restores: Sequence[datetime],
+    restores: Sequence[tuple[datetime, CameBack]],
 ) -> Removal:
     """The removal with the first thing after it that shows she still needed the licence."""
     after = removal.removed_at
@@ -259,7 +261,7 @@ def _came_back(
     yes = _first_yes(yes_at, removal.key, after)
     if yes is not None:
         found.append((yes, CameBack.ANSWERED_YES))
-    found += [(at, CameBack.RESTORED) for at in restores if at > after]
+    found += [(at, why) for at, why in restores if at > after]
     if not found:
         return removal
     at, why = min(found)

@@ -79,8 +79,9 @@ def simulate_policy(ctx: Context, command: SimulateCommand, now: datetime) -> Si
     match_on = policy.usage.match_on
     events = []
     for entry in ctx.store.ledger(since, policy.name):
-        if entry.outcome is LedgerOutcome.RESTORED:
-            events.append(Event(entry.user.state_key(match_on), entry.at, CameBack.RESTORED))
+        if entry.outcome in (LedgerOutcome.RESTORED, LedgerOutcome.APPEALED):
+            why = CameBack(entry.outcome.value.lower())
+            events.append(Event(entry.user.state_key(match_on), entry.at, why))
         elif entry.outcome is LedgerOutcome.ANSWERED and entry.detail.startswith("yes"):
             events.append(Event(entry.user.state_key(match_on), entry.at, CameBack.ANSWERED_YES))
     notes = []

@@ -138,3 +138,17 @@ def test_an_ask_is_settled_by_the_recorded_yes_or_the_deadline() -> None:
         ("ada@contoso.test", True, START + WEEK)
     ]
     assert "bob@contoso.test" not in {r.key for r in result.removals}
+
+
+def test_an_appeal_counts_as_the_appeal_though_it_also_restores() -> None:
+    took_back = START + 8 * WEEK - timedelta(days=2)
+    events = [
+        RESTORED_CY,
+        Event("dan@contoso.test", took_back, CameBack.RESTORED),  # the appeal restores ...
+        Event("dan@contoso.test", took_back, CameBack.APPEALED),  # ... and says so
+    ]
+    result = simulate(scripted(), proposal(), START, Period.MONTH, events)
+    november = result.periods[1]
+    assert november.came_back == 2 and november.regret_rate == 1.0
+    assert november.back_by == {CameBack.RESTORED: 1, CameBack.APPEALED: 1}
+    assert result.regret_rate == 0.75
