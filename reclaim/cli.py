@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from reclaim import usecases
+from reclaim import cli_simulate, usecases
 from reclaim.domain.durations import parse_duration
 from reclaim.domain.policy import DirectoryKind, Policy, PolicyError
 from reclaim.domain.records import MessageError, RemovalMessage
@@ -120,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     switch.add_argument("state", nargs="?", choices=["on", "off"], help="omit to show the state")
     switch.add_argument("--reason", default="", help="why, for the record (at most 500 characters)")
+    simulate = command("simulate", "replay a proposed policy over its recorded runs", "required")
+    cli_simulate.add_arguments(simulate)
     command("expire", "pull answers, apply deadlines, settle remote actions, then work the queue")
     command("work", "perform the removals waiting in the local queue")
     host = command(
@@ -168,11 +170,11 @@ def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
     )
     policies = {} if optional else {p.name: p for p in load_policies(path)}
     if (
-        args.command == "plan"
+        args.command in ("plan", "simulate")
         and settings.state_backend == "sqlite"
         and not settings.state_db.exists()
     ):
-        # Nothing recorded yet, and a plan writes nothing: not even an empty state file.
+        # Nothing recorded yet, and a plan (or a simulation) writes nothing: not even a file.
         store: StateStore = SqliteStore(":memory:")
     else:
         store = build_store(settings)
@@ -614,6 +616,8 @@ def main(
                 return _restore(app, args, now, out)
             case "kill-switch":
                 return _kill_switch(app, args, now, out)
+            case "simulate":
+                return cli_simulate.run(app.ctx, app.policies, args, now, out)
             case "expire":
                 return _expire(app, now, out)
             case "work":

@@ -11,6 +11,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from reclaim.domain.access import Caller
 from reclaim.domain.breaker import Breaker
+from reclaim.domain.history import RunHistory
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.messages import Message
 from reclaim.domain.model import Answer, AnswerValue, Member, PolicyState, UsageRow, User
@@ -231,6 +232,7 @@ class Compaction:
     runs: int = 0  # runs whose decision records were cut to the ones that chose someone
     decisions: int = 0  # decision records deleted
     requests: int = 0  # finished requests deleted (their ledger entries stay)
+    histories: int = 0  # runs whose history (reclaim.domain.history) was deleted
 
 
 class StateStore(Protocol):
@@ -333,9 +335,19 @@ class StateStore(Protocol):
 
     def compact(self, policy: str, before: datetime) -> Compaction:
         """Retention. Runs that started before `before` keep only the decision records that
-        chose someone (CANDIDATE, with their reason and evidence: what explain shows); finished
-        requests (FINAL_STATES) last changed before it are deleted. The ledger, the runs, the
-        answers and REMOVED requests (restore needs them) are kept. Idempotent."""
+        chose someone (CANDIDATE, with their reason and evidence: what explain shows) and lose
+        their history; finished requests (FINAL_STATES) last changed before it are deleted. The
+        ledger, the runs, the answers and REMOVED requests (restore needs them) are kept.
+        Idempotent."""
+        ...
+
+    def record_history(self, history: RunHistory) -> None:
+        """Keep a recorded run's members' inputs (what `simulate` replays); idempotent."""
+        ...
+
+    def histories(self, policy: str, since: datetime | None = None) -> list[RunHistory]:
+        """The policy's run histories from runs that started at or after `since`, oldest
+        first."""
         ...
 
     def record_switch(self, change: SwitchChange) -> None:

@@ -23,8 +23,10 @@ from reclaim.adapters.rows import (
     stored_rows,
     user_json,
 )
+from reclaim.adapters.sqlite_history import SqliteHistories
 from reclaim.adapters.switch_log import SqliteSwitchLog
 from reclaim.domain.breaker import Breaker
+from reclaim.domain.history import RunHistory
 from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, AnswerValue, PolicyState
 from reclaim.domain.records import (
@@ -125,6 +127,7 @@ class SqliteStore:
                 f"state database {self.path}: {error} (RECLAIM_STATE_DB)"
             ) from None
         self._switches = SqliteSwitchLog(self._db, self._write)
+        self._histories = SqliteHistories(self._db, self._write)
 
     def _add_columns(self) -> None:
         """Bring a state file made by an earlier version up to this schema."""
@@ -374,18 +377,25 @@ class SqliteStore:
         request_args = (policy, _ts(before), finished)
         # Counted first without the write lock: most expiry ticks find nothing to compact.
         db = self._db()
+        histories = self._histories.compact(policy, before)
         if not (
             db.execute("SELECT COUNT(*) " + decisions_sql, decision_args).fetchone()[0]
             or db.execute("SELECT COUNT(*) " + requests_sql, request_args).fetchone()[0]
         ):
-            return Compaction()
+            return Compaction(histories=histories)
         with self._write() as db:
             runs = db.execute(
                 "SELECT COUNT(DISTINCT run_id) " + decisions_sql, decision_args
             ).fetchone()[0]
             decisions = db.execute("DELETE " + decisions_sql, decision_args).rowcount
             requests = db.execute("DELETE " + requests_sql, request_args).rowcount
-        return Compaction(runs, decisions, requests)
+        return Compaction(runs, decisions, requests, histories)
+
+    def record_history(self, history: RunHistory) -> None:
+        self._histories.record(history)
+
+    def histories(self, policy: str, since: datetime | None = None) -> list[RunHistory]:
+        return self._histories.read(policy, since)
 
     def user_requests(self, policy: str, user: str) -> list[Request]:
         return [r for r in self.requests(policy) if r.user.matches(user)]

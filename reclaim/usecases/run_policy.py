@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from reclaim.domain.guardrails import Halt
+from reclaim.domain.history import run_history
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import (
@@ -21,7 +22,7 @@ from reclaim.errors import ReclaimError
 from reclaim.ports import RemovalOutcome, RemovalResult
 from reclaim.usecases.bookkeeping import cancel, each, ledger
 from reclaim.usecases.context import Context
-from reclaim.usecases.decide import assess
+from reclaim.usecases.decide import Assessment, assess
 from reclaim.usecases.lease import policy_lease
 from reclaim.usecases.perform_removal import finish_removal
 from reclaim.usecases.release import release_new
@@ -93,18 +94,16 @@ def digest(ctx: Context, policy: Policy, outcome: RunOutcome) -> str:
 
 def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool) -> RunOutcome:
     run_id = ctx.new_id()
+    assessment = assess(ctx, policy, now, kill_switch=ctx.kill_switch and policy.enforcing)
 
     def halted(check: str, reason: str, decisions: list[Decision], snapshot: bool) -> RunOutcome:
         halt = Halt(check, reason)
         run = _run_record(run_id, policy, now, RunStatus.HALTED, decisions, halt=halt)
         if not read_only:
-            ctx.store.record_run(
-                run, _decision_records(run, decisions), _snapshot(decisions) if snapshot else None
-            )
+            _record(ctx, policy, run, decisions, assessment, snapshot=snapshot)
             log.warning("run of %s halted by %s: %s", policy.name, check, reason)
         return RunOutcome(run, decisions, halt)
 
-    assessment = assess(ctx, policy, now, kill_switch=ctx.kill_switch and policy.enforcing)
     decisions = assessment.decisions
     if assessment.halt is not None:
         halt = assessment.halt
@@ -112,7 +111,7 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
     if read_only or not policy.enforcing:
         run = _run_record(run_id, policy, now, RunStatus.PLANNED, decisions)
         if not read_only:
-            ctx.store.record_run(run, _decision_records(run, decisions), _snapshot(decisions))
+            _record(ctx, policy, run, decisions, assessment)
         return RunOutcome(run, decisions)
 
     superseded = _cancel_stale_requests(ctx, policy, decisions, now)
@@ -140,8 +139,32 @@ def _run_policy(ctx: Context, policy: Policy, now: datetime, *, read_only: bool)
     run = _run_record(
         run_id, policy, now, RunStatus.COMPLETED, decisions, asked=asked, enqueued=enqueued
     )
-    ctx.store.record_run(run, _decision_records(run, decisions), _snapshot(decisions))
+    _record(ctx, policy, run, decisions, assessment)
     return RunOutcome(run, decisions, not_asked=not_asked, held=held)
+
+
+def _record(
+    ctx: Context,
+    policy: Policy,
+    run: RunRecord,
+    decisions: list[Decision],
+    assessment: Assessment,
+    *,
+    snapshot: bool = True,
+) -> None:
+    """The run, its decisions and snapshot, and (when the run read the directory and the
+    usage) its history, what `simulate` replays: one commit on SQLite."""
+    usage, state = assessment.usage, assessment.state
+    with ctx.store.atomic():
+        ctx.store.record_run(
+            run, _decision_records(run, decisions), _snapshot(decisions) if snapshot else None
+        )
+        if usage is not None and state is not None:
+            history = run_history(
+                run.id, policy, run.started_at, assessment.members, usage, state,
+                assessment.decisions, kill_switch=run.halt_check == "kill_switch",
+            )  # fmt: skip
+            ctx.store.record_history(history)
 
 
 def _snapshot(decisions: Sequence[Decision]) -> list[str]:

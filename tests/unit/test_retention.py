@@ -44,6 +44,23 @@ def test_the_expiry_tick_forgets_what_is_older_than_the_retention(tmp_path: Path
     assert len(store.runs()) == 1  # the run and its counts stay
 
 
+def test_the_expiry_tick_forgets_the_histories_of_runs_older_than_the_retention(
+    tmp_path: Path,
+) -> None:
+    policy = make_policy()
+    store = SqliteStore(tmp_path / "state.sqlite3")
+    directory = MemoryDirectory({"SF": [Member(ADA), Member(BOB)]})
+    ctx = usecases.Context(
+        store, MemoryQueue(), MemoryAdapters(directory, MemoryUsage([UsageRow(ADA.upn, 0.5)], NOW)),
+        {policy.name: policy}, retention=timedelta(days=30),
+    )  # fmt: skip
+    usecases.run_policy(ctx, policy, NOW - timedelta(days=40))
+    recent = usecases.run_policy(ctx, policy, NOW - timedelta(days=1))
+    assert len(store.histories(policy.name)) == 2
+    usecases.expire_requests(ctx, NOW)
+    assert [h.run_id for h in store.histories(policy.name)] == [recent.run.id]
+
+
 @pytest.mark.parametrize("value", ["0d", "soon", "-5d"])
 def test_a_retention_that_is_not_a_duration_is_refused_naming_the_setting(value: str) -> None:
     with pytest.raises(SettingsError, match="RECLAIM_RETENTION"):

@@ -13,11 +13,13 @@ from reclaim.adapters.storage import StorageAccount, storage_from_env
 from reclaim.adapters.switch_log import TableSwitchLog
 from reclaim.adapters.tables.access import WRITE_WORKERS, TableAccess
 from reclaim.adapters.tables.cursors import CursorTable
+from reclaim.adapters.tables.history import HistoryTable
 from reclaim.adapters.tables.ledger import LedgerTable
 from reclaim.adapters.tables.members import MemberTable
 from reclaim.adapters.tables.requests import RequestTable
 from reclaim.adapters.tables.runs import RunTable
 from reclaim.domain.breaker import Breaker
+from reclaim.domain.history import RunHistory
 from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
 from reclaim.domain.model import Answer, PolicyState
 from reclaim.domain.records import DecisionRecord, Lease, LedgerEntry, RunRecord
@@ -51,6 +53,7 @@ class TableStore:
         access = TableAccess(TableQuarantine(quarantine))
         self._requests = RequestTable(access, requests, cursors)
         self._runs = RunTable(access, runs, decisions)
+        self._histories = HistoryTable(access, decisions)
         self._members = MemberTable(access, members)
         self._ledger = LedgerTable(access, ledger, answers)
         self._cursors = CursorTable(access, cursors)
@@ -107,8 +110,15 @@ class TableStore:
             return Compaction()
         runs, decisions = self._runs.compact(policy, before, since)
         requests = self._requests.forget_finished(policy, before)
+        histories = self._histories.compact(policy, before)
         self._cursors.set_compacted_through(policy, before)
-        return Compaction(runs, decisions, requests)
+        return Compaction(runs, decisions, requests, histories)
+
+    def record_history(self, history: RunHistory) -> None:
+        self._histories.record(history)
+
+    def histories(self, policy: str, since: datetime | None = None) -> list[RunHistory]:
+        return self._histories.read(policy, since)
 
     def runs(self, since: datetime | None = None, policy: str | None = None) -> list[RunRecord]:
         return self._runs.runs(since, policy)
