@@ -20,7 +20,7 @@ from reclaim.domain.durations import format_duration, parse_duration
 # Campaign channels that can tell a user a date. Nexthink's campaign asks its one question and
 # has no field for a date; `none` reaches no one. A new channel that can carry the notice (its
 # adapter implements ports.NoticeChannel) adds its name here.
-NOTICE_CHANNELS = frozenset({"webhook"})
+NOTICE_CHANNELS = frozenset({"webhook", "email", "teams"})
 # Shorter than this is no notice: the expiry tick runs every few minutes, people read mail daily.
 MIN_PERIOD = timedelta(hours=1)
 _KEYS = frozenset({"period"})
@@ -48,9 +48,10 @@ def read_notice(
             f"{path}: a notice is told through the campaign: it needs ask_permission: true"
         )
     elif channel not in NOTICE_CHANNELS:
+        *others, last = sorted(NOTICE_CHANNELS)
         problems.append(
             f"{path}: campaign channel {channel} cannot tell a user the removal date: use "
-            + " or ".join(sorted(NOTICE_CHANNELS))
+            f"{', '.join(others)} or {last}"
         )
     raw = value.get("period")
     if raw is None:

@@ -76,7 +76,7 @@ def test_the_notice_is_read_and_optional() -> None:
         (
             {"campaign": {"channel": "nexthink"}},
             "policies[0].notice: campaign channel nexthink cannot tell a user the removal date: "
-            "use webhook",
+            "use email, teams or webhook",
         ),
         (
             {"ask_permission": False, "campaign": {"channel": "none"}},
