@@ -559,6 +559,8 @@ def _expire(app: _App, now: datetime, out: TextIO) -> int:
     )
     if result.reminded:
         out.write(f"reminders sent {result.reminded}\n")
+    if result.noticed:
+        out.write(f"notices of removal sent {result.noticed}\n")
     for halt in result.halted:
         out.write(f"HALTED releases of {halt}; nothing was released\n")
     for busy in result.busy:

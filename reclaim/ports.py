@@ -15,6 +15,7 @@ from reclaim.domain.history import RunHistory
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.messages import Message
 from reclaim.domain.model import Answer, AnswerValue, Member, PolicyState, UsageRow, User
+from reclaim.domain.notice import Notice
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import DecisionRecord, Lease, LedgerEntry, RemovalMessage, RunRecord
 from reclaim.domain.reminders import DueReminder
@@ -219,6 +220,18 @@ class Managers(Protocol):
     def manager(self, user: User) -> User | None:
         """The user's manager, None when she has none. Raises TransientError (try later),
         ConfigurationError (permissions) or UserNotFound."""
+
+
+class NoticeChannel(Protocol):
+    """A campaign channel that can tell a user the removal date (policy_notice.NOTICE_CHANNELS);
+    reclaim.usecases.send_notices is its one caller."""
+
+    def notify(
+        self, policy: Policy, notices: Sequence[tuple[Request, Notice]], now: datetime
+    ) -> AskResult:
+        """Tell each request's user `Notice.text()`: her licence goes on or after
+        `Notice.remove_after` unless she answers yes before then. asked: delivered; not_asked:
+        the channel said no, with why. Raises when nothing was delivered."""
         ...
 
 
@@ -422,6 +435,7 @@ __all__ = [
     "GroupInfo",
     "Managers",
     "MessageChannel",
+    "NoticeChannel",
     "Notifier",
     "RemovalOutcome",
     "RemovalResult",

@@ -9,14 +9,16 @@ with a link or a secret: the ledger and the logs are read by more people than th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from reclaim.adapters.links import LinkSigner
 from reclaim.domain import messages
 from reclaim.domain.lifecycle import Request
 from reclaim.domain.messages import Action, Message
+from reclaim.domain.notice import Notice
 from reclaim.domain.policy import Policy
 from reclaim.domain.reminders import DueReminder
 from reclaim.errors import TransientError
@@ -53,18 +55,35 @@ class PersonalChannel(ABC):
     ) -> AskResult:
         return self._to_users(policy, list(reminders))
 
+    def notify(
+        self, policy: Policy, notices: Sequence[tuple[Request, Notice]], now: datetime
+    ) -> AskResult:
+        """policy.notice (ports.NoticeChannel): the NOTICE message, naming the removal date."""
+        return self._each_user(
+            [
+                (r, partial(messages.notice, policy, r, remove_after=notice.remove_after))
+                for r, notice in notices
+            ]
+        )
+
     def answers(self, policy: Policy, since: datetime) -> list[ChannelAnswer]:
         return []  # people answer on the answer page, which records the answer itself
 
     def _to_users(
         self, policy: Policy, items: Sequence[tuple[Request, DueReminder | None]]
     ) -> AskResult:
+        return self._each_user(
+            [(r, partial(messages.ask, policy, r, reminder=reminder)) for r, reminder in items]
+        )
+
+    def _each_user(self, items: Sequence[tuple[Request, Callable[[str], Message]]]) -> AskResult:
+        """Each request's message, built for her address by its function, sent."""
         built: list[Message] = []
         unreachable: dict[str, str] = {}
-        for request, reminder in items:
+        for request, build in items:
             address = self.recipient(request)
             if address:
-                built.append(messages.ask(policy, request, address, reminder=reminder))
+                built.append(build(address))
             else:
                 unreachable[request.id] = f"the {self.name} channel has no address for this user"
         result = self.send(built)

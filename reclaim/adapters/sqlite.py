@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS requests (
     state_key TEXT NOT NULL, run_id TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL, deadline TEXT, reason TEXT NOT NULL, queue_reason TEXT,
     detail TEXT NOT NULL, version INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    unanswered_writes INTEGER NOT NULL DEFAULT 0);
+    unanswered_writes INTEGER NOT NULL DEFAULT 0, not_before TEXT);
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests (policy, state);
 CREATE TABLE IF NOT EXISTS answers (
     request_id TEXT NOT NULL, value TEXT NOT NULL, answered_at TEXT NOT NULL, source TEXT NOT NULL,
@@ -87,6 +87,7 @@ _ADDED_COLUMNS = [
     ("requests", "unanswered_writes", "INTEGER NOT NULL DEFAULT 0"),
     ("answers", "justification", "TEXT NOT NULL DEFAULT ''"),
     ("requests", "approval", "TEXT NOT NULL DEFAULT ''"),  # rows.approval_json
+    ("requests", "not_before", "TEXT"),
 ]
 
 
@@ -307,6 +308,7 @@ class SqliteStore:
             r.attempts,
             r.unanswered_writes,
             approval_json(r.approval),
+            _ts(r.not_before),
         )
 
     @staticmethod
@@ -318,7 +320,7 @@ class SqliteStore:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO requests (id, policy, grp, user, state_key, run_id, state, "
                 "created_at, updated_at, deadline, reason, queue_reason, detail, version, attempts, "
-                "unanswered_writes, approval) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "unanswered_writes, approval, not_before) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 self._request_row(request),
             )
             return cursor.rowcount == 1
@@ -327,7 +329,8 @@ class SqliteStore:
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE requests SET state=?, updated_at=?, deadline=?, queue_reason=?, detail=?, "
-                "version=?, attempts=?, unanswered_writes=?, approval=? WHERE id=? AND version=?",
+                "version=?, attempts=?, unanswered_writes=?, approval=?, not_before=? "
+                "WHERE id=? AND version=?",
                 (
                     request.state.value,
                     _ts(request.updated_at),
@@ -338,6 +341,7 @@ class SqliteStore:
                     request.attempts,
                     request.unanswered_writes,
                     approval_json(request.approval),
+                    _ts(request.not_before),
                     request.id,
                     request.version - 1,
                 ),

@@ -17,6 +17,10 @@ null after silence), respond_by (the approver's deadline), on_no_response (what 
 does), answers ["keep", "release"], and answer_url /api/campaign/approvals: the receiver POSTs
 {request_id, policy, approver, decision, justification} there, signed, as the approver it
 authenticated (reclaim/functions/approvals.py).
+A notice (policy.notice) is the same body with event "notice", answers ["yes"] (only a yes
+changes anything now), respond_by the removal date, and notice {remove_after (ISO 8601, UTC),
+period, text}: her licence goes on or after remove_after unless she answers yes before then.
+Receivers drop repeats by request_id, event and remove_after.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from reclaim.adapters.http_retry import RetryPolicy, send_with_retries
 from reclaim.domain.approval import ApproverDecision
 from reclaim.domain.durations import format_duration
 from reclaim.domain.lifecycle import Request
+from reclaim.domain.notice import Notice
 from reclaim.domain.policy import Policy
 from reclaim.domain.reminders import DueReminder
 from reclaim.errors import ConfigurationError, TransientError
@@ -96,6 +101,14 @@ class WebhookCampaign:
     def ask_approval(self, policy: Policy, asks: Sequence[ApprovalAsk]) -> AskResult:
         """reclaim.ports.ApprovalChannel: POST one signed `approval` event per request."""
         return self._deliver(policy, [(a.request, self.approval_payload(policy, a)) for a in asks])
+
+    def notify(
+        self, policy: Policy, notices: Sequence[tuple[Request, Notice]], now: datetime
+    ) -> AskResult:
+        """POST one signed `notice` event per request (ports.NoticeChannel), answered like an ask."""
+        return self._deliver(
+            policy, [(r, self.notice_payload(policy, r, notice)) for r, notice in notices]
+        )
 
     def _deliver(
         self, policy: Policy, bodies: Sequence[tuple[Request, dict[str, Any]]]
@@ -205,5 +218,18 @@ class WebhookCampaign:
                 "number": due.number,
                 "of": due.of,
                 "before": format_duration(due.before),
+            },
+        }
+
+    def notice_payload(self, policy: Policy, request: Request, notice: Notice) -> dict[str, Any]:
+        return {
+            **self.payload(policy, request),
+            "event": "notice",
+            "respond_by": notice.remove_after.isoformat(),
+            "answers": ["yes"],
+            "notice": {
+                "remove_after": notice.remove_after.isoformat(),
+                "period": format_duration(notice.period),
+                "text": notice.text(),
             },
         }

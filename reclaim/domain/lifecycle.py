@@ -16,6 +16,7 @@ class RequestState(StrEnum):
     AWAITING_APPROVAL = "AWAITING_APPROVAL"
     KEPT = "KEPT"  # answered yes
     LAPSED = "LAPSED"  # deadline passed and on_no_response is keep
+    NOTICE = "NOTICE"  # removal decided; the user is told the date and has until then (notice)
     DUE = "DUE"  # answered no, past its deadline, or handed back: waits for a tick to re-decide it
     QUEUED = "QUEUED"  # released by a fresh decision: removal enqueued
     REMOVING = "REMOVING"  # claimed by one worker; others leave it alone until the claim expires
@@ -39,6 +40,7 @@ OPEN_STATES = frozenset(
     {
         RequestState.PENDING,
         RequestState.AWAITING_APPROVAL,
+        RequestState.NOTICE,
         RequestState.DUE,
         RequestState.QUEUED,
         RequestState.REMOVING,
@@ -65,6 +67,7 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
             RequestState.LAPSED,
             RequestState.CANCELLED,
             RequestState.AWAITING_APPROVAL,
+            RequestState.NOTICE,  # the removal is decided, and policy.notice tells her first
         }
     ),
     # The approver keeps (KEPT), releases or her silence reclaims (DUE: re-decided by a tick),
@@ -77,6 +80,11 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
             RequestState.LAPSED,
             RequestState.CANCELLED,
         }
+    ),
+    # NOTICE -> NOTICE claims, then records, a delivery of the notice (send_notices); -> DUE once
+    # its date has passed; -> KEPT: she answered yes during the notice.
+    RequestState.NOTICE: frozenset(
+        {RequestState.NOTICE, RequestState.DUE, RequestState.KEPT, RequestState.CANCELLED}
     ),
     # DUE -> DUE records why a tick held it back (a cap, the rate, a halt).
     # DUE -> REMOVED: re-decided after a write of ours whose answer was lost had taken her out.
@@ -140,6 +148,8 @@ class Request:
     # proves nothing was sent): a later "not a member" is then our own write's work.
     unanswered_writes: int = 0
     approval: Approval | None = None  # escalation: the approver's part, from the escalation on
+    # The removal date the notice told her (policy.notice): nothing removes her before it.
+    not_before: datetime | None = None
 
     @property
     def is_open(self) -> bool:

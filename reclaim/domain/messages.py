@@ -196,3 +196,16 @@ def removal(policy: Policy, request: Request, recipient: str) -> Message | None:
         deadline=until,
         facts=user_facts(policy, request),
     )
+
+
+def notice(policy: Policy, request: Request, recipient: str, *, remove_after: datetime) -> Message:
+    """policy.notice: the removal date to the request's own user; her keep link lasts until then."""
+    return compose(
+        MessageKind.NOTICE,
+        policy,
+        request,
+        recipient=recipient,
+        recipient_name=request.user.display_name,
+        deadline=remove_after,
+        facts=user_facts(policy, request),
+    )

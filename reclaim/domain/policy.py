@@ -14,6 +14,7 @@ from croniter import croniter
 
 from reclaim.domain.appeal import appeal_window
 from reclaim.domain.durations import format_duration, parse_duration
+from reclaim.domain.policy_notice import NoticeSpec, read_notice
 from reclaim.domain.reminders import in_time_order
 
 if TYPE_CHECKING:
@@ -268,6 +269,7 @@ class Policy:
     disabled_accounts: DisabledAccounts = DisabledAccounts.KEEP
     appeal_within: timedelta | None = None  # reclaim.domain.appeal: self-service restore window
     escalation: Escalation | None = None  # the approver's say (policy_escalation.py)
+    notice: NoticeSpec | None = None  # told the date before a decided removal (policy_notice.py)
 
     @property
     def enforcing(self) -> bool:
@@ -637,6 +639,10 @@ def _read_policy(r: _Reader) -> Policy:
     from reclaim.domain.policy_escalation import read_escalation  # reads with this module's helpers
 
     escalation = read_escalation(r, ask, campaign, directory.kind)
+    r.seen.add("notice")  # read by policy_notice.py, which reports its own problems
+    notice = read_notice(
+        r.data.get("notice"), r._at("notice"), r.problems, asking=ask, channel=campaign.channel
+    )
     r.finish()
     return Policy(
         name=name,
@@ -657,6 +663,7 @@ def _read_policy(r: _Reader) -> Policy:
         disabled_accounts=disabled,
         appeal_within=appeal_within,
         escalation=escalation,
+        notice=notice,
     )
 
 

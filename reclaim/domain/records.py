@@ -73,6 +73,10 @@ class LedgerOutcome(StrEnum):
     APPROVER_KEPT = "APPROVER_KEPT"
     APPROVER_RELEASED = "APPROVER_RELEASED"
     APPROVER_SILENT = "APPROVER_SILENT"
+    # policy.notice: the date she was told (NOTICE_SENT), or why the channel could not tell her
+    # (NOTICE_FAILED; sent again by the next tick, with a date counted from that delivery).
+    NOTICE_SENT = "NOTICE_SENT"
+    NOTICE_FAILED = "NOTICE_FAILED"
 
 
 @dataclass(frozen=True)

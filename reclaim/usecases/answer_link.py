@@ -161,6 +161,13 @@ def _answer_view(
             "you chose to keep the licence; that answer stands. To give the licence back "
             "sooner, ask your administrator"
         )
+    elif request.state is RequestState.NOTICE:  # policy.notice: told the date, she may keep it
+        closes_at = request.not_before or link.expires_at
+        choices = (Choice.KEEP,)
+        note = (
+            f"your licence will be removed on or after {closes_at:%Y-%m-%d %H:%M} UTC; "
+            "until then you can still keep it"
+        )
     elif request.state in (RequestState.DUE, RequestState.QUEUED) and said_no:
         closes_at = link.expires_at  # "release" moved the request's own deadline to that moment
         choices = (Choice.KEEP,)

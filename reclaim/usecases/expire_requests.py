@@ -23,6 +23,7 @@ from reclaim.usecases.record_answer import AnswerCommand, AnswerStatus, record_a
 from reclaim.usecases.recover_claims import recover_claims
 from reclaim.usecases.release import Release, due_requests, release_due
 from reclaim.usecases.retention import apply_retention
+from reclaim.usecases.send_notices import send_notices
 from reclaim.usecases.send_reminders import send_reminders
 from reclaim.usecases.verify_seats import verify_seats
 
@@ -50,6 +51,7 @@ class ExpiryReport:
     escalated: int = 0
     approvals_asked: int = 0
     approver_defaults: int = 0
+    noticed: int = 0  # notices of a decided removal delivered (send_notices)
 
 
 # A QUEUED request this old has lost its message (the send failed after the request was stored);
@@ -63,7 +65,7 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
     executor, resend lost removal messages, verify in Entra ID that removals freed their seats
     (verify_seats), and recover the claims of workers that died (recover_claims)."""
     pulled = lapsed = finished = resent = seats_checked = compacted = reminded = 0
-    escalated = approvals_asked = approver_defaults = 0
+    escalated = approvals_asked = approver_defaults = noticed = 0
     released = Release()
     errors: list[str] = []
     halted: list[str] = []
@@ -78,6 +80,7 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
             approvals_asked += ask_approvers(ctx, policy, now)
             lapsed += _lapse_silent(ctx, policy, now)
             reminded += send_reminders(ctx, policy, now)  # after the answers: none to who answered
+            noticed += send_notices(ctx, policy, now).sent  # before the release: ended ones are due
             if due_requests(ctx, policy, now):
                 try:
                     with policy_lease(ctx, policy.name, now, "expiry"):
@@ -124,6 +127,7 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
         escalated=escalated,
         approvals_asked=approvals_asked,
         approver_defaults=approver_defaults,
+        noticed=noticed,
     )
 
 

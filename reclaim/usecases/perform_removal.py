@@ -89,6 +89,8 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         return RemovalReport(RemovalStatus.SKIPPED, f"already {request.state.value}")
     if request.state in (RequestState.PENDING, RequestState.AWAITING_APPROVAL):
         return RemovalReport(RemovalStatus.SKIPPED, "still waiting for an answer")
+    if request.state is RequestState.NOTICE:  # an old message: the tick re-decides it after
+        return RemovalReport(RemovalStatus.SKIPPED, "waiting out its notice")
     if request.state is RequestState.DUE:
         # A message from before a hand-back (or a resend): the tick that re-decides the request
         # sends a new one if it still holds.
@@ -105,6 +107,10 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
     if ctx.kill_switch:
         ctx.queue.enqueue(message, delay=KILL_SWITCH_DELAY)
         return RemovalReport(RemovalStatus.DEFERRED, "kill switch is on")
+    if request.not_before is not None and now < request.not_before:
+        # Never before the date her notice told her, whichever clock released it.
+        ctx.queue.enqueue(message, delay=_until(request.not_before, now))
+        return RemovalReport(RemovalStatus.DEFERRED, f"notice runs until {request.not_before}")
     # A dead worker's claim is taken over only on a decision still young enough; otherwise the
     # request is re-decided (release_due then recognises a lost write of ours). A claim whose
     # attempts are spent ends FAILED below instead of waiting again (after a re-decision when

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -17,6 +17,7 @@ from reclaim.domain.records import (
 from reclaim.usecases.bookkeeping import cancel, ledger
 from reclaim.usecases.context import Context, InputError
 from reclaim.usecases.escalation import await_approval, escalates
+from reclaim.usecases.send_notices import removal_decided
 
 
 @dataclass(frozen=True)
@@ -118,13 +119,18 @@ def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> Answer
     yes = command.value is AnswerValue.YES
     by = f" by {command.answered_by}" if command.answered_by else ""
     reason = f"{by}: {command.justification}" if command.justification else by
-    if request.state is RequestState.PENDING:
+    # NOTICE: the removal is decided and she was told the date; a yes until then still keeps it.
+    if request.state in (RequestState.PENDING, RequestState.NOTICE):
         ledger(
             ctx,
             request,
             LedgerOutcome.ANSWERED,
             now,
             f"{command.value.value} via {command.source}{reason}",
+            # An answer during the notice follows the no (or the silence): both are in the history.
+            entry_id=""
+            if request.state is RequestState.PENDING
+            else f"{request.id}:ANSWERED:notice:{command.value.value}",
         )
         trigger = EscalateOn.KEEP if yes else EscalateOn.NO
         if escalates(policy, trigger):  # the approver decides instead (policy key escalation)
@@ -136,18 +142,13 @@ def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> Answer
             kept = transition(request, RequestState.KEPT, now, detail="answered yes")
             if ctx.store.update_request(kept):
                 return AnswerStatus.KEPT
-        else:
-            # Released by the next expiry tick, which re-decides it first: the one path where
-            # the caps, the rolling rate and a fresh reading apply to every removal.
-            due = transition(
-                request,
-                RequestState.DUE,
-                now,
-                detail="answered no; released by the next expiry tick",
-                queue_reason=QueueReason.CONSENT,
-            )
-            if ctx.store.update_request(replace(due, deadline=now)):
-                return AnswerStatus.QUEUED
+        # Released by an expiry tick, which re-decides it first (after the notice, when the
+        # policy gives one): the one path where the caps, the rolling rate and a fresh reading
+        # apply to every removal.
+        elif request.state is RequestState.PENDING and removal_decided(
+            ctx, policy, request, QueueReason.CONSENT, "answered no", now
+        ):
+            return AnswerStatus.QUEUED
     elif (
         request.state in (RequestState.DUE, RequestState.QUEUED)
         and yes

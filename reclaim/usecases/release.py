@@ -57,8 +57,11 @@ def due_since(request: Request) -> datetime:
 def due_requests(ctx: Context, policy: Policy, now: datetime) -> list[Request]:
     """DUE requests, and PENDING ones past their deadline when silence reclaims; oldest first.
     Silence the policy escalates is never released from PENDING: her approver decides it."""
-    reclaim_silent = policy.campaign.on_no_response is OnNoResponse.RECLAIM and not escalates(
-        policy, EscalateOn.NO_RESPONSE
+    # With a notice, silence past the deadline leads to NOTICE first (send_notices), not here.
+    reclaim_silent = (
+        policy.campaign.on_no_response is OnNoResponse.RECLAIM
+        and not escalates(policy, EscalateOn.NO_RESPONSE)
+        and not policy.notice
     )
     due = [
         r

@@ -283,6 +283,7 @@ def _cancel_stale_requests(
     open_states = [
         RequestState.PENDING,
         RequestState.AWAITING_APPROVAL,
+        RequestState.NOTICE,
         RequestState.DUE,
         RequestState.QUEUED,
     ]

@@ -262,3 +262,45 @@ def test_a_link_key_too_short_is_a_configuration_error_that_never_shows_the_key(
     with pytest.raises(ConfigurationError, match="shorter than 32 bytes") as refused:
         short.ask(policy("email"), [request("r1", "ada@contoso.test")])
     assert "short-key" not in str(refused.value) and graph.mail.sent == []
+
+
+def test_a_notice_is_a_mail_naming_the_removal_date_with_a_keep_link_until_then(
+    graph: FakeGraph, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from reclaim.domain.lifecycle import RequestState
+    from reclaim.domain.model import AnswerValue
+    from reclaim.domain.policy_notice import NoticeSpec
+
+    visio = replace(policy("email"), notice=NoticeSpec(timedelta(days=3)))
+    user = request("x0", "ada@contoso.test").user
+    adapters = MemoryAdapters(
+        MemoryDirectory({"SF": [Member(user)]}),
+        MemoryUsage([UsageRow(user.upn, 1.0)], T0),
+        channel(graph),  # type: ignore[arg-type]
+    )
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    ctx = usecases.Context(store, MemoryQueue(), adapters, {visio.name: visio})
+    usecases.run_policy(ctx, visio, T0)
+    (asked,) = store.requests()
+    no = usecases.AnswerCommand(AnswerValue.NO, T0, request_id=asked.id)
+    usecases.record_answer(ctx, no, T0)
+    told_at = T0 + timedelta(minutes=15)
+    assert usecases.expire_requests(ctx, told_at).noticed == 1
+
+    remove_after = told_at + timedelta(days=3)
+    ask_mail, notice_mail = graph.mail.sent
+    assert ask_mail.subject == "Do you still need Microsoft Visio?"
+    assert notice_mail.to == ["ada@contoso.test"]
+    assert notice_mail.subject == (
+        f"Your Microsoft Visio licence will be removed on {messages.when(remove_after)}"
+    )
+    links = [read(url)[0] for url in html_links(notice_mail.content)]
+    assert {(link.purpose, link.request_id) for link in links} == {(LinkPurpose.ANSWER, asked.id)}
+    assert {link.expires_at for link in links} == {remove_after}
+    assert store.get_request(asked.id).state is RequestState.NOTICE
+    assert store.get_request(asked.id).not_before == remove_after
+    (sent,) = [e for e in store.ledger() if e.outcome is LedgerOutcome.NOTICE_SENT]
+    assert sent.detail.endswith("(notice 3d), told through email")
+    assert carries_no_link(sent.detail)

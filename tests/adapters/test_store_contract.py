@@ -544,6 +544,28 @@ def test_a_request_waiting_for_its_approver_keeps_the_approval(stores: StoreFact
     assert reader.get_request("r2") == other and other.approval is None
 
 
+def test_a_notice_waits_in_its_own_state_with_the_date_it_told(stores: StoreFactory) -> None:
+    writer, reader = stores(), stores()
+    asked = a_request()
+    writer.add_request(asked)
+    decided = replace(
+        transition(asked, RequestState.NOTICE, NOW, queue_reason=QueueReason.CONSENT), deadline=NOW
+    )
+    assert writer.update_request(decided)
+    assert reader.get_request(asked.id) == decided and decided.not_before is None
+    told = replace(
+        transition(decided, RequestState.NOTICE, NOW, detail="notice sent"),
+        not_before=NOW + timedelta(days=3),
+    )
+    assert reader.update_request(told)
+    assert writer.update_request(replace(told, not_before=NOW)) is False  # compare-and-set
+    assert writer.requests(states=[RequestState.NOTICE]) == [told]
+    assert writer.policy_state("salesforce", NOW).open_requests == {asked.state_key: asked.id}
+    due = transition(told, RequestState.DUE, NOW + timedelta(days=3))
+    assert writer.update_request(due)
+    assert reader.get_request(asked.id) == due and due.not_before == NOW + timedelta(days=3)
+
+
 def test_a_circuit_breaker_is_shared_and_compare_and_set(stores: StoreFactory) -> None:
     first_process, second_process = stores(), stores()
     rules = BreakerRules(backoff=timedelta(minutes=5))

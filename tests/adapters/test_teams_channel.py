@@ -222,3 +222,30 @@ def test_the_policys_channel_names_the_adapter(workflow: FakeTeamsWorkflow, tmp_
     assert isinstance(wiring.campaign(policy("teams")), TeamsWorkflowChannel)
     with pytest.raises(ConfigurationError, match="RECLAIM_MAIL_SENDER"):
         wiring.campaign(policy("email"))
+
+
+def test_a_notice_is_a_card_naming_the_removal_date_with_one_keep_button(
+    workflow: FakeTeamsWorkflow,
+) -> None:
+    from datetime import timedelta
+
+    from reclaim.domain.notice import notice_from
+
+    asked = request("r1", "ada@contoso.test", display_name="Ada")
+    notice = notice_from("Microsoft Visio", timedelta(days=3), T0)
+    result = channel(workflow).notify(policy("teams"), [(asked, notice)], T0)
+    assert result.asked == {"r1": "card accepted by the Teams workflow"}
+    (posted,) = workflow.cards
+    assert posted.recipient == "ada@contoso.test"
+    when = messages.when(T0 + timedelta(days=3))
+    assert (
+        posted.card["body"][0]["text"] == f"Your Microsoft Visio licence will be removed on {when}"
+    )
+    (action,) = posted.card["actions"]
+    link, preselected = read(action["url"])
+    assert (action["title"], preselected) == ("Keep my licence", "keep")
+    assert (link.request_id, link.purpose, link.expires_at) == (
+        "r1",
+        LinkPurpose.ANSWER,
+        T0 + timedelta(days=3),
+    )

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from reclaim.domain.lifecycle import Request
 from reclaim.domain.model import Member, UsageRow, User
+from reclaim.domain.notice import Notice
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import RemovalMessage
 from reclaim.domain.reminders import DueReminder
@@ -113,6 +114,7 @@ class MemoryCampaign:
     refuse: set[str] = field(default_factory=set)  # user labels the channel will not ask
     asked: list[str] = field(default_factory=list)
     reminded: list[tuple[str, int]] = field(default_factory=list)  # request id, reminder number
+    noticed: list[tuple[str, datetime]] = field(default_factory=list)  # request id, date told
     pending_answers: list[ChannelAnswer] = field(default_factory=list)
     approval_asks: list[ApprovalAsk] = field(default_factory=list)  # escalation, as delivered
     refuse_approvals: bool = False  # the channel answers every approval ask "not sent"
@@ -140,6 +142,18 @@ class MemoryCampaign:
                 result.not_asked[request.id] = "no device seen for this user"
             else:
                 self.reminded.append((request.id, due.number))
+                result.asked[request.id] = f"ext-{request.id[:6]}"
+        return result
+
+    def notify(
+        self, policy: Policy, notices: Sequence[tuple[Request, Notice]], now: datetime
+    ) -> AskResult:
+        result = AskResult()
+        for request, notice in notices:
+            if request.user.label in self.refuse:
+                result.not_asked[request.id] = "no device seen for this user"
+            else:
+                self.noticed.append((request.id, notice.remove_after))
                 result.asked[request.id] = f"ext-{request.id[:6]}"
         return result
 

@@ -26,8 +26,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from reclaim import usecases
 from reclaim.domain.approval import ApproverDecision
 from reclaim.domain.durations import format_duration
-from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, Request, RequestState
+from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, QueueReason, Request, RequestState
 from reclaim.domain.model import Account, AnswerValue, Member, User
+from reclaim.domain.notice import Notice
 from reclaim.domain.policy import Policy
 from reclaim.domain.policy_escalation import EscalateOn
 from reclaim.domain.records import LedgerOutcome, RemovalMessage
@@ -58,6 +59,7 @@ GRACE = timedelta(days=14)
 KEEP = timedelta(days=30)
 RESPOND = timedelta(days=7)
 REMINDERS = (timedelta(days=3), timedelta(days=1))  # before the deadline, the earliest first
+NOTICE = timedelta(days=4)  # policy.notice.period, when the example's policy gives notice
 CAP = 4
 USERS = [User(object_id=f"id{i}", upn=f"u{i}@c.com") for i in range(8)]
 LABELS = [u.label for u in USERS]
@@ -234,13 +236,38 @@ class ModelUsage:
 class ModelCampaign(MemoryCampaign):
     """Judges each reminder as the channel receives it, by the store and the world's clock:
     only to a request still PENDING, before its deadline, inside that reminder's own window
-    (not late once the next one's time has come), and never the same one twice."""
+    (not late once the next one's time has come), and never the same one twice. Each notice:
+    only to a request in NOTICE, its date a full period after its delivery; `told` keeps every
+    date told, for the judge. While `down`, every notice fails (the channel is unreachable)."""
 
     def __init__(self, world: World) -> None:
         super().__init__()
         self.world = world
         self.store: Any = None
         self.lock = threading.Lock()
+        self.down = False
+        self.told: dict[str, list[datetime]] = {}  # request id -> every removal date told
+
+    def notify(
+        self, policy: Policy, notices: Sequence[tuple[Request, Notice]], now: datetime
+    ) -> AskResult:
+        if self.down:
+            raise TransientError("notice channel unavailable (model)")
+        with self.lock:
+            for request, notice in notices:
+                stored = self.store.get_request(request.id)
+                if stored is None or stored.state is not RequestState.NOTICE:
+                    self.world.violations.append(
+                        f"notice to {request.user.label}: the request is "
+                        f"{stored.state.value if stored else 'gone'}"
+                    )
+                if notice.remove_after < self.world.now + NOTICE:
+                    self.world.violations.append(
+                        f"notice to {request.user.label} at {self.world.now:%m-%d %H:%M} tells "
+                        f"{notice.remove_after:%m-%d %H:%M}: shorter than {NOTICE}"
+                    )
+                self.told.setdefault(request.id, []).append(notice.remove_after)
+            return super().notify(policy, notices, now)
 
     def remind(
         self, policy: Policy, reminders: Sequence[tuple[Request, DueReminder]], now: datetime
@@ -331,7 +358,11 @@ class ModelQueue:
 
 
 def asking_policy_data(
-    ask: bool, on_no_response: str, disabled_accounts: str = "keep", escalation: Any = None
+    ask: bool,
+    on_no_response: str,
+    disabled_accounts: str = "keep",
+    escalation: Any = None,
+    notice: bool = False,
 ) -> Policy:
     campaign = {
         "channel": "webhook",
@@ -366,6 +397,9 @@ def asking_policy_data(
             "respond_within": "3d",
             "on_no_response": escalation[1],
         },
+        notice={"period": format_duration(NOTICE)}
+        if ask and notice and escalation is None
+        else None,
     )
 
 
@@ -394,6 +428,7 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         disabled=st.sets(st.sampled_from(LABELS), max_size=2),
         disabled_accounts=st.sampled_from(["keep", "reclaim"]),
         escalation=st.sampled_from(ESCALATIONS),
+        notice=st.booleans(),
     )
     def setup(
         self,
@@ -405,11 +440,12 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         disabled: set[str],
         disabled_accounts: str,
         escalation: Any,
+        notice: bool,
     ) -> None:
         if self.escalating:  # every example asks and escalates, and a first run is under the cap
             ask, escalation = True, escalation or ESCALATIONS[1]
             active = active | set(LABELS[len(LABELS) - CAP :])
-        self.policy = asking_policy_data(ask, on_no_response, disabled_accounts, escalation)
+        self.policy = asking_policy_data(ask, on_no_response, disabled_accounts, escalation, notice)
         self.world.disabled = set(disabled)
         self.world.disabled_history.append((0, frozenset(disabled)))
         for label, days in zip(LABELS, joined_days_ago, strict=True):
@@ -482,6 +518,13 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
             for at in world.yes.get(label, [])
         ):
             problems.append("answered yes inside the keep window")
+        # policy.notice: never before a date she was told, never untold after a "no" or silence.
+        told = self.campaign.told.get(request_id, [])
+        if told and now < max(told):
+            problems.append(f"removed before {max(told):%m-%d %H:%M}, the date she was told")
+        campaign_removal = request.queue_reason in (QueueReason.CONSENT, QueueReason.NO_RESPONSE)
+        if policy.notice is not None and campaign_removal and not told:
+            problems.append("removed without a notice")
         if policy.ask_permission and not leaver:
             asked_at = request.created_at
             said_no = any(at >= asked_at for at in world.no.get(label, []))
@@ -588,6 +631,11 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
     def toggle_stale_usage(self) -> None:
         self.world.stale_usage = not self.world.stale_usage
 
+    @precondition(lambda self: self.policy.notice is not None)
+    @rule()
+    def toggle_notice_channel_down(self) -> None:
+        self.campaign.down = not self.campaign.down
+
     @rule()
     def toggle_directory_down(self) -> None:
         self.world.directory_down = not self.world.directory_down
@@ -640,7 +688,12 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
             r
             for r in self.store.requests(
                 self.policy.name,
-                [RequestState.PENDING, RequestState.AWAITING_APPROVAL, RequestState.QUEUED],
+                [
+                    RequestState.PENDING,
+                    RequestState.AWAITING_APPROVAL,
+                    RequestState.NOTICE,
+                    RequestState.QUEUED,
+                ],
             )
             if r.user.label == label
         ]
@@ -832,11 +885,24 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         }
         assert set(sent) <= claimed, f"sent without a ledger entry: {sorted(set(sent) - claimed)}"
 
+    @invariant()
+    def every_notice_told_is_in_the_ledger(self) -> None:
+        if not hasattr(self, "store"):
+            return
+        recorded = {
+            e.request_id
+            for e in self.store.ledger(policy=self.policy.name)
+            if e.outcome is LedgerOutcome.NOTICE_SENT
+        }
+        told = set(self.campaign.told)
+        assert told <= recorded, f"told without a ledger entry: {sorted(told - recorded)}"
+
     def teardown(self) -> None:
         """Give the world time to settle: every request must reach exactly one end."""
         if not hasattr(self, "store"):
             return
         self.world.directory_down = False
+        self.campaign.down = False
         self.world.stale_usage = False
         self.ctx.kill_switch = False
 
@@ -856,6 +922,11 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         if self.policy.escalation is not None:  # silence escalated above waits for the approver
             self.world.now += self.policy.escalation.respond_within
             for _ in range(4):
+                self.step(settle)
+                self.world.now += timedelta(hours=2)
+        if self.policy.notice is not None:  # notices told by the last ticks run their period out
+            self.world.now += NOTICE
+            for _ in range(2):
                 self.step(settle)
                 self.world.now += timedelta(hours=2)
         stuck = [

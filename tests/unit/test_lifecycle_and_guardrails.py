@@ -31,6 +31,11 @@ VALID = [
     (S.AWAITING_APPROVAL, S.DUE),  # the approver releases, or her silence reclaims
     (S.AWAITING_APPROVAL, S.LAPSED),  # the approver's silence keeps
     (S.AWAITING_APPROVAL, S.CANCELLED),  # became active, left, excluded
+    (S.PENDING, S.NOTICE),  # removal decided; policy.notice tells her the date first
+    (S.NOTICE, S.NOTICE),  # a delivery of the notice claimed, then recorded
+    (S.NOTICE, S.DUE),  # the notice's date has passed: re-decided by the tick
+    (S.NOTICE, S.KEPT),  # she answered yes during the notice
+    (S.NOTICE, S.CANCELLED),  # active, excluded or gone since; or never told within max_wait
     (S.DUE, S.DUE),  # held again, for another reason
     (S.DUE, S.QUEUED),  # released by a tick that re-decided it
     (S.DUE, S.CANCELLED),

@@ -125,6 +125,8 @@ class RequestTable:
         }
         if r.deadline is not None:
             entity["deadline"] = r.deadline
+        if r.not_before is not None:
+            entity["not_before"] = r.not_before
         if r.queue_reason is not None:
             entity["queue_reason"] = r.queue_reason.value
         if r.approval is not None:
