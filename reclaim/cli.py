@@ -365,7 +365,10 @@ def _work(app: _App, now: datetime, out: TextIO, *, recover: bool = True) -> int
     from reclaim.adapters.local_queue import SqliteQueue
 
     if recover and (recovered := usecases.recover_claims(app.ctx, now)):
-        out.write(f"{recovered} removal(s) left behind by a worker that stopped: sent again\n")
+        out.write(
+            f"{recovered} removal(s) left behind by a worker that stopped: handed back, "
+            "the next expiry tick re-decides them\n"
+        )
     queue = app.ctx.queue
     if not isinstance(queue, SqliteQueue):
         out.write("removals are queued to Azure Storage; the function app's worker performs them\n")
@@ -554,7 +557,7 @@ def _expire(app: _App, now: datetime, out: TextIO) -> int:
         out.write(f"error: {error}\n")
     if result.recovered:
         out.write(
-            f"{result.recovered} removal(s) left behind by a worker that stopped: sent again\n"
+            f"{result.recovered} removal(s) left behind by a worker that stopped: re-decided\n"
         )
     code = _work(app, now, out, recover=False)
     return EXIT_HALTED if result.errors or result.halted else code

@@ -73,6 +73,7 @@ def request_from_row(row: Mapping[str, Any], read_time: ReadTime) -> Request:
         attempts=int(row.get("attempts") or 0),
         unanswered_writes=int(row.get("unanswered_writes") or 0),
         approval=approval_from_json(row.get("approval") or ""),
+        write_sent_at=read_time(row.get("write_sent_at")),
     )
 
 

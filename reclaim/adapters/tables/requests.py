@@ -125,6 +125,8 @@ class RequestTable:
         }
         if r.deadline is not None:
             entity["deadline"] = r.deadline
+        if r.write_sent_at is not None:
+            entity["write_sent_at"] = r.write_sent_at
         if r.queue_reason is not None:
             entity["queue_reason"] = r.queue_reason.value
         if r.approval is not None:
