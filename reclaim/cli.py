@@ -360,14 +360,14 @@ def _what_if(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) ->
 
 
 def _work(app: _App, now: datetime, out: TextIO, *, recover: bool = True) -> int:
-    """Drain the local queue (the CLI's stand-in for the queue-triggered worker), after sending
-    again the removals whose worker died holding them."""
+    """Drain the local queue (the CLI's stand-in for the queue-triggered worker), after handing
+    back and re-deciding the removals whose worker died holding them."""
     from reclaim.adapters.local_queue import SqliteQueue
 
-    if recover and (recovered := usecases.recover_claims(app.ctx, now)):
+    if recover and (recovered := usecases.recover_and_redecide(app.ctx, now)):
         out.write(
-            f"{recovered} removal(s) left behind by a worker that stopped: handed back, "
-            "the next expiry tick re-decides them\n"
+            f"{recovered} removal(s) left behind by a worker that stopped: re-decided on "
+            "fresh data\n"
         )
     queue = app.ctx.queue
     if not isinstance(queue, SqliteQueue):

@@ -10,11 +10,16 @@ RECLAIM_MAX_ATTEMPTS.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from reclaim.domain.lifecycle import RequestState
 from reclaim.usecases.context import Context
+from reclaim.usecases.lease import PolicyBusy, policy_lease
 from reclaim.usecases.perform_removal import RemovalStatus, dead_claim, hand_back
+from reclaim.usecases.release import release_due
+
+log = logging.getLogger("reclaim")
 
 
 def recover_claims(ctx: Context, now: datetime) -> int:
@@ -29,3 +34,20 @@ def recover_claims(ctx: Context, now: datetime) -> int:
     ]
     handed = [hand_back(ctx, r, dead_claim(r), now).status for r in stale]
     return handed.count(RemovalStatus.HANDED_BACK)
+
+
+def recover_and_redecide(ctx: Context, now: datetime) -> int:
+    """recover_claims, then re-decide at once the policies whose claims were handed back (the
+    CLI's `work`, which no expiry tick may follow); how many were recovered. A policy whose
+    lease another run holds is left to that run's or the next tick's re-decision."""
+    stale = {r.policy for r in ctx.store.requests(None, [RequestState.REMOVING])}
+    recovered = recover_claims(ctx, now)
+    if not recovered:
+        return 0
+    for name in sorted(stale & set(ctx.policies)):
+        try:
+            with policy_lease(ctx, name, now, "work"):
+                release_due(ctx, ctx.policies[name], now)
+        except PolicyBusy as busy:
+            log.info("re-deciding recovered claims of %s waits: %s", name, busy)
+    return recovered
