@@ -11,6 +11,7 @@ RECLAIM_MAX_ATTEMPTS.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 from reclaim.domain.lifecycle import RequestState
@@ -42,12 +43,17 @@ def recover_and_redecide(ctx: Context, now: datetime) -> int:
     lease another run holds is left to that run's or the next tick's re-decision."""
     stale = {r.policy for r in ctx.store.requests(None, [RequestState.REMOVING])}
     recovered = recover_claims(ctx, now)
-    if not recovered:
-        return 0
-    for name in sorted(stale & set(ctx.policies)):
+    if recovered:
+        redecide(ctx, stale, now)
+    return recovered
+
+
+def redecide(ctx: Context, policies: Iterable[str], now: datetime) -> None:
+    """Re-decide and release what is due in these policies now, as the expiry tick would (the
+    CLI's `work`, after handing back claims or meeting a dead worker's message)."""
+    for name in sorted(set(policies) & set(ctx.policies)):
         try:
             with policy_lease(ctx, name, now, "work"):
                 release_due(ctx, ctx.policies[name], now)
         except PolicyBusy as busy:
-            log.info("re-deciding recovered claims of %s waits: %s", name, busy)
-    return recovered
+            log.info("re-deciding the due removals of %s waits: %s", name, busy)
