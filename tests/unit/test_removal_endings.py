@@ -391,3 +391,26 @@ def test_a_dead_workers_write_that_was_not_applied_is_settled_and_decided_afresh
     assert deliver(ctx, queue, later) == [S.REMOVED]
     assert directory.removed == [("SF", "u0@c.com")]
     assert deliver_one(ctx, message, later) is S.SKIPPED  # the dead worker's message, redelivered
+
+
+def test_a_policy_lease_whose_holder_process_died_here_is_taken_at_once(world) -> None:
+    """Found by the chaos run: `run` killed during its selection kept the policy's lease for
+    its whole TTL (30 min), so no `expire` or `work` could re-decide the claims its dead worker
+    left. A holder that names a process of this machine that is gone no longer blocks."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    context, _, _ = world
+    ctx = context()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = f"cli:0123456789ab:{socket.gethostname()}:{gone.pid}"
+    assert ctx.store.take_lease("salesforce", dead, NOW, usecases.LEASE_TTL).holder == dead
+    with usecases.policy_lease(ctx, "salesforce", NOW, "expiry") as holder:
+        assert holder != dead
+    alive = f"cli:0123456789ab:{socket.gethostname()}:{os.getpid()}"
+    assert ctx.store.take_lease("salesforce", alive, NOW, usecases.LEASE_TTL).holder == alive
+    with pytest.raises(usecases.PolicyBusy), usecases.policy_lease(ctx, "salesforce", NOW, "x"):
+        pass
