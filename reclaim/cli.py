@@ -366,18 +366,24 @@ def _what_if(app: _App, args: argparse.Namespace, now: datetime, out: TextIO) ->
     return EXIT_HALTED if any(o.halt for o in outcomes) else EXIT_OK
 
 
-def _work(app: _App, now: datetime, out: TextIO, *, recover: bool = True) -> int:
-    """Drain the local queue (the CLI's stand-in for the queue-triggered worker), after sending
-    again the removals whose worker died holding them."""
+def _work(
+    app: _App, now: datetime, out: TextIO, *, recover: bool = True, again: bool = True
+) -> int:
+    """Drain the local queue (the CLI's stand-in for the queue-triggered worker), after handing
+    back and re-deciding the removals whose worker died holding them."""
     from reclaim.adapters.local_queue import SqliteQueue
 
-    if recover and (recovered := usecases.recover_claims(app.ctx, now)):
-        out.write(f"{recovered} removal(s) left behind by a worker that stopped: sent again\n")
+    if recover and (recovered := usecases.recover_and_redecide(app.ctx, now)):
+        out.write(
+            f"{recovered} removal(s) left behind by a worker that stopped: re-decided on "
+            "fresh data\n"
+        )
     queue = app.ctx.queue
     if not isinstance(queue, SqliteQueue):
         out.write("removals are queued to Azure Storage; the function app's worker performs them\n")
         return EXIT_OK
     failed = 0
+    handed: set[str] = set()  # policies whose removals went back to DUE while draining
     while (item := queue.take()) is not None:
         if item.dequeue_count > queue.max_dequeue_count:  # its workers died every time
             queue.poison(item, f"delivered {item.dequeue_count} times without an outcome")
@@ -401,11 +407,16 @@ def _work(app: _App, now: datetime, out: TextIO, *, recover: bool = True) -> int
             failed += 1
         else:
             queue.delete(item)
+        if result.status is usecases.RemovalStatus.HANDED_BACK:
+            handed.add(message.policy)
         out.write(
             f"{one_line(message.user.label)}: {result.status.value}"
             f"{': ' + one_line(result.detail) if result.detail else ''}\n"
         )
-    if waiting := queue.waiting():
+    if handed and again:  # re-decided now, as the expiry tick would, and worked once more
+        usecases.redecide(app.ctx, handed, now)
+        failed += _work(app, now, out, recover=False, again=False) != EXIT_OK
+    elif waiting := queue.waiting():
         out.write(f"{waiting} removal(s) wait in the queue for a later `python -m reclaim work`\n")
     return EXIT_HALTED if failed else EXIT_OK
 
@@ -569,7 +580,7 @@ def _expire(app: _App, now: datetime, out: TextIO) -> int:
         out.write(f"error: {error}\n")
     if result.recovered:
         out.write(
-            f"{result.recovered} removal(s) left behind by a worker that stopped: sent again\n"
+            f"{result.recovered} removal(s) left behind by a worker that stopped: re-decided\n"
         )
     code = _work(app, now, out, recover=False)
     return EXIT_HALTED if result.errors or result.halted else code

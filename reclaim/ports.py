@@ -55,6 +55,13 @@ class AddOutcome(StrEnum):
     ALREADY_MEMBER = "ALREADY_MEMBER"
 
 
+Sending = Callable[[], None]
+
+
+def unmarked() -> None:
+    """`sending` of a removal no request tracks (a direct call of the adapter)."""
+
+
 class Directory(Protocol):
     """A directory holding licensing groups: Entra ID, Active Directory, or a members export.
 
@@ -77,10 +84,18 @@ class Directory(Protocol):
         ...
 
     def remove(
-        self, group: str, user: User, *, request_id: str = "", run_id: str = ""
+        self,
+        group: str,
+        user: User,
+        *,
+        request_id: str = "",
+        run_id: str = "",
+        sending: Sending = ...,
     ) -> RemovalResult:
         """Remove one user. request_id and run_id travel with asynchronous executors (Nexthink
-        remote actions) for traceability. Whether a seat was freed is checked later (Licences)."""
+        remote actions) for traceability. Whether a seat was freed is checked later (Licences).
+        `sending` is called right before the write itself goes out (after any lookups, tokens
+        and binds): the worker stores then that a write was sent (README "Our own writes")."""
         ...
 
     def add(self, group: str, user: User, *, removed: str = "") -> AddOutcome:

@@ -7,9 +7,11 @@ as the Functions host reads NCRONTAB unless WEBSITE_TIME_ZONE says otherwise.
 
 Exactly one run per due time, even with overlapping ticks or several instances: the cursor moves
 by compare-and-set (store.advance_schedule; an ETag-guarded update in Table storage) BEFORE the
-run, and only the tick whose compare-and-set wins runs the policy. A run that then fails is not
-retried for that due time (at most once: a halted or failed run is recorded and reported, and the
-next due time runs again); a manual run is always available (CLI `run`, the admin route).
+run, and only the tick whose compare-and-set wins runs the policy. A run that halts is recorded
+and not repeated for that due time. A run that raises is recorded (a HALTED run of mode
+"scheduler", shown by `report`) and the cursor goes back, still under the lease, so the next
+tick runs that due time again, up to SCHEDULED_RETRIES times; then the next due time runs. A
+manual run is always available (CLI `run`, the admin route).
 The tick takes the policy's run lease before the cursor: while a manual run or the expiry tick
 holds it, the tick leaves the cursor alone (BUSY) and a later tick runs that due time.
 
@@ -30,8 +32,11 @@ from croniter import croniter
 
 from reclaim import usecases
 from reclaim.domain.policy import Policy
+from reclaim.domain.records import SCHEDULER_MODE, RunRecord, RunStatus
 
 log = logging.getLogger("reclaim.scheduling")
+
+SCHEDULED_RETRIES = 3  # later ticks that run a due time again after its run raised
 
 
 def latest_due(schedule: str, now: datetime) -> datetime:
@@ -57,7 +62,7 @@ class TickResult(StrEnum):
     NOT_DUE = "not-due"
     TAKEN = "taken"  # another tick or instance won this due time
     BUSY = "busy"  # another run of the policy holds its lease; a later tick runs this due time
-    FAILED = "failed"  # the run raised; logged, the next due time runs again
+    FAILED = "failed"  # the run raised; recorded, and retried by the next tick (bounded)
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,9 @@ def _tick(
         outcome = usecases.run_policy(ctx, policy, now, leased=True)
     except Exception as error:  # one failing policy must not stop the others
         log.exception("scheduled run of %s (due %s) failed", policy.name, due.isoformat())
+        why = f"{type(error).__name__}: {error}"
         return PolicyTick(
-            policy.name, TickResult.FAILED, due, error=f"{type(error).__name__}: {error}"
+            policy.name, TickResult.FAILED, due, error=_failed(ctx, policy, last, due, why, now)
         )
     log.info(
         "scheduled run of %s (due %s): %s, %d asked, %d queued",
@@ -125,3 +131,30 @@ def _tick(
         outcome.run.enqueued,
     )
     return PolicyTick(policy.name, TickResult.RAN, due, outcome)
+
+
+def _failed(
+    ctx: usecases.Context, policy: Policy, last: datetime, due: datetime, why: str, now: datetime
+) -> str:
+    """Record a run that raised, and give its due time back to the next tick unless it failed
+    SCHEDULED_RETRIES times already (the recorded failures are the count). What happened."""
+    tries = 1 + sum(
+        1
+        for r in ctx.store.runs(policy=policy.name)
+        if r.mode == SCHEDULER_MODE and r.started_at >= due
+    )
+    again = tries <= SCHEDULED_RETRIES
+    then = "the next scheduler tick runs it again" if again else "the next due time runs"
+    what = f"{why} (try {tries}; {then})"
+    try:
+        record = RunRecord(
+            ctx.new_id(), policy.name, SCHEDULER_MODE, now, RunStatus.HALTED,
+            halt_check="scheduled-run",
+            halt_reason=f"the run due {due:%Y-%m-%d %H:%M} UTC failed: {what}",
+        )  # fmt: skip
+        ctx.store.record_run(record, [], None)
+        if again and not ctx.store.advance_schedule(policy.name, due, last):
+            what += "; the cursor had moved on: not retried"
+    except Exception:  # the store failing too: the cursor stays where it is (at most once)
+        log.exception("recording the failed run of %s failed", policy.name)
+    return what

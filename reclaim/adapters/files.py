@@ -252,7 +252,7 @@ class CsvDirectory:
             "point the policy's directory at entra, ad or nexthink-remote-action"
         )
 
-    def remove(self, group: str, user: User, **_: str) -> RemovalResult:
+    def remove(self, group: str, user: User, **_: object) -> RemovalResult:
         raise self._read_only()
 
     def add(self, group: str, user: User, **_: str) -> AddOutcome:

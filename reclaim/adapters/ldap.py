@@ -72,7 +72,15 @@ from reclaim.errors import (
     TransientError,
     UserNotFound,
 )
-from reclaim.ports import AddOutcome, GroupInfo, RemovalOutcome, RemovalResult, Secrets
+from reclaim.ports import (
+    AddOutcome,
+    GroupInfo,
+    RemovalOutcome,
+    RemovalResult,
+    Secrets,
+    Sending,
+    unmarked,
+)
 from reclaim.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -271,7 +279,9 @@ class LdapDirectory:
             if not cookie:
                 return
 
-    def remove(self, group: str, user: User, **_: str) -> RemovalResult:
+    def remove(
+        self, group: str, user: User, *, sending: Sending = unmarked, **_: str
+    ) -> RemovalResult:
         """MODIFY_DELETE of the user's DN from the group's `member`.
 
         A removal that reached the server just before the connection dropped is retried; its
@@ -284,6 +294,7 @@ class LdapDirectory:
             group_dn = self._group_dn_for_change(conn, group)
             user_dn = self._user_dn(conn, user)
             ours = bool(sent)
+            sending()
             sent.append(True)
             conn.modify(group_dn, {"member": [(MODIFY_DELETE, [user_dn])]})
             result = dict(conn.result)  # later searches replace conn.result

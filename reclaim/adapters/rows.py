@@ -74,6 +74,7 @@ def request_from_row(row: Mapping[str, Any], read_time: ReadTime) -> Request:
         unanswered_writes=int(row.get("unanswered_writes") or 0),
         approval=approval_from_json(row.get("approval") or ""),
         not_before=read_time(row.get("not_before")),
+        write_sent_at=read_time(row.get("write_sent_at")),
     )
 
 

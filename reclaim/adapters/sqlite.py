@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS requests (
     state_key TEXT NOT NULL, run_id TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL, deadline TEXT, reason TEXT NOT NULL, queue_reason TEXT,
     detail TEXT NOT NULL, version INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    unanswered_writes INTEGER NOT NULL DEFAULT 0, not_before TEXT);
+    unanswered_writes INTEGER NOT NULL DEFAULT 0, not_before TEXT, write_sent_at TEXT);
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests (policy, state);
 CREATE TABLE IF NOT EXISTS answers (
     request_id TEXT NOT NULL, value TEXT NOT NULL, answered_at TEXT NOT NULL, source TEXT NOT NULL,
@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS breakers (
 _ADDED_COLUMNS = [
     ("requests", "attempts", "INTEGER NOT NULL DEFAULT 0"),
     ("requests", "unanswered_writes", "INTEGER NOT NULL DEFAULT 0"),
+    ("requests", "write_sent_at", "TEXT"),
     ("answers", "justification", "TEXT NOT NULL DEFAULT ''"),
     ("requests", "approval", "TEXT NOT NULL DEFAULT ''"),  # rows.approval_json
     ("requests", "not_before", "TEXT"),
@@ -309,6 +310,7 @@ class SqliteStore:
             r.unanswered_writes,
             approval_json(r.approval),
             _ts(r.not_before),
+            _ts(r.write_sent_at),
         )
 
     @staticmethod
@@ -320,7 +322,8 @@ class SqliteStore:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO requests (id, policy, grp, user, state_key, run_id, state, "
                 "created_at, updated_at, deadline, reason, queue_reason, detail, version, attempts, "
-                "unanswered_writes, approval, not_before) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "unanswered_writes, approval, not_before, write_sent_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 self._request_row(request),
             )
             return cursor.rowcount == 1
@@ -329,7 +332,8 @@ class SqliteStore:
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE requests SET state=?, updated_at=?, deadline=?, queue_reason=?, detail=?, "
-                "version=?, attempts=?, unanswered_writes=?, approval=?, not_before=? "
+                "version=?, attempts=?, unanswered_writes=?, approval=?, not_before=?, "
+                "write_sent_at=? "
                 "WHERE id=? AND version=?",
                 (
                     request.state.value,
@@ -342,6 +346,7 @@ class SqliteStore:
                     request.unanswered_writes,
                     approval_json(request.approval),
                     _ts(request.not_before),
+                    _ts(request.write_sent_at),
                     request.id,
                     request.version - 1,
                 ),

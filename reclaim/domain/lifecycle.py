@@ -87,18 +87,32 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
         {RequestState.NOTICE, RequestState.DUE, RequestState.KEPT, RequestState.CANCELLED}
     ),
     # DUE -> DUE records why a tick held it back (a cap, the rate, a halt).
-    # DUE -> REMOVED: re-decided after a write of ours whose answer was lost had taken her out.
+    # DUE -> REMOVED: re-decided after a write of ours whose answer was lost had taken her out;
+    # -> NOT_MEMBER: gone, after a worker had claimed it but before any write of ours was sent.
     RequestState.DUE: frozenset(
-        {RequestState.DUE, RequestState.QUEUED, RequestState.CANCELLED, RequestState.REMOVED}
+        {
+            RequestState.DUE,
+            RequestState.QUEUED,
+            RequestState.CANCELLED,
+            RequestState.REMOVED,
+            RequestState.NOT_MEMBER,
+        }
     ),
     # QUEUED -> DUE: the worker found the decision too old and handed it back to be re-decided.
-    # QUEUED -> REMOVED: a run found her gone after a write of ours whose answer was lost.
+    # QUEUED -> REMOVED: a run found her gone after a write of ours whose answer was lost;
+    # -> NOT_MEMBER: gone after a claimed attempt that sent nothing.
     RequestState.QUEUED: frozenset(
-        {RequestState.REMOVING, RequestState.DUE, RequestState.CANCELLED, RequestState.REMOVED}
+        {
+            RequestState.REMOVING,
+            RequestState.DUE,
+            RequestState.CANCELLED,
+            RequestState.REMOVED,
+            RequestState.NOT_MEMBER,
+        }
     ),
-    # REMOVING -> REMOVING takes over the claim of a worker that died; -> QUEUED releases it;
+    # REMOVING -> REMOVING stores that the write is being sent; -> QUEUED releases the claim;
     # -> CANCELLED: the directory's breaker stayed open longer than the removal may wait.
-    # REMOVING -> DUE: a dead worker's claim taken over on a decision too old to act on.
+    # REMOVING -> DUE: a dead worker's claim, handed back to be re-decided (never taken over).
     RequestState.REMOVING: frozenset(
         {
             RequestState.REMOVING,
@@ -144,12 +158,15 @@ class Request:
     # Directory calls started for this removal, stored with the claim before each call: a
     # retry knows its write may have been applied, and the count gives every request an end.
     attempts: int = 0
-    # Writes sent whose answer never came (counted with the claim, taken back when the call
-    # proves nothing was sent): a later "not a member" is then our own write's work.
+    # Writes sent whose answer never came (counted just before the directory call, taken back
+    # when the call proves nothing was sent): a later "not a member" is then our own write's work.
     unanswered_writes: int = 0
     approval: Approval | None = None  # escalation: the approver's part, from the escalation on
     # The removal date the notice told her (policy.notice): nothing removes her before it.
     not_before: datetime | None = None
+    # When the latest of those writes was sent: a member the directory says joined after it was
+    # taken out by it and re-added by someone else (usecases/own_writes.py).
+    write_sent_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:

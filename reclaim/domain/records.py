@@ -17,6 +17,10 @@ class RunStatus(StrEnum):
     HALTED = "halted"  # a guardrail or a failing source stopped it; nothing changed
 
 
+# RunRecord.mode of a scheduled run that raised, recorded HALTED by reclaim.scheduling.
+SCHEDULER_MODE = "scheduler"
+
+
 @dataclass(frozen=True)
 class RunRecord:
     id: str

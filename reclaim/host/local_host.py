@@ -123,7 +123,11 @@ class LocalHost:
                 if trigger.get("connection") != "AzureWebJobsStorage":
                     raise ConfigurationError(f"{name}: only AzureWebJobsStorage queues are served")
                 self.pumps[name] = QueuePump(
-                    account, trigger["queueName"], function.call, self.app.queue_options
+                    account,
+                    trigger["queueName"],
+                    function.call,
+                    self.app.queue_options,
+                    settings.claim_lease,
                 )
             else:
                 raise ConfigurationError(f"{name}: the local host cannot serve {function.kind}")

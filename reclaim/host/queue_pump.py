@@ -33,7 +33,10 @@ from reclaim.functions import app_context
 
 log = logging.getLogger("reclaim.host")
 
-PROCESSING_LEASE = timedelta(minutes=5)  # a message being processed stays invisible this long
+# A message being processed stays invisible this long by default: the claim lease's default
+# (RECLAIM_CLAIM_LEASE; LocalHost passes the setting), so a message whose worker died comes back
+# when its claim may be recovered.
+PROCESSING_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class QueuePump:
         queue_name: str,
         handler: Callable[[QueueMessage], None],
         options: app_context.QueueOptions,
+        processing_lease: timedelta = PROCESSING_LEASE,
     ) -> None:
         from reclaim.adapters.queues import poison_name
 
@@ -72,6 +76,7 @@ class QueuePump:
         )
         self.handler = handler
         self.options = options
+        self.processing_lease = processing_lease
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
 
@@ -112,7 +117,7 @@ class QueuePump:
             self.queue.receive_messages(
                 messages_per_page=self.options.batch_size,
                 max_messages=self.options.batch_size,
-                visibility_timeout=int(PROCESSING_LEASE.total_seconds()),
+                visibility_timeout=max(1, int(self.processing_lease.total_seconds())),
             )
         )
 

@@ -35,7 +35,7 @@ from reclaim.usecases.record_approval import (
     NotApprover,
     record_approval,
 )
-from reclaim.usecases.recover_claims import recover_claims
+from reclaim.usecases.recover_claims import recover_and_redecide, recover_claims, redecide
 from reclaim.usecases.report import AnswerLine, PolicyReport, answers_report, report, user_history
 from reclaim.usecases.restore import RestoreCommand, RestoreReport, restore
 from reclaim.usecases.retention import apply_retention
@@ -78,7 +78,9 @@ __all__ = [
     "policy_lease",
     "record_answer",
     "record_approval",
+    "recover_and_redecide",
     "recover_claims",
+    "redecide",
     "report",
     "restore",
     "run_policy",

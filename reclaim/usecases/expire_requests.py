@@ -43,7 +43,7 @@ class ExpiryReport:
     held: int = 0  # due, but held back (the rate, a halt, the kill switch); they wait
     halted: list[str] = field(default_factory=list)  # policy: why its releases were halted
     busy: list[str] = field(default_factory=list)  # policies whose lease another run held
-    recovered: int = 0  # claims of workers that died, sent again (recover_claims)
+    recovered: int = 0  # claims of workers that died, handed back (recover_claims)
     compacted: int = 0  # decision records and finished requests past the retention (retention)
     reminded: int = 0  # reminders sent to users who have not answered yet (send_reminders)
     # escalation: silent users sent to their approver, approvers asked (ask_approvers), and
@@ -63,13 +63,18 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
     """Pull answers from channels that cannot push, lapse the silent where silence keeps,
     remind the silent whose reminder is due (send_reminders), re-decide and release what is due (release.py), settle removals handed to an asynchronous
     executor, resend lost removal messages, verify in Entra ID that removals freed their seats
-    (verify_seats), and recover the claims of workers that died (recover_claims)."""
+    (verify_seats); first, hand back the claims of workers that died (recover_claims)."""
     pulled = lapsed = finished = resent = seats_checked = compacted = reminded = 0
     escalated = approvals_asked = approver_defaults = noticed = 0
     released = Release()
     errors: list[str] = []
     halted: list[str] = []
     busy: list[str] = []
+    try:  # first, so that this tick re-decides them
+        recovered = recover_claims(ctx, now)
+    except ReclaimError as error:
+        recovered = 0
+        errors.append(f"recovering claims: {error}")
     for policy in ctx.policies.values():
         try:
             pulled += _pull_answers(ctx, policy, now)
@@ -104,11 +109,6 @@ def expire_requests(ctx: Context, now: datetime) -> ExpiryReport:
         except ReclaimError as error:
             errors.append(f"{policy.name}: {error}")
             log.error("expiry of %s failed: %s", policy.name, error)
-    try:
-        recovered = recover_claims(ctx, now)
-    except ReclaimError as error:
-        recovered = 0
-        errors.append(f"recovering claims: {error}")
     return ExpiryReport(
         pulled,
         released.released,

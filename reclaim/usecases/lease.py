@@ -8,6 +8,8 @@ that lapses after LEASE_TTL.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,11 +40,31 @@ class PolicyBusy(ReclaimError):
 @contextmanager
 def policy_lease(ctx: Context, policy: str, now: datetime, purpose: str) -> Iterator[str]:
     """Hold the policy's lease for the block; raises PolicyBusy when someone else holds it."""
-    holder = f"{purpose}:{uuid.uuid4().hex[:12]}"
+    holder = f"{purpose}:{uuid.uuid4().hex[:12]}:{socket.gethostname()}:{os.getpid()}"
     lease = ctx.store.take_lease(policy, holder, now, LEASE_TTL)
+    if lease.holder != holder and _died_here(lease.holder):
+        # Its holder was a process of this machine that is gone (a killed CLI): no need to
+        # wait for the lease to lapse. Released by its holder's name only, so a lease someone
+        # else took meanwhile stays theirs.
+        ctx.store.release_lease(policy, lease.holder)
+        lease = ctx.store.take_lease(policy, holder, now, LEASE_TTL)
     if lease.holder != holder:
         raise PolicyBusy(lease)
     try:
         yield holder
     finally:
         ctx.store.release_lease(policy, holder)
+
+
+def _died_here(holder: str) -> bool:
+    """Whether the lease's holder names a process of this machine that no longer runs."""
+    parts = holder.split(":")
+    if len(parts) != 4 or parts[2] != socket.gethostname() or not parts[3].isdigit():
+        return False  # another machine (or an older holder): only its lease's end tells
+    try:
+        os.kill(int(parts[3]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's process): alive
+        return False
+    return False

@@ -111,22 +111,21 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         # Never before the date her notice told her, whichever clock released it.
         ctx.queue.enqueue(message, delay=_until(request.not_before, now))
         return RemovalReport(RemovalStatus.DEFERRED, f"notice runs until {request.not_before}")
-    # A dead worker's claim is taken over only on a decision still young enough; otherwise the
-    # request is re-decided (release_due then recognises a lost write of ours). A claim whose
-    # attempts are spent ends FAILED below instead of waiting again (after a re-decision when
-    # a write of its went unanswered).
-    spent = request.state is RequestState.REMOVING and request.attempts >= ctx.limits.max_attempts
-    if spent and request.unanswered_writes:
-        # Its last worker died after sending a write: only fresh directory data can tell whether
-        # that write took the user out. The tick re-decides it (release_due): gone, it is REMOVED
-        # by that write; still a member, it is released again and ends FAILED below, unwritten.
-        return _hand_back(ctx, request, message, policy, now, spent=True)
-    if (
-        request.state in (RequestState.QUEUED, RequestState.REMOVING)
-        and not spent
-        and _too_old(message, policy, now)
-    ):
-        return _hand_back(ctx, request, message, policy, now)
+    if request.state is RequestState.REMOVING:
+        # Its worker died holding the claim. Taking it over could remove her a second time (our
+        # write went out and someone re-added her since) or act on a write nobody knows the
+        # effect of: a tick re-decides it on fresh data, after settling what that write did
+        # (usecases/own_writes.py). Its attempts stay counted, so it still ends.
+        return hand_back(ctx, request, dead_claim(request), now)
+    if _too_old(message, policy, now):
+        decided = (
+            f"{message.decided_at:%Y-%m-%d %H:%M} UTC" if message.decided_at else "an unknown time"
+        )
+        why = (
+            f"handed back by the worker: the decision of {decided} is older than "
+            f"decision_max_age {format_duration(policy.decision_max_age)}"
+        )
+        return hand_back(ctx, request, why, now)
     if request.state is RequestState.QUEUED:
         yes_at = ctx.store.latest_yes(policy.name, request.state_key)
         if yes_at is not None and yes_protects(policy, request, yes_at, now):
@@ -145,12 +144,7 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
 
     exhausted = request.attempts >= ctx.limits.max_attempts
     claimed = transition(
-        request,
-        RequestState.REMOVING,
-        now,
-        attempts=request.attempts + (not exhausted),
-        # Stored before the call: if its answer is lost, the next try knows a write went out.
-        unanswered_writes=request.unanswered_writes + (not exhausted),
+        request, RequestState.REMOVING, now, attempts=request.attempts + (not exhausted)
     )
     if not ctx.store.update_request(claimed):
         return RemovalReport(RemovalStatus.SKIPPED, "claimed by another worker")
@@ -160,8 +154,11 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
             ctx, claimed, f"gave up after retries ({request.attempts} attempt(s)){last}", now
         )
     user_gone = False  # no such user: not a membership our write could have ended
+    marker = _SendMarker(ctx, claimed, now)
     try:
-        result = _remove(ctx.adapters.directory(policy), policy, claimed)
+        result = _remove(ctx.adapters.directory(policy), claimed, marker)
+    except _ClaimLost:
+        return RemovalReport(RemovalStatus.SKIPPED, "claimed by another worker; nothing sent")
     except UserNotFound as error:
         result = RemovalResult(RemovalOutcome.NOT_MEMBER, f"user not found: {error}")
         user_gone = True
@@ -169,14 +166,7 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         # The operation itself was refused: every removal would be, so they wait together.
         halt = breaker.refused(ctx, policy, error, now)
         # A refused call changed nothing: it is the breaker's attempt, not this request's.
-        _release(
-            ctx,
-            claimed,
-            f"waiting: {error}",
-            now,
-            attempts=request.attempts,
-            unanswered_writes=request.unanswered_writes,
-        )
+        _release(ctx, marker.request, f"waiting: {error}", now, unsent=request, refused=True)
         breaker.hold_waiting(ctx, policy, halt, now)
         ctx.queue.enqueue(message, delay=_until(halt.retry_at, now))
         return RemovalReport(RemovalStatus.DEFERRED, halt.describe())
@@ -186,18 +176,22 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
         )
         if command.final_attempt or claimed.attempts >= ctx.limits.max_attempts:
             return fail(
-                ctx, claimed, f"gave up after retries ({claimed.attempts} attempt(s)): {error}", now
+                ctx,
+                marker.request,
+                f"gave up after retries ({claimed.attempts} attempt(s)): {error}",
+                now,
             )
         # A write that certainly never went out cannot explain a later "not a member".
-        unanswered = request.unanswered_writes if error.unsent else None
-        _release(ctx, claimed, f"retrying: {error}", now, unanswered_writes=unanswered)
+        _release(
+            ctx, marker.request, f"retrying: {error}", now, unsent=request if error.unsent else None
+        )
         if down is not None and down.is_open:
             breaker.hold_waiting(ctx, policy, down, now)
         delay = timedelta(seconds=30 if error.retry_after is None else error.retry_after)
         ctx.queue.enqueue(message, delay=delay)
         return RemovalReport(RemovalStatus.DEFERRED, str(error))
     except ReclaimError as error:
-        return fail(ctx, claimed, str(error), now)
+        return fail(ctx, marker.request, str(error), now)
     breaker.answered(ctx, policy, seen)
     if (
         result.outcome is RemovalOutcome.NOT_MEMBER
@@ -211,7 +205,7 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
             outcome=RemovalOutcome.REMOVED,
             detail=f"confirmed absent after our write{said}",
         )
-    finish_removal(ctx, claimed, result, now)
+    finish_removal(ctx, marker.request, result, now)
     status = {
         RemovalOutcome.REMOVED: RemovalStatus.REMOVED,
         RemovalOutcome.NOT_MEMBER: RemovalStatus.NOT_MEMBER,
@@ -226,32 +220,28 @@ def _too_old(message: RemovalMessage, policy: Policy, now: datetime) -> bool:
     return message.decided_at is None or now - message.decided_at > policy.decision_max_age
 
 
-def _hand_back(
-    ctx: Context,
-    request: Request,
-    message: RemovalMessage,
-    policy: Policy,
-    now: datetime,
-    *,
-    spent: bool = False,
-) -> RemovalReport:
-    """Back to DUE, the same request: the next expiry tick re-decides it on fresh data."""
-    decided = (
-        f"{message.decided_at:%Y-%m-%d %H:%M} UTC" if message.decided_at else "an unknown time"
+def dead_claim(request: Request) -> str:
+    """Why a claim past its lease goes back to DUE, with what is known of its write."""
+    sent = request.write_sent_at
+    write = (
+        f"its write, sent at {sent:%Y-%m-%d %H:%M:%S} UTC, was never answered"
+        if request.unanswered_writes and sent is not None
+        else "its write was never sent"
     )
-    why = (
-        f"handed back by the worker: {request.attempts} attempt(s) spent, the last worker died "
-        "after sending its write; the next expiry tick re-decides it"
-        if spent
-        else f"handed back by the worker: the decision of {decided} is older than "
-        f"decision_max_age {format_duration(policy.decision_max_age)}; the next expiry tick "
-        "re-decides it"
+    return (
+        f"handed back: the worker that claimed it at {request.updated_at:%Y-%m-%d %H:%M:%S} UTC "
+        f"stopped before an outcome ({write}; {request.attempts} attempt(s) counted)"
     )
+
+
+def hand_back(ctx: Context, request: Request, why: str, now: datetime) -> RemovalReport:
+    """QUEUED or REMOVING back to DUE; the next expiry tick re-decides it (usecases/release.py)."""
+    why = f"{why}; the next expiry tick re-decides it"
     due = transition(request, RequestState.DUE, now, detail=why)
     if not ctx.store.update_request(replace(due, deadline=request.deadline or now)):
         return RemovalReport(RemovalStatus.SKIPPED, "moved on by another writer")
-    log.info("removal %s of %s %s", request.id, request.user.label, why)
-    return RemovalReport(RemovalStatus.HANDED_BACK, why)
+    log.info("removal %s of %s %s", request.id, request.user.label, due.detail)
+    return RemovalReport(RemovalStatus.HANDED_BACK, due.detail)
 
 
 def _until(moment: datetime | None, now: datetime) -> timedelta:
@@ -263,26 +253,63 @@ def _release(
     claimed: Request,
     why: str,
     now: datetime,
-    attempts: int | None = None,
-    unanswered_writes: int | None = None,
+    *,
+    unsent: Request | None = None,
+    refused: bool = False,
 ) -> None:
-    released = transition(
-        claimed,
-        RequestState.QUEUED,
-        now,
-        detail=why,
-        attempts=attempts,
-        unanswered_writes=unanswered_writes,
-    )
+    """Back to QUEUED for another delivery. `unsent`: the request before this call, when the
+    call proved nothing went out: its marker of a sent write is taken back (and, `refused`, the
+    attempt too: a refused operation is the breaker's attempt, not this request's)."""
+    released = transition(claimed, RequestState.QUEUED, now, detail=why)
+    if unsent is not None:
+        released = replace(
+            released,
+            attempts=unsent.attempts if refused else released.attempts,
+            unanswered_writes=unsent.unanswered_writes,
+            write_sent_at=unsent.write_sent_at,
+        )
     ctx.store.update_request(released)
 
 
-def _remove(directory: Directory, policy: Policy, request: Request) -> RemovalResult:
+class _ClaimLost(Exception):
+    """The claim moved on (handed back, taken by another worker) before the write went out."""
+
+
+class _SendMarker:
+    """`sending` of one claim: right before the write goes out, the request stores that it did
+    (once per claim), so a worker that dies after it leaves "sent, never answered" behind, and
+    one that dies before leaves "never sent"."""
+
+    def __init__(self, ctx: Context, claimed: Request, now: datetime) -> None:
+        self.ctx = ctx
+        self.request = claimed  # the latest stored version
+        self.now = now
+        self.sent = False
+
+    def __call__(self) -> None:
+        if self.sent:
+            return
+        marked = replace(
+            transition(
+                self.request,
+                RequestState.REMOVING,
+                self.now,
+                unanswered_writes=self.request.unanswered_writes + 1,
+            ),
+            write_sent_at=self.now,
+        )
+        if not self.ctx.store.update_request(marked):
+            raise _ClaimLost(self.request.id)
+        self.request, self.sent = marked, True
+
+
+def _remove(directory: Directory, request: Request, sending: _SendMarker) -> RemovalResult:
     return directory.remove(
         request.group,
         request.user,
         request_id=request.id,
         run_id=request.run_id,
+        sending=sending,
     )
 
 

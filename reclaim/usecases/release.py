@@ -29,12 +29,11 @@ from reclaim.domain.policy import OnNoResponse, Policy
 from reclaim.domain.policy_escalation import EscalateOn
 from reclaim.domain.records import DecisionRecord, LedgerOutcome, RunRecord, RunStatus
 from reclaim.domain.selection import Decision, count_by_kind, removes
-from reclaim.ports import RemovalOutcome, RemovalResult
 from reclaim.usecases.bookkeeping import cancel, each, enqueue_removal, ledger
 from reclaim.usecases.context import Context
 from reclaim.usecases.decide import assess
 from reclaim.usecases.escalation import escalates, overruled_yes
-from reclaim.usecases.perform_removal import finish_removal
+from reclaim.usecases.own_writes import settle_own_write
 
 log = logging.getLogger("reclaim")
 
@@ -191,10 +190,9 @@ def release_due(ctx: Context, policy: Policy, now: datetime) -> Release:
     cancelled = 0
     for request in due:
         decision = by_key.get(request.state_key)
-        if decision is None and request.unanswered_writes:
-            # Gone after a write of ours whose answer never came: that write took her out.
-            detail = "confirmed absent after our write (re-decided after a dead worker's claim)"
-            finish_removal(ctx, request, RemovalResult(RemovalOutcome.REMOVED, detail), now)
+        # A write of ours went out unanswered: what it did is settled first, on this reading.
+        settled = settle_own_write(ctx, request, decision, now, "re-decided by the tick")
+        if settled is None:
             continue
         if decision is None:
             why = "no longer a member of the group"
@@ -205,12 +203,12 @@ def release_due(ctx: Context, policy: Policy, now: datetime) -> Release:
             # judged afresh by the next run, and asked first if the policy asks.
             why = f"no longer removed as disabled: {decision.kind.value.lower()}: {decision.reason}"
         elif removes(decision):
-            releasable.append(request)
+            releasable.append(settled)
             releasing.add(request.state_key)
             continue
         else:
             why = f"{decision.kind.value.lower()}: {decision.reason}"
-        cancelled += cancel(ctx, request, f"re-decided before release: {why}", now)
+        cancelled += cancel(ctx, settled, f"re-decided before release: {why}", now)
 
     left = allowance(ctx, policy, now)
     released = 0

@@ -9,6 +9,7 @@ from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.model import Answer, normalise_key
 from reclaim.domain.policy import Limits, Policy
 from reclaim.domain.records import (
+    SCHEDULER_MODE,
     DecisionRecord,
     LedgerEntry,
     LedgerOutcome,
@@ -98,9 +99,10 @@ def report(
     runs = ctx.store.runs(since)
     for run in runs:
         entry = of(run.policy)
-        if run.mode == EXPIRY_MODE:  # an expiry tick: only its halts are news here
+        if run.mode in (EXPIRY_MODE, SCHEDULER_MODE):  # a tick: only its halts are news here
             if run.status is RunStatus.HALTED:
-                entry.halted.append((run.started_at, f"expiry tick: {run.halt_reason}"))
+                tick = "expiry tick" if run.mode == EXPIRY_MODE else "scheduled run"
+                entry.halted.append((run.started_at, f"{tick}: {run.halt_reason}"))
             continue
         entry.members = run.members  # runs come oldest first: the latest run's figures stay
         entry.candidates = run.counts.get(DecisionKind.CANDIDATE.value, 0)

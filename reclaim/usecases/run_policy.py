@@ -19,12 +19,11 @@ from reclaim.domain.records import (
 )
 from reclaim.domain.selection import Decision, DecisionKind, count_by_kind, evaluated
 from reclaim.errors import ReclaimError
-from reclaim.ports import RemovalOutcome, RemovalResult
 from reclaim.usecases.bookkeeping import cancel, each, ledger
 from reclaim.usecases.context import Context
 from reclaim.usecases.decide import Assessment, assess
 from reclaim.usecases.lease import policy_lease
-from reclaim.usecases.perform_removal import finish_removal
+from reclaim.usecases.own_writes import settle_own_write
 from reclaim.usecases.release import release_new
 
 log = logging.getLogger("reclaim")
@@ -288,11 +287,10 @@ def _cancel_stale_requests(
         RequestState.QUEUED,
     ]
     cancelled: set[str] = set()
-    for request in ctx.store.requests(policy.name, open_states):
-        decision = by_key.get(request.state_key)
-        if decision is None and request.unanswered_writes:
-            detail = "confirmed absent after our write (found by the next run)"
-            finish_removal(ctx, request, RemovalResult(RemovalOutcome.REMOVED, detail), now)
+    for stored in ctx.store.requests(policy.name, open_states):
+        decision = by_key.get(stored.state_key)
+        request = settle_own_write(ctx, stored, decision, now, "found by the next run")
+        if request is None:
             continue
         if decision is None:
             why = "left the group"

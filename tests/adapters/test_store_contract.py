@@ -566,6 +566,30 @@ def test_a_notice_waits_in_its_own_state_with_the_date_it_told(stores: StoreFact
     assert reader.get_request(asked.id) == due and due.not_before == NOW + timedelta(days=3)
 
 
+def test_a_sent_write_is_marked_on_the_request_and_the_mark_can_be_cleared(
+    stores: StoreFactory,
+) -> None:
+    """perform_removal's marker (a write sent, when) reads back, and a settled one is gone."""
+    writer, reader = stores(), stores()
+    queued = a_request(state=RequestState.QUEUED)
+    writer.add_request(queued)
+    claim = transition(queued, RequestState.REMOVING, NOW, attempts=1)
+    assert writer.update_request(claim)
+    sent_at = NOW + timedelta(seconds=1, microseconds=250)
+    marked = replace(
+        transition(claim, RequestState.REMOVING, sent_at, unanswered_writes=1),
+        write_sent_at=sent_at,
+    )
+    assert writer.update_request(marked)
+    assert reader.get_request(queued.id) == marked
+    assert [r.write_sent_at for r in reader.requests(states=[RequestState.REMOVING])] == [sent_at]
+    settled = replace(
+        transition(marked, RequestState.DUE, sent_at, unanswered_writes=0), write_sent_at=None
+    )
+    assert writer.update_request(settled)
+    assert reader.get_request(queued.id) == settled
+
+
 def test_a_circuit_breaker_is_shared_and_compare_and_set(stores: StoreFactory) -> None:
     first_process, second_process = stores(), stores()
     rules = BreakerRules(backoff=timedelta(minutes=5))

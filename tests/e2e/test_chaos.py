@@ -29,6 +29,7 @@ from tests.support.chaos import (
     invoke,
     scenario,
 )
+from tests.support.chaos_host import HostWorld, host_scenario
 from tests.support.cli import reclaim
 from tests.support.tripwire import AFTER, BEFORE, TrippingGraph, TrippingLdapsRelay, Tripwire
 
@@ -115,6 +116,29 @@ def test_a_run_after_a_dead_workers_write_records_the_removal(tmp_path: Path) ->
         assert again.returncode == 0, again.stdout + again.stderr
         figures = check_removals(world, seed=0)
         assert figures.removed == 2 and figures.confirmed_absent == 1
+
+
+# ---- the function host's queue worker ------------------------------------------------------------
+
+
+@pytest.mark.azurite
+def test_chaos_kills_the_function_hosts_queue_worker(
+    storage_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`python -m reclaim host` SIGKILLed after Graph applied its second member write, while its
+    queue worker runs the other removals at once (some not yet sent, some applied with their
+    answers lost with the process); a second host and `expire` recover
+    (tests/support/chaos_host.py). One scenario: each costs about ten process starts."""
+    kill = Kill(False, 2, AFTER)
+    with TrippingGraph() as graph:
+        world = HostWorld(graph, tmp_path, 4, storage_env)
+        log: list[str] = []
+        try:
+            figures = host_scenario(world, kill, log)
+        finally:
+            print("chaos host:\n" + "\n".join(log))
+        print(f"chaos host {kill}: {figures.line()}")
+    assert figures.removed == 4 and figures.restored == 4
 
 
 # ---- Samba --------------------------------------------------------------------------------------

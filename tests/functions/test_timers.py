@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reclaim import scheduling
+from reclaim import scheduling, usecases
 from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.policy import Policy
 from reclaim.functions import app_context
@@ -110,8 +110,58 @@ def test_one_failing_policy_does_not_stop_the_others_but_fails_the_tick(world: W
     with pytest.raises(RuntimeError, match="scheduled runs failed: broken: RuntimeError"):
         call_timer("scheduler")
 
-    assert [r.policy for r in world.ctx.store.runs()] == ["salesforce"]
-    assert world.ctx.store.schedule_cursor("broken") == NOW + timedelta(hours=1)  # at most once
+    assert [(r.policy, r.mode) for r in world.ctx.store.runs()] == [
+        ("broken", "scheduler"),  # the failure, recorded
+        ("salesforce", "enforce"),
+    ]
+    # The due time is given back: the next tick runs it again (it used to be skipped for good).
+    assert world.ctx.store.schedule_cursor("broken") == NOW
+    (broken_report,) = [r for r in usecases.report(world.ctx) if r.policy == "broken"]
+    assert "scheduled run: the run due" in broken_report.halted[0][1]
+
+
+def test_a_scheduled_run_that_raised_is_retried_by_later_ticks_a_bounded_number_of_times(
+    world: World,
+) -> None:
+    broken = make_policy(name="broken", schedule=HOURLY)
+    world.use_policies(broken)
+    world.ctx.adapters = BrokenFor(world.directory, world.adapters.usage_, world.adapters.campaign_)
+    world.ctx.store.advance_schedule("broken", None, NOW)
+    due = NOW + timedelta(hours=1)
+    for tick in range(scheduling.SCHEDULED_RETRIES + 1):  # the first try and the retries
+        world.clock.now = due + timedelta(minutes=5 * tick)
+        with pytest.raises(RuntimeError, match="broken: RuntimeError"):
+            call_timer("scheduler")
+    world.clock.now += timedelta(minutes=5)
+    call_timer("scheduler")  # given up: nothing is due until the next due time
+    tries = [r.halt_reason for r in world.ctx.store.runs() if r.mode == "scheduler"]
+    assert len(tries) == scheduling.SCHEDULED_RETRIES + 1
+    assert tries[-1].endswith("the next due time runs)")
+    assert world.ctx.store.schedule_cursor("broken") == due
+
+    world.ctx.adapters = MemoryAdapters(
+        world.directory, world.adapters.usage_, world.adapters.campaign_
+    )
+    world.clock.now = due + timedelta(hours=1)  # the next due time runs
+    call_timer("scheduler")
+    assert [r.mode for r in world.ctx.store.runs()][-1] == broken.mode.value
+
+
+def test_a_retried_due_time_runs_once_it_works(world: World) -> None:
+    broken = make_policy(name="broken", schedule=HOURLY)
+    world.use_policies(broken)
+    world.ctx.adapters = BrokenFor(world.directory, world.adapters.usage_, world.adapters.campaign_)
+    world.ctx.store.advance_schedule("broken", None, NOW)
+    world.clock.now = NOW + timedelta(hours=1)
+    with pytest.raises(RuntimeError):
+        call_timer("scheduler")
+    world.ctx.adapters = MemoryAdapters(
+        world.directory, world.adapters.usage_, world.adapters.campaign_
+    )
+    world.clock.now += timedelta(minutes=5)
+    call_timer("scheduler")
+    assert [r.mode for r in world.ctx.store.runs()] == ["scheduler", broken.mode.value]
+    assert world.ctx.store.schedule_cursor("broken") == NOW + timedelta(hours=1)
 
 
 def test_expiry_queues_the_removals_of_the_silent_after_the_deadline(world: World) -> None:

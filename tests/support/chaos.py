@@ -35,6 +35,7 @@ from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.lifecycle import OPEN_STATES, Request, RequestState
 from reclaim.domain.model import User
 from reclaim.domain.records import LedgerOutcome
+from reclaim.ports import StateStore
 from tests.support.cli import ROOT
 from tests.support.tripwire import AFTER, BEFORE, TrippingGraph, Tripwire
 
@@ -125,7 +126,7 @@ class World:
     def members(self) -> set[str]:
         return {k for k, handle in self.users.items() if self.is_member(handle)}
 
-    def store(self) -> SqliteStore:
+    def store(self) -> StateStore:
         return SqliteStore(self.db)
 
     def directory_tally(self) -> tuple[Counter[str], Counter[str]] | None:
@@ -205,7 +206,7 @@ def _drain(fd: int, chunks: list[bytes]) -> None:
             chunks.append(data)
 
 
-def _open_requests(world: World) -> list[str]:
+def open_requests(world: World) -> list[str]:
     return [r.id for r in world.store().requests(world.policy) if r.state in OPEN_STATES]
 
 
@@ -229,7 +230,7 @@ def scenario(world: World, seed: int, log: list[str]) -> Figures:
         if done.landed and kill is not None and not kill.pipe:
             figures.kills += 1
             figures.lost_answers += kill.phase == AFTER and argv[0] != "restore"
-            open_after_kills.update(_open_requests(world))
+            open_after_kills.update(open_requests(world))
         else:
             figures.pipes += done.landed
             _completed(done, seed)
@@ -237,24 +238,24 @@ def scenario(world: World, seed: int, log: list[str]) -> Figures:
 
     call(("run", *policies, "--policy", world.policy), pick_kill(rng, len(world.users)))
     for _ in range(KILLED_ROUNDS):
-        if not _open_requests(world):
+        if not open_requests(world):
             break
         time.sleep(LEASE + 0.2)  # the dead worker's claim (and its message) lapse
-        kill = pick_kill(rng, len(_open_requests(world))) if rng.random() < 0.6 else None
+        kill = pick_kill(rng, len(open_requests(world))) if rng.random() < 0.6 else None
         call((rng.choice(("work", "expire")), *policies), kill)
     for command in SETTLE:  # unkilled: the worker hands back what only a tick can re-decide
-        if not _open_requests(world):
+        if not open_requests(world):
             break
         time.sleep(LEASE + 0.2)
         call((command, *policies), None)
     figures += check_removals(world, seed)
     figures.recovered = len(open_after_kills)
 
-    removed = _removed(world)
+    removed = removed_requests(world)
     for run_id in sorted({r.run_id for r in removed}):
         restore = ("restore", *policies, "--policy", world.policy, "--run", run_id)
         call(restore, pick_kill(rng, len(removed)) if rng.random() < 0.6 else None)
-        while any(r.run_id == run_id for r in _removed(world)):
+        while any(r.run_id == run_id for r in removed_requests(world)):
             call(restore, None)  # the administrator runs it again
     time.sleep(LEASE + 0.2)
     call(("expire", *policies), None)
@@ -263,7 +264,7 @@ def scenario(world: World, seed: int, log: list[str]) -> Figures:
     return figures
 
 
-def _removed(world: World) -> list[Request]:
+def removed_requests(world: World) -> list[Request]:
     return [r for r in world.store().requests(world.policy) if r.state is RequestState.REMOVED]
 
 

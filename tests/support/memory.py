@@ -27,8 +27,15 @@ from reclaim.ports import (
     SeatQuery,
     SeatResult,
     SeatState,
+    Sending,
     UsageExport,
+    unmarked,
 )
+
+
+class WorkerDied(Exception):
+    """The worker's process ends here (SIGKILL): nothing after this line of it runs. No use case
+    catches it (they catch reclaim's own errors only), so it leaves as a kill would."""
 
 
 @dataclass
@@ -45,6 +52,9 @@ class MemoryDirectory:
     unreachable: int = 0  # the next N removals find the directory unreachable: nothing sent
     refuse_all: Exception | None = None  # raised by every remove() (a missing permission, ...)
     remove_calls: int = 0
+    # The next removal's worker dies (WorkerDied): "before" its write is sent, or "after" the
+    # directory applied it, before the answer.
+    dies: str = ""
 
     def holds(self, group: str, label: str) -> bool:
         return any(m.user.label == label for m in self.groups.get(group, []))
@@ -67,8 +77,14 @@ class MemoryDirectory:
         for inner in self.nested.get(group, []):
             yield from self.transitive_users(inner, _seen | {group})
 
-    def remove(self, group: str, user: User, **_: str) -> RemovalResult:
+    def remove(
+        self, group: str, user: User, *, sending: Sending = unmarked, **_: str
+    ) -> RemovalResult:
         self.remove_calls += 1
+        dies, self.dies = self.dies, ""
+        if dies == "before":
+            raise WorkerDied("killed before sending its write")
+        sending()  # as the real adapters do, right before the call
         if self.refuse_all is not None:
             raise self.refuse_all
         if user.label in self.failures:
@@ -84,6 +100,8 @@ class MemoryDirectory:
             if member.user == user:
                 members.remove(member)
                 self.removed.append((group, user.label))
+                if dies == "after":
+                    raise WorkerDied("killed after its write was applied, before the answer")
                 if user.label in self.lost_answers:
                     self.lost_answers.discard(user.label)
                     raise TransientError("connection reset before the answer")

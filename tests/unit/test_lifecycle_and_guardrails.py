@@ -40,18 +40,20 @@ VALID = [
     (S.DUE, S.QUEUED),  # released by a tick that re-decided it
     (S.DUE, S.CANCELLED),
     (S.DUE, S.REMOVED),  # re-decided: a lost write of a dead worker had taken her out
+    (S.DUE, S.NOT_MEMBER),  # re-decided: gone, and the dead worker's write was never sent
     (S.QUEUED, S.REMOVING),
     (S.QUEUED, S.DUE),  # handed back by the worker: the decision was too old
     (S.QUEUED, S.CANCELLED),
     (S.QUEUED, S.REMOVED),  # a run found her gone after a write of ours whose answer was lost
-    (S.REMOVING, S.REMOVING),
+    (S.QUEUED, S.NOT_MEMBER),  # a run found her gone after an attempt that sent nothing
+    (S.REMOVING, S.REMOVING),  # the write is being sent (perform_removal's marker)
     (S.REMOVING, S.REMOVED),
     (S.REMOVING, S.NOT_MEMBER),
     (S.REMOVING, S.FAILED),
     (S.REMOVING, S.REQUESTED),
     (S.REMOVING, S.QUEUED),
     (S.REMOVING, S.CANCELLED),
-    (S.REMOVING, S.DUE),  # a dead worker's claim on a decision too old: re-decided, not acted on
+    (S.REMOVING, S.DUE),  # a dead worker's claim: re-decided, never taken over
     (S.REQUESTED, S.REMOVED),
     (S.REQUESTED, S.FAILED),
     (S.REMOVED, S.RESTORED),

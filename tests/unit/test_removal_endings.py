@@ -5,6 +5,7 @@ same rules (Graph's lost answers and 403s, a frozen Samba DC) is tested in tests
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +19,13 @@ from reclaim.domain.model import Member, UsageRow, User
 from reclaim.domain.records import LedgerOutcome
 from reclaim.errors import ConfigurationError, DirectoryOutage, PermanentError, PermissionDenied
 from tests.conftest import NOW, make_policy
-from tests.support.memory import MemoryAdapters, MemoryDirectory, MemoryQueue, MemoryUsage
+from tests.support.memory import (
+    MemoryAdapters,
+    MemoryDirectory,
+    MemoryQueue,
+    MemoryUsage,
+    WorkerDied,
+)
 
 USERS = [User(object_id=f"id{i}", upn=f"u{i}@c.com") for i in range(6)]
 USAGE = [UsageRow(f"u{i}@c.com", 1.0 if i < 4 else 120.0) for i in range(6)]  # u0..u3 idle
@@ -181,13 +188,13 @@ def test_a_claim_older_than_its_lease_is_recovered_by_the_expiry_tick(world) -> 
     assert usecases.expire_requests(ctx, NOW + timedelta(minutes=1)).recovered == 0  # leased
     later = NOW + LIMITS.claim_lease
     assert usecases.expire_requests(ctx, later).recovered == 2
-    # The resent message carries no decision time: u0 is re-decided before anything is done;
-    # u1's attempts are spent, so it ends.
-    assert sorted(deliver(ctx, queue, later)) == sorted([S.HANDED_BACK, S.FAILED])
+    # Handed back and re-decided by the same tick, never taken over: u0 is released on a fresh
+    # decision; u1's attempts are spent, so it ends without another write.
+    assert sorted(deliver(ctx, queue, later)) == sorted([S.REMOVED, S.FAILED])
     assert request_of(ctx, "u1@c.com").detail.startswith("gave up after retries (3 attempt(s))")
-    assert usecases.expire_requests(ctx, later + timedelta(minutes=1)).recovered == 0
-    assert deliver(ctx, queue, later + timedelta(minutes=1)) == [S.REMOVED]  # on a fresh decision
     assert request_of(ctx, "u0@c.com").state is RequestState.REMOVED
+    assert directory.removed == [("SF", "u0@c.com")]
+    assert usecases.expire_requests(ctx, later + timedelta(minutes=1)).recovered == 0
 
 
 def test_a_dead_workers_claim_on_an_old_decision_is_re_decided_not_acted_on(world) -> None:
@@ -315,3 +322,103 @@ def test_removals_waiting_behind_an_open_breaker_are_not_resent_as_lost(world) -
     assert len(queue.messages) == 4
     later = NOW + usecases.RESEND_AFTER + timedelta(minutes=1)
     assert usecases.expire_requests(ctx, later).resent == 0 and len(queue.messages) == 4
+
+
+# ---- a worker that dies mid-removal (found by the chaos runs) ------------------------------------
+
+
+def test_a_user_re_added_after_a_dead_workers_write_is_not_removed_again(world) -> None:
+    """Our DELETE was applied, the worker died before the answer, and someone re-added her before
+    the claim was recovered. Taking the claim over removed her a second time on the old decision;
+    the request is re-decided instead: our write took her out (REMOVED, restorable), and the
+    re-added membership is left alone."""
+    context, directory, queue = world
+    ctx = context()
+    directory.groups["SF"] = [Member(USERS[0], added_at=NOW - timedelta(days=90))]
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    directory.dies = "after"
+    with pytest.raises(WorkerDied):
+        deliver(ctx, queue)
+    assert not directory.holds("SF", "u0@c.com")
+    back_at = NOW + timedelta(seconds=30)
+    directory.groups["SF"].append(Member(USERS[0], added_at=back_at, added_from="audit log"))
+    later = NOW + LIMITS.claim_lease
+    for step in range(3):  # recovery by the expiry tick and the worker, as often as it takes
+        usecases.expire_requests(ctx, later + timedelta(minutes=step))
+        deliver(ctx, queue, later + timedelta(minutes=step))
+    assert directory.removed == [("SF", "u0@c.com")]  # once
+    assert directory.holds("SF", "u0@c.com")
+    request = request_of(ctx, "u0@c.com")
+    assert request.state is RequestState.REMOVED
+    assert "re-added by someone else" in request.detail
+    assert [e.user.upn for e in ctx.store.ledger() if e.outcome is LedgerOutcome.REMOVED] == [
+        "u0@c.com"
+    ]
+
+
+def test_a_worker_that_died_before_sending_does_not_make_someone_elses_removal_ours(world) -> None:
+    """The worker claimed the removal and died before its write went out; then someone else took
+    her out. Our write was never sent: NOT_MEMBER, not a removal of ours."""
+    context, directory, queue = world
+    ctx = context()
+    directory.groups["SF"] = [Member(USERS[0], added_at=NOW - timedelta(days=90))]
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    directory.dies = "before"
+    with pytest.raises(WorkerDied):
+        deliver(ctx, queue)
+    assert request_of(ctx, "u0@c.com").unanswered_writes == 0  # the marker was never stored
+    directory.groups["SF"] = []  # someone else removed her
+    later = NOW + LIMITS.claim_lease
+    for step in range(3):
+        usecases.expire_requests(ctx, later + timedelta(minutes=step))
+        deliver(ctx, queue, later + timedelta(minutes=step))
+    request = request_of(ctx, "u0@c.com")
+    assert request.state is RequestState.NOT_MEMBER, request.detail
+    assert "no write of ours had gone out" in request.detail
+    assert not [e for e in ctx.store.ledger() if e.outcome is LedgerOutcome.REMOVED]
+
+
+def test_a_dead_workers_write_that_was_not_applied_is_settled_and_decided_afresh(world) -> None:
+    """The write was sent but never applied (the worker died with it in flight): she is still a
+    member since before it. The marker is cleared and a fresh decision removes her, once."""
+    context, directory, queue = world
+    ctx = context()
+    directory.groups["SF"] = [Member(USERS[0], added_at=NOW - timedelta(days=90))]
+    usecases.run_policy(ctx, ctx.policies["salesforce"], NOW)
+    (message,) = queue.drain()
+    sent = replace(
+        transition(
+            request_of(ctx, "u0@c.com"), RequestState.REMOVING, NOW, attempts=1, unanswered_writes=1
+        ),
+        write_sent_at=NOW,
+    )
+    assert ctx.store.update_request(sent)
+    later = NOW + LIMITS.claim_lease
+    usecases.expire_requests(ctx, later)
+    assert "did not take her out" in request_of(ctx, "u0@c.com").detail
+    assert deliver(ctx, queue, later) == [S.REMOVED]
+    assert directory.removed == [("SF", "u0@c.com")]
+    assert deliver_one(ctx, message, later) is S.SKIPPED  # the dead worker's message, redelivered
+
+
+def test_a_policy_lease_whose_holder_process_died_here_is_taken_at_once(world) -> None:
+    """Found by the chaos run: `run` killed during its selection kept the policy's lease for
+    its whole TTL (30 min), so no `expire` or `work` could re-decide the claims its dead worker
+    left. A holder that names a process of this machine that is gone no longer blocks."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    context, _, _ = world
+    ctx = context()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = f"cli:0123456789ab:{socket.gethostname()}:{gone.pid}"
+    assert ctx.store.take_lease("salesforce", dead, NOW, usecases.LEASE_TTL).holder == dead
+    with usecases.policy_lease(ctx, "salesforce", NOW, "expiry") as holder:
+        assert holder != dead
+    alive = f"cli:0123456789ab:{socket.gethostname()}:{os.getpid()}"
+    assert ctx.store.take_lease("salesforce", alive, NOW, usecases.LEASE_TTL).holder == alive
+    with pytest.raises(usecases.PolicyBusy), usecases.policy_lease(ctx, "salesforce", NOW, "x"):
+        pass

@@ -43,7 +43,15 @@ from reclaim.adapters.graph.paths import (
 )
 from reclaim.domain.model import Member, User
 from reclaim.errors import GroupRefused, PermanentError, TransientError, UserNotFound
-from reclaim.ports import AddOutcome, GroupInfo, RemovalOutcome, RemovalResult, Secrets
+from reclaim.ports import (
+    AddOutcome,
+    GroupInfo,
+    RemovalOutcome,
+    RemovalResult,
+    Secrets,
+    Sending,
+    unmarked,
+)
 
 if TYPE_CHECKING:
     from reclaim.settings import Settings
@@ -110,7 +118,9 @@ class EntraLicenceDirectory:
     def transitive_users(self, group: str) -> Iterator[User]:
         return self._groups.transitive_users(group)
 
-    def remove(self, group: str, user: User, **_: str) -> RemovalResult:
+    def remove(
+        self, group: str, user: User, *, sending: Sending = unmarked, **_: str
+    ) -> RemovalResult:
         """Take the direct assignment away, after reading it again (two requests)."""
         sku = group.lower()
         object_id = self._groups._object_id(user)
@@ -124,6 +134,7 @@ class EntraLicenceDirectory:
         if direct is None and sku not in _assigned(held):
             return RemovalResult(RemovalOutcome.NOT_MEMBER, f"no longer holds SKU {group}")
         plans = [str(p) for p in (direct or {}).get("disabledPlans") or []]
+        sending()
         reply = self._client.call(
             "POST",
             f"/users/{segment(object_id)}/assignLicense",

@@ -46,6 +46,8 @@ from reclaim.ports import (
     RemovalOutcome,
     RemovalResult,
     Secrets,
+    Sending,
+    unmarked,
 )
 
 if TYPE_CHECKING:
@@ -153,10 +155,13 @@ class GraphDirectory:
 
     # -- one user
 
-    def remove(self, group: str, user: User, **_: str) -> RemovalResult:
+    def remove(
+        self, group: str, user: User, *, sending: Sending = unmarked, **_: str
+    ) -> RemovalResult:
         """DELETE the membership reference: one request. Whether a seat was freed is checked
         minutes later, after licence processing (reclaim.adapters.graph.licences)."""
         object_id = self._object_id(user)
+        sending()
         reply = self._client.call(
             "DELETE",
             member_ref_path(group, object_id),

@@ -21,6 +21,8 @@ from reclaim.ports import (
     RemovalOutcome,
     RemovalResult,
     Secrets,
+    Sending,
+    unmarked,
 )
 from reclaim.settings import Settings
 
@@ -160,7 +162,13 @@ class NexthinkRemoteActionDirectory:
         return self.inner.add(group, user)
 
     def remove(
-        self, group: str, user: User, *, request_id: str = "", run_id: str = ""
+        self,
+        group: str,
+        user: User,
+        *,
+        request_id: str = "",
+        run_id: str = "",
+        sending: Sending = unmarked,
     ) -> RemovalResult:
         """Trigger the remote action; the outcome is known later through finished()."""
         self.check_remote_action()
@@ -172,6 +180,7 @@ class NexthinkRemoteActionDirectory:
         # The request id first: a long group name may be cut at the 500-character limit.
         reference = f" (request {request_id})" if request_id else ""
         reason = f"Licence reclamation{reference}: remove {sam} from {group}"
+        sending()
         response = self.client.call(
             "POST",
             "/api/v1/act/execute",

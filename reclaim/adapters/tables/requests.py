@@ -127,6 +127,8 @@ class RequestTable:
             entity["deadline"] = r.deadline
         if r.not_before is not None:
             entity["not_before"] = r.not_before
+        if r.write_sent_at is not None:
+            entity["write_sent_at"] = r.write_sent_at
         if r.queue_reason is not None:
             entity["queue_reason"] = r.queue_reason.value
         if r.approval is not None:
