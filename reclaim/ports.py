@@ -238,7 +238,7 @@ class Managers(Protocol):
 
 
 class NoticeChannel(Protocol):
-    """A campaign channel that can tell a user the removal date (policy_notice.NOTICE_CHANNELS);
+    """A campaign channel that can tell a user the removal date (policy.notice.NOTICE_CHANNELS);
     reclaim.usecases.send_notices is its one caller."""
 
     def notify(

@@ -15,7 +15,7 @@ from reclaim.domain.approval import Approval
 from reclaim.domain.breaker import Breaker, HaltKind
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState
 from reclaim.domain.model import User
-from reclaim.domain.policy_escalation import EscalateOn
+from reclaim.domain.policy.escalation import EscalateOn
 from reclaim.domain.records import DecisionRecord, LedgerEntry, LedgerOutcome, RunRecord, RunStatus
 
 ReadTime = Callable[[Any], datetime | None]

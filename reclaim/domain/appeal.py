@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from reclaim.domain.answer_links import LinkPurpose, SignedLink
 from reclaim.domain.durations import parse_duration
 
-if TYPE_CHECKING:  # policy.py reads appeal_window, and the request's module reads policy.py
+if TYPE_CHECKING:  # reading.py reads appeal_window, and the request's module reads the policy
     from reclaim.domain.lifecycle import Request
 
 # A link lives as long as the window; a year is far past any sensible appeal.

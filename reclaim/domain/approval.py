@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from reclaim.domain.model import User
-from reclaim.domain.policy_escalation import EscalateOn
+from reclaim.domain.policy.escalation import EscalateOn
 
 
 class ApproverDecision(StrEnum):

@@ -18,7 +18,7 @@ from datetime import datetime
 from reclaim.domain.lifecycle import Request, RequestState, transition
 from reclaim.domain.model import Answer, User
 from reclaim.domain.policy import Policy
-from reclaim.domain.policy_escalation import ApproverKind, EscalateOn
+from reclaim.domain.policy.escalation import ApproverKind, EscalateOn
 from reclaim.domain.records import LedgerOutcome
 from reclaim.errors import ConfigurationError, ReclaimError
 from reclaim.ports import ApprovalAsk, ApprovalChannel, AskResult

@@ -19,7 +19,7 @@ from datetime import datetime
 from reclaim.domain.approval import Approval
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
 from reclaim.domain.policy import OnNoResponse, Policy
-from reclaim.domain.policy_escalation import EscalateOn
+from reclaim.domain.policy.escalation import EscalateOn
 from reclaim.domain.records import LedgerOutcome
 from reclaim.usecases.bookkeeping import ledger
 from reclaim.usecases.context import Context

@@ -10,7 +10,7 @@ from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transit
 from reclaim.domain.limits import id_problem, justification_problem, time_problem
 from reclaim.domain.model import Answer, AnswerValue
 from reclaim.domain.policy import Policy
-from reclaim.domain.policy_escalation import EscalateOn
+from reclaim.domain.policy.escalation import EscalateOn
 from reclaim.domain.records import (
     LedgerOutcome,
 )

@@ -26,7 +26,7 @@ from reclaim.domain.guardrails import Halt
 from reclaim.domain.holds import halt_hold, rate_hold
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
 from reclaim.domain.policy import OnNoResponse, Policy
-from reclaim.domain.policy_escalation import EscalateOn
+from reclaim.domain.policy.escalation import EscalateOn
 from reclaim.domain.records import DecisionRecord, LedgerOutcome, RunRecord, RunStatus
 from reclaim.domain.selection import Decision, count_by_kind, removes
 from reclaim.usecases.bookkeeping import cancel, each, enqueue_removal, ledger

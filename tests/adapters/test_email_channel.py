@@ -271,7 +271,7 @@ def test_a_notice_is_a_mail_naming_the_removal_date_with_a_keep_link_until_then(
 
     from reclaim.domain.lifecycle import RequestState
     from reclaim.domain.model import AnswerValue
-    from reclaim.domain.policy_notice import NoticeSpec
+    from reclaim.domain.policy.notice import NoticeSpec
 
     visio = replace(policy("email"), notice=NoticeSpec(timedelta(days=3)))
     user = request("x0", "ada@contoso.test").user

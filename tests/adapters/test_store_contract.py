@@ -19,7 +19,7 @@ from reclaim.domain.approval import Approval
 from reclaim.domain.breaker import Breaker, BreakerRules, HaltKind
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState, transition
 from reclaim.domain.model import Answer, AnswerValue, User
-from reclaim.domain.policy_escalation import EscalateOn
+from reclaim.domain.policy.escalation import EscalateOn
 from reclaim.domain.records import (
     DecisionRecord,
     LedgerEntry,

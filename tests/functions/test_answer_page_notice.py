@@ -13,7 +13,7 @@ from reclaim.domain.answer_links import sign_link
 from reclaim.domain.appeal import answer_link
 from reclaim.domain.lifecycle import RequestState
 from reclaim.domain.model import AnswerValue
-from reclaim.domain.policy_notice import NoticeSpec
+from reclaim.domain.policy.notice import NoticeSpec
 from reclaim.domain.records import LedgerOutcome
 from tests.functions.conftest import World
 from tests.functions.test_answer_page import KEY, LINK_SECRET_NAME, get, post, text

@@ -13,7 +13,7 @@ import pytest
 
 from reclaim import usecases
 from reclaim.domain.lifecycle import RequestState
-from reclaim.domain.policy_notice import NoticeSpec
+from reclaim.domain.policy.notice import NoticeSpec
 from reclaim.domain.records import LedgerOutcome
 from tests.functions.conftest import SECRET, World
 from tests.support.functions import call_http, json_body, signed

@@ -30,7 +30,7 @@ from reclaim.domain.lifecycle import FINAL_STATES, OPEN_STATES, QueueReason, Req
 from reclaim.domain.model import Account, AnswerValue, Member, User
 from reclaim.domain.notice import Notice
 from reclaim.domain.policy import Policy
-from reclaim.domain.policy_escalation import EscalateOn
+from reclaim.domain.policy.escalation import EscalateOn
 from reclaim.domain.records import LedgerOutcome, RemovalMessage
 from reclaim.domain.reminders import DueReminder
 from reclaim.errors import TransientError

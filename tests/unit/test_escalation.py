@@ -20,7 +20,7 @@ from reclaim.domain.approval import ApproverDecision
 from reclaim.domain.lifecycle import QueueReason, RequestState
 from reclaim.domain.model import AnswerValue, Member, UsageRow, User
 from reclaim.domain.policy import Policy, PolicyError
-from reclaim.domain.policy_escalation import ApproverKind, EscalateOn
+from reclaim.domain.policy.escalation import ApproverKind, EscalateOn
 from reclaim.domain.records import LedgerOutcome
 from reclaim.usecases.answer_link import LinkProblem, open_link
 from reclaim.usecases.context import InputError

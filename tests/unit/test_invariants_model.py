@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from reclaim.adapters.sqlite import SqliteStore
-from reclaim.domain.policy_escalation import EscalateOn
+from reclaim.domain.policy.escalation import EscalateOn
 from tests.support.model import ESCALATIONS, LABELS, ReclaimMachine
 
 EXAMPLES = int(os.environ.get("RECLAIM_MODEL_EXAMPLES", "400"))

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from reclaim.domain.durations import format_duration
-from reclaim.domain.policy import (
+from reclaim.domain.policy.model import (
     RECENCY_SOURCES,
     SIGN_IN_LOG_RETENTION,
     SUPPLIED_QUERY_PARAMETERS,

@@ -7,8 +7,8 @@
       respond_within: 3d           # the approver's own deadline, from the escalation
       on_no_response: keep         # what the approver's silence does: keep | reclaim
 
-Read by policy.py (`read_escalation`); the checks that need the whole policy are here too, so
-policy.py grows by a field and a call.
+Read by reading.py (`read_escalation`); the checks that need the whole policy are here too, so
+reading.py grows by a call.
 """
 
 from __future__ import annotations
@@ -19,17 +19,8 @@ from enum import StrEnum
 from typing import Any
 
 from reclaim.domain.durations import format_duration
-from reclaim.domain.policy import (
-    CampaignSpec,
-    Channel,
-    DirectoryKind,
-    OnNoResponse,
-    _choice,
-    _kind,
-    _positive_duration,
-    _Reader,
-    _texts,
-)
+from reclaim.domain.policy.fields import _choice, _kind, _positive_duration, _Reader, _texts
+from reclaim.domain.policy.model import CampaignSpec, Channel, DirectoryKind, OnNoResponse
 
 
 class ApproverKind(StrEnum):

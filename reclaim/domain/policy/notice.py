@@ -4,7 +4,7 @@
 
 Once a removal is decided (a "no", silence past the deadline under on_no_response: reclaim, or
 an approver's release), the user is told the date through the campaign's channel, and nothing is
-removed before that date; a "yes" until then keeps the licence. Read here, not in policy.py,
+removed before that date; a "yes" until then keeps the licence. Read here, not in reading.py,
 which calls read_notice with the few facts it needs (so this module does not import it).
 """
 
