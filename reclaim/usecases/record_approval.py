@@ -47,6 +47,11 @@ class ApprovalStatus(StrEnum):
     RECORDED = "recorded"  # recorded in the history; the request had already ended
 
 
+def approval_answer_id(request_id: str) -> str:
+    """The answer id an approver's decision on `request_id` is stored under."""
+    return f"{request_id}:approval"
+
+
 class NotApprover(ReclaimError):
     """The caller is not an approver of this request (HTTP 403): nothing is recorded."""
 
@@ -93,7 +98,7 @@ def record_approval(ctx: Context, command: ApprovalCommand, now: datetime) -> Ap
     detail = f"{command.decision.value} by {who} via {command.source}{reason}"
     outcome = LedgerOutcome.APPROVER_KEPT if keep else LedgerOutcome.APPROVER_RELEASED
     answer = Answer(
-        f"{request.id}:approval",
+        approval_answer_id(request.id),
         AnswerValue.YES if keep else AnswerValue.NO,
         now,
         f"approver {command.approver}",
