@@ -217,6 +217,10 @@ _DONE = {
     AnswerStatus.CANCELLED: "You keep your licence: the removal will not happen.",
     AnswerStatus.DUPLICATE: "Your answer was already recorded: nothing changed.",
     AnswerStatus.RECORDED: "Your answer was recorded.",
+    AnswerStatus.ESCALATED: (
+        "Thank you: your answer was recorded. Your approver decides now whether you keep the "
+        "licence."
+    ),
 }
 
 
