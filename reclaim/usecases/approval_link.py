@@ -59,11 +59,11 @@ def approval_view(ctx: Context, link: SignedLink, now: datetime) -> LinkView:
     elif request.state is RequestState.KEPT:
         note = "the licence stays: that decision stands"
     elif (
-        request.state in (RequestState.DUE, RequestState.QUEUED)
+        request.state in (RequestState.NOTICE, RequestState.DUE, RequestState.QUEUED)
         and request.queue_reason is QueueReason.APPROVER
     ):
         choices = (Choice.KEEP,)
-        note = "you chose to release the licence; until it is removed you can still keep it"
+        note = "the licence is released; until it is removed you can still keep it"
     else:
         raise LinkProblem(410, _CLOSED.get(request.state, "nothing left to decide here"))
     reason, evidence = decision_of(ctx, request)

@@ -1,8 +1,9 @@
 """Issue 17's journey, as Ada and her manager Grace live it: headless Chromium against the local
 host, real Azurite storage and the Graph fake, the campaign on the `email` channel. Ada is asked
 (the link comes out of the mail the fake received), reminded, keeps her licence with a reason;
-Grace, her manager in Graph, gets the approval mail and releases it; the removal takes Ada out of
-the group and mails her the appeal link; she appeals and is back in the group. `explain` shows
+Grace, her manager in Graph, gets the approval mail and releases it; Ada is mailed the removal
+date (a 3-day notice); after it the removal takes her out of the group and mails her the appeal
+link; she appeals and is back in the group. `explain` shows
 every step, and every page is saved as a screenshot (tests/output/screenshots/)."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from playwright.sync_api import Page
 
 from reclaim.cli import main
 from reclaim.domain.lifecycle import RequestState
+from reclaim.domain.messages import when
 from reclaim.host import LocalHost
 from reclaim.settings import Settings
 from tests.e2e.test_answer_page_chromium import free_port
@@ -89,6 +91,7 @@ def test_asked_reminded_kept_released_by_her_manager_removed_appealed_restored(
     ask_permission: true
     campaign: {{channel: email, respond_within: 7d, reminders: [2d]}}
     escalation: {{approver: manager, fallback: ["{SENDER}"], when: keep, respond_within: 3d}}
+    notice: {{period: 3d}}
     appeal_within: 14d
     limits: {{max_removals_per_run: 10, max_percent_of_group: 100}}
     licence: {{monthly_cost: 12.0, currency: EUR}}
@@ -159,11 +162,24 @@ def test_asked_reminded_kept_released_by_her_manager_removed_appealed_restored(
             tab.get_by_role("button", name="Release it").click()
             assert "the licence will be given back" in tab.locator("#result").inner_text()
             shot(tab, "journey-4-released")
-            assert store.get_request(request.id).state is RequestState.DUE
+            assert store.get_request(request.id).state is RequestState.NOTICE
 
-            # -- Removed: the tick re-decides and releases it, the worker removes her and the
-            # removal mail carries the appeal link.
+            # -- Notice: the next tick mails Ada the removal date, three days on.
             clock.now += timedelta(minutes=10)
+            assert "expiry" in host.tick()
+            notice = mails_to(graph, ADA)[-1]
+            told = store.get_request(request.id)
+            assert told.not_before == clock.now + timedelta(days=3)
+            assert notice.subject == (
+                f"Your Microsoft Visio licence will be removed on {when(told.not_before)}"
+            )
+            clock.now += timedelta(days=1)
+            assert "expiry" in host.tick() and host.drain().processed == 0  # not before the date
+            assert graph.is_member(group, ada)
+
+            # -- Removed: after the notice the tick re-decides and releases it, the worker
+            # removes her and the removal mail carries the appeal link.
+            clock.now = told.not_before + timedelta(minutes=10)
             assert "expiry" in host.tick()
             assert host.drain().processed == 1
             assert not graph.is_member(group, ada)
@@ -192,6 +208,7 @@ def test_asked_reminded_kept_released_by_her_manager_removed_appealed_restored(
         "ESCALATED",
         "APPROVAL_ASKED",
         f"APPROVER_RELEASED: release by {GRACE} (manager) via answer-page: {RELEASE_REASON}",
+        "NOTICE_SENT",
         "REMOVED",
         "REMOVAL_SENT",
         f"RESTORED: restored by {ADA}'s appeal (answer page)",

@@ -7,6 +7,7 @@ approver's silence applies the policy's default, and an approver never reached n
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from reclaim.domain.messages import Message, MessageKind
 from reclaim.domain.model import AnswerValue, Member, UsageRow, User
 from reclaim.domain.policy import Policy, PolicyError
 from reclaim.domain.policy.escalation import ApproverKind, EscalateOn
+from reclaim.domain.policy.notice import NoticeSpec
 from reclaim.domain.records import LedgerOutcome
 from reclaim.ports import AskResult
 from reclaim.usecases.answer_link import LinkProblem, open_link
@@ -501,3 +503,36 @@ def test_email_asks_each_approver_with_an_approval_message(tmp_path: Path) -> No
     assert channel.sent[0].deadline == NOW + timedelta(days=7)  # respond_within by default
     # The recipient a signed link names is an approver: the answer page may decide as them.
     assert decide(ctx, request_id, channel.sent[1].recipient, "keep", NOW) is ApprovalStatus.KEPT
+
+
+def with_notice(policy: Policy) -> Policy:
+    return replace(policy, notice=NoticeSpec(period=timedelta(days=3)))
+
+
+def test_the_approvers_release_gives_her_the_notice_first(tmp_path: Path) -> None:
+    """policy.notice: a release by her approver is a decided removal like her own "no": she is
+    told the date (NOTICE), and her approver may still keep her until it has passed."""
+    ctx = context(tmp_path, with_notice(escalating()))
+    request_id = asked_ids(ctx)["u0@c.com"]
+    answer(ctx, request_id, AnswerValue.YES, NOW, "I present with it")
+    usecases.expire_requests(ctx, NOW)
+    assert decide(ctx, request_id, BOSS.upn, "release", NOW) is ApprovalStatus.RELEASED
+    noticed = ctx.store.get_request(request_id)
+    assert noticed.state is RequestState.NOTICE
+    assert noticed.queue_reason is QueueReason.APPROVER
+    assert "the notice goes out with the next expiry tick" in noticed.detail
+
+    later = NOW + timedelta(hours=1)
+    assert decide(ctx, request_id, BOSS.upn, "keep", later) is ApprovalStatus.CANCELLED
+    assert ctx.store.get_request(request_id).state is RequestState.CANCELLED
+
+
+def test_the_approvers_silence_that_reclaims_gives_her_the_notice_first(tmp_path: Path) -> None:
+    ctx = context(tmp_path, with_notice(escalating(when="no_response", on_no_response="reclaim")))
+    request_id = asked_ids(ctx)["u0@c.com"]
+    deadline = NOW + timedelta(days=7)
+    usecases.expire_requests(ctx, deadline)
+    usecases.expire_requests(ctx, deadline + timedelta(days=3))
+    noticed = ctx.store.get_request(request_id)
+    assert noticed.state is RequestState.NOTICE
+    assert noticed.queue_reason is QueueReason.APPROVER
