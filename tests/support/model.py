@@ -408,9 +408,7 @@ def asking_policy_data(
             "respond_within": "3d",
             "on_no_response": escalation[1],
         },
-        notice={"period": format_duration(NOTICE)}
-        if ask and notice and escalation is None
-        else None,
+        notice={"period": format_duration(NOTICE)} if ask and notice else None,
     )
 
 
@@ -529,11 +527,16 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
             for at in world.yes.get(label, [])
         ):
             problems.append("answered yes inside the keep window")
-        # policy.notice: never before a date she was told, never untold after a "no" or silence.
+        # policy.notice: never before a date she was told, never untold after a "no", silence or
+        # her approver's release.
         told = self.campaign.told.get(request_id, [])
         if told and now < max(told):
             problems.append(f"removed before {max(told):%m-%d %H:%M}, the date she was told")
-        campaign_removal = request.queue_reason in (QueueReason.CONSENT, QueueReason.NO_RESPONSE)
+        campaign_removal = request.queue_reason in (
+            QueueReason.CONSENT,
+            QueueReason.NO_RESPONSE,
+            QueueReason.APPROVER,
+        )
         if policy.notice is not None and campaign_removal and not told:
             problems.append("removed without a notice")
         if policy.ask_permission and not leaver:

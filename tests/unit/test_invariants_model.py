@@ -62,7 +62,10 @@ def test_invariants_hold_over_sqlite() -> None:
     "then", ["keep", "release", "stranger", "silence", "keep by link", "release by link"]
 )
 @pytest.mark.parametrize("yes", [True, False])
-def test_the_approval_paths_hold_the_invariants(escalation: Any, then: str, yes: bool) -> None:
+@pytest.mark.parametrize("notice", [False, True])
+def test_the_approval_paths_hold_the_invariants(
+    escalation: Any, then: str, yes: bool, notice: bool
+) -> None:
     """The escalation rules in a row, which random runs reach only now and then (swarm testing
     turns rules off): asked, answered, the approver asked, then kept, released (by the approvals
     route or the answer page's link), tried by a stranger or left silent; the work and the ticks that follow, judged by the same model."""
@@ -76,6 +79,7 @@ def test_the_approval_paths_hold_the_invariants(escalation: Any, then: str, yes:
         disabled=set(),
         disabled_accounts="keep",
         escalation=escalation,
+        notice=notice,
     )
     machine.escalate(pick=0, yes=yes, then=then)
     if then.endswith(" by link") and machine.world.approval_asked:
