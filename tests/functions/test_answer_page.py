@@ -17,6 +17,7 @@ from reclaim.domain.answer_links import LinkPurpose, SignedLink, sign_link
 from reclaim.domain.appeal import answer_link, appeal_link
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.limits import MAX_JUSTIFICATION_LENGTH
+from reclaim.domain.policy.notice import NoticeSpec
 from reclaim.domain.records import LedgerOutcome
 from reclaim.request_links import answer_url, appeal_url
 from tests.conftest import asking_policy
@@ -230,6 +231,20 @@ def test_the_approver_releases_from_the_page_once_and_may_still_keep(
 
     kept = post(token, "keep", "she is back next week")
     assert kept.status_code == 200 and "removal will not happen" in text(kept)
+    assert world.ctx.store.get_request(escalated.id).state is RequestState.CANCELLED
+
+
+def test_during_the_notice_after_a_release_the_approver_may_still_keep(
+    world: World, escalated: Request
+) -> None:
+    world.use_policies(replace(world.policy, notice=NoticeSpec(period=timedelta(days=3))))
+    token = approval_token(escalated)
+    assert post(token, "release").status_code == 200
+    assert world.ctx.store.get_request(escalated.id).state is RequestState.NOTICE
+    page = get(token)
+    assert "you can still keep it" in text(page)
+    assert 'value="release"' not in page.get_body().decode()
+    assert "removal will not happen" in text(post(token, "keep"))
     assert world.ctx.store.get_request(escalated.id).state is RequestState.CANCELLED
 
 
