@@ -16,8 +16,10 @@ from html import escape
 from reclaim.domain.answer_links import ANSWER_PAGE_ROUTE, LinkPurpose
 from reclaim.domain.durations import format_duration
 from reclaim.domain.limits import MAX_JUSTIFICATION_LENGTH
+from reclaim.domain.model import Answer
 from reclaim.usecases.answer_link import Choice, LinkResult, LinkView
 from reclaim.usecases.record_answer import AnswerStatus
+from reclaim.usecases.record_approval import ApprovalStatus
 
 # Contrast: text #1b1b1b on white and white on #0b5394 are above 7:1 (WCAG AAA).
 STYLE = (
@@ -64,6 +66,8 @@ def view_page(view: LinkView, problem: str = "", preselect: str = "") -> str:
     message's link stood for (`&choice=`): shown first, still to be confirmed."""
     if view.link.purpose is LinkPurpose.APPEAL:
         return _appeal_page(view, problem)
+    if view.link.purpose is LinkPurpose.APPROVE:
+        return _approval_page(view, problem, preselect)
     app = escape(view.policy.application)
     parts = [
         f"<h1>Do you still need {app}?</h1>",
@@ -104,13 +108,18 @@ def _problem(problem: str) -> str:
     return f'<p class="note" id="problem" role="alert">{escape(problem)}</p>' if problem else ""
 
 
-def _form(view: LinkView, problem: str, preselect: str) -> str:
+_USER_LABELS = {Choice.KEEP: "Keep my licence", Choice.RELEASE: "Release it: I do not need it"}
+_APPROVER_LABELS = {Choice.KEEP: "Keep the licence", Choice.RELEASE: "Release it"}
+
+
+def _form(
+    view: LinkView, problem: str, preselect: str, labels: dict[Choice, str] = _USER_LABELS
+) -> str:
     need = (
         " (required to keep the licence)"
         if view.justification_required and Choice.KEEP in view.choices
         else " (optional)"
     )
-    labels = {Choice.KEEP: "Keep my licence", Choice.RELEASE: "Release it: I do not need it"}
     offered = sorted(
         (c for c in view.choices if c in labels), key=lambda c: c.value != preselect
     )  # the preselected one first, then in the page's order
@@ -134,6 +143,52 @@ def _form(view: LinkView, problem: str, preselect: str) -> str:
         f'<p id="justification-help">One line, at most {MAX_JUSTIFICATION_LENGTH} characters; '
         f"your administrator sees it.</p>{chosen}{buttons}</form>"
     )
+
+
+def _said(answer: Answer) -> str:
+    value = "keep" if answer.value.value == "yes" else "release"
+    reason = f" (“{answer.justification}”)" if answer.justification else ""
+    return f"{value} on {_when(answer.answered_at)}{reason}"
+
+
+def _approval_page(view: LinkView, problem: str, preselect: str) -> str:
+    """Her approver's page: her evidence, her own answer and reason, keep or release."""
+    app, user = escape(view.policy.application), view.request.user
+    person = escape(user.display_name or user.label)
+    said = "; ".join(_said(a) for a in view.answers) or "no answer by her deadline"
+    parts = [
+        f"<h1>Does {person} still need {app}?</h1>",
+        f"<p>Hello {escape(view.link.recipient)}. reclaim frees licences that are not used. "
+        f"{person}'s {app} licence looks unused, and you are asked to decide whether it "
+        "stays.</p>",
+        '<h2 id="evidence">Why we ask</h2>',
+        f'<p id="reason">{escape(view.reason)}</p>',
+    ]
+    if view.evidence:
+        items = "".join(
+            f"<dt>{escape(name.replace('_', ' '))}</dt><dd>{escape(value)}</dd>"
+            for name, value in view.evidence.items()
+        )
+        parts.append(f'<dl aria-labelledby="evidence">{items}</dl>')
+    parts.append(f'<p id="their-answer">{person} answered: {escape(said)}.</p>')
+    if view.decisions:
+        decided = "; ".join(_said(d) for d in view.decisions)
+        parts.append(f'<p id="answers">Decisions so far: {escape(decided)}.</p>')
+    if view.note:
+        parts.append(f'<p class="note" id="note">{escape(_sentence(view.note))}.</p>')
+    if view.choices:
+        escalation = view.policy.escalation
+        silence = (
+            "the licence is given back"
+            if escalation is not None and escalation.on_no_response.value == "reclaim"
+            else "the licence stays"
+        )
+        parts.append(
+            f'<p id="deadline">Decide by <strong>{_when(view.closes_at)}</strong>. '
+            f"Without a decision by then, {silence}.</p>"
+        )
+        parts.append(_form(view, problem, preselect, _APPROVER_LABELS))
+    return _document(f"{view.policy.application} licence of {person}", "".join(parts))
 
 
 def _appeal_page(view: LinkView, problem: str) -> str:
@@ -162,13 +217,28 @@ _DONE = {
     AnswerStatus.CANCELLED: "You keep your licence: the removal will not happen.",
     AnswerStatus.DUPLICATE: "Your answer was already recorded: nothing changed.",
     AnswerStatus.RECORDED: "Your answer was recorded.",
+    AnswerStatus.ESCALATED: (
+        "Thank you: your answer was recorded. Your approver decides now whether you keep the "
+        "licence."
+    ),
+}
+
+
+_DECIDED = {
+    ApprovalStatus.KEPT: "The licence stays. Thank you for deciding.",
+    ApprovalStatus.RELEASED: "Thank you: the licence will be given back.",
+    ApprovalStatus.CANCELLED: "The licence stays: the removal will not happen.",
+    ApprovalStatus.DUPLICATE: "Your decision was already recorded: nothing changed.",
+    ApprovalStatus.RECORDED: "Your decision was recorded.",
 }
 
 
 def result_page(result: LinkResult) -> str:
     """What the person sees after pressing a button."""
     app = escape(result.view.policy.application)
-    if result.restored:
+    if result.approval is not None:
+        title, text = "Your decision", escape(_DECIDED[result.approval])
+    elif result.restored:
         title, text = (
             f"Your {app} licence is back",
             (

@@ -70,13 +70,15 @@ _ALLOWED: dict[RequestState, frozenset[RequestState]] = {
             RequestState.NOTICE,  # the removal is decided, and policy.notice tells her first
         }
     ),
-    # The approver keeps (KEPT), releases or her silence reclaims (DUE: re-decided by a tick),
-    # her silence keeps (LAPSED); -> itself stores the approvers looked up and asked.
+    # The approver keeps (KEPT), releases or her silence reclaims (DUE: re-decided by a tick;
+    # NOTICE first with policy.notice), her silence keeps (LAPSED); -> itself stores the
+    # approvers looked up and asked.
     RequestState.AWAITING_APPROVAL: frozenset(
         {
             RequestState.AWAITING_APPROVAL,
             RequestState.KEPT,
             RequestState.DUE,
+            RequestState.NOTICE,
             RequestState.LAPSED,
             RequestState.CANCELLED,
         }

@@ -68,6 +68,9 @@ class LedgerOutcome(StrEnum):
     REMINDED = "REMINDED"
     REMINDER_FAILED = "REMINDER_FAILED"
     APPEALED = "APPEALED"  # appeal_within: the user took her licence back (beside RESTORED)
+    # appeal_within on email / Teams: the removal message with its appeal link (claimed first).
+    REMOVAL_SENT = "REMOVAL_SENT"
+    REMOVAL_SEND_FAILED = "REMOVAL_SEND_FAILED"
     # escalation (usecases/escalation.py, ask_approvers.py, record_approval.py): sent to the
     # approver, the approver asked (or the channel's refusal), and the approver's decision with
     # who decided and why, or the approver's silence past the deadline and what it did.

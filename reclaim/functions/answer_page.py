@@ -2,12 +2,13 @@
 
 The only route without a function key or an admin token (auth level ANONYMOUS): the token, a
 link reclaim signed for one request and one person (reclaim.domain.answer_links), is the
-capability. GET shows the question, its evidence and the choices, or the appeal, and never
+capability. GET shows the question, its evidence and the choices, the appeal, or (an approver's
+link) the user's evidence and her answer with keep / release, and never
 writes (mail scanners prefetch links). A message's button adds &choice=keep|release|restore: the page shows that
 choice first, to be confirmed. POST (a form from that page: t, choice, justification)
 acts through the use cases every other path uses (reclaim.usecases.answer_link). A refused link
-is a page saying why, with 4xx (400 malformed, 403 altered or signed with another key, 404
-approval links, 409 a choice no longer open, 410 expired or closed, 413, 415, 422 a bad reason),
+is a page saying why, with 4xx (400 malformed, 403 altered, signed with another key or not an
+approver's, 409 a choice no longer open, 410 expired or closed, 413, 415, 422 a bad reason),
 never a 5xx; 503 only while the app is not configured or a store or directory is down.
 """
 

@@ -4,7 +4,8 @@ following it does, for the answer page (reclaim/functions/answer_page.py).
 `open_link` never writes (mail scanners prefetch links): it checks the link, finds its request
 and says what the person may choose. `follow_link` checks the same and acts through the use case
 every other path uses: an answer goes through record_answer (as the webhook's, with the link's
-recipient as the one who answered), an appeal through restore (a "yes") plus an APPEALED entry.
+recipient as the one who answered), an appeal through restore (a "yes") plus an APPEALED entry,
+an approver's decision through record_approval (usecases/approval_link.py).
 Anything refused raises LinkProblem, with an HTTP status and a message safe to show, before
 anything is written.
 
@@ -15,19 +16,21 @@ the licence for keep_after_yes (DESIGN section 8 (1)), so the administrator rele
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 
 from reclaim.domain.answer_links import LinkPurpose, LinkRefused, SignedLink, read_link
 from reclaim.domain.lifecycle import QueueReason, Request, RequestState
 from reclaim.domain.limits import justification_problem
 from reclaim.domain.messages import Choice  # keep, release, restore: what the links preselect
-from reclaim.domain.model import Answer, AnswerValue
+from reclaim.domain.model import AnswerValue
 from reclaim.domain.policy import Policy
 from reclaim.domain.records import LedgerOutcome
 from reclaim.errors import TransientError
+from reclaim.usecases.approval_link import approval_view, follow_approval
 from reclaim.usecases.bookkeeping import ledger
 from reclaim.usecases.context import Context, InputError
+from reclaim.usecases.link_view import SOURCE, LinkProblem, LinkResult, LinkView, decision_of
 from reclaim.usecases.record_answer import (
     AnswerCommand,
     AnswerStatus,
@@ -36,47 +39,9 @@ from reclaim.usecases.record_answer import (
 )
 from reclaim.usecases.restore import RestoreCommand, restore
 
-SOURCE = "answer-page"
-
+__all__ = ["SOURCE", "AnswerStatus", "Choice", "LinkProblem", "LinkResult", "LinkView"]
 
 _ANSWERS = {Choice.KEEP: AnswerValue.YES, Choice.RELEASE: AnswerValue.NO}
-
-
-class LinkProblem(Exception):
-    """A link that cannot be acted on: `status` (4xx) and a message safe to show its holder."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(frozen=True)
-class LinkView:
-    """What the page shows: the request, why it was made, its deadline and the choices."""
-
-    link: SignedLink
-    request: Request
-    policy: Policy
-    closes_at: datetime  # the answer's deadline or the end of the appeal window
-    reason: str = ""  # the decision that opened the request, in words
-    evidence: dict[str, str] = field(default_factory=dict)
-    answers: tuple[Answer, ...] = ()  # what she answered to this request so far
-    choices: tuple[Choice, ...] = ()  # what she may choose now ("" when nothing is left)
-    note: str = ""  # why there are no (or fewer) choices
-    token: str = ""  # the link itself: the form posts it back
-
-    @property
-    def justification_required(self) -> bool:
-        return self.policy.campaign.require_justification_for_keep
-
-
-@dataclass(frozen=True)
-class LinkResult:
-    view: LinkView  # as it was before the choice
-    choice: Choice
-    status: AnswerStatus | None = None  # answers: what record_answer did
-    restored: bool = False  # appeals: the licence is back
 
 
 def open_link(ctx: Context, token: str, key: bytes, now: datetime) -> LinkView:
@@ -88,8 +53,8 @@ def open_link(ctx: Context, token: str, key: bytes, now: datetime) -> LinkView:
     except LinkRefused as refused:
         status = 410 if "expired" in refused.reason else 403
         raise LinkProblem(status, refused.reason) from None
-    if link.purpose is LinkPurpose.APPROVE:
-        raise LinkProblem(404, "approval links are not available in this version of reclaim")
+    if link.purpose is LinkPurpose.APPROVE:  # her approver's link: the recipient decides
+        return replace(approval_view(ctx, link, now), token=token)
     request = ctx.store.get_request(link.request_id)
     if request is None or request.policy != link.policy or not request.user.matches(link.recipient):
         raise LinkProblem(410, "this request no longer exists: ask your administrator")
@@ -117,6 +82,8 @@ def follow_link(
         raise LinkProblem(422, f"the reason cannot be stored: {problem}; write one line")
     if chosen is Choice.RESTORE and view.link.purpose is LinkPurpose.APPEAL:
         return _appeal(ctx, view, now)
+    if view.link.purpose is LinkPurpose.APPROVE:
+        return follow_approval(ctx, view, chosen, justification, now)
     if chosen not in _ANSWERS or view.link.purpose is not LinkPurpose.ANSWER:
         raise LinkProblem(400, "this link does not offer that choice")
     command = AnswerCommand(
@@ -174,7 +141,7 @@ def _answer_view(
         note = "you chose to release the licence; until it is removed you can still keep it"
     else:
         raise LinkProblem(410, _closed(request))
-    decision = _decision(ctx, request)
+    decision = decision_of(ctx, request)
     return LinkView(
         link,
         request,
@@ -239,13 +206,3 @@ def _closed(request: Request) -> str:
         # escalation: her answer (or her silence) is with her approver, who decides now
         RequestState.AWAITING_APPROVAL: "your approver decides now: nothing left to do here",
     }.get(request.state, f"the deadline passed: answers are closed ({request.state.value})")
-
-
-def _decision(ctx: Context, request: Request) -> tuple[str, dict[str, str]]:
-    """The reason and evidence of the decision that opened the request."""
-    for record in ctx.store.user_decisions(request.policy, request.state_key):
-        if record.run_id == request.run_id:
-            return record.reason, {
-                k: str(v) for k, v in record.evidence.items() if v not in ("", None)
-            }
-    return request.reason, {}

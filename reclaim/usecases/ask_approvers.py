@@ -3,8 +3,8 @@
 Each request waiting for an approver and not asked yet gets its approvers (the user's manager
 from the directory, or escalation.fallback when she has none or approver is fallback), stored
 on the request by compare-and-set before the channel is called: of two overlapping ticks only
-one asks. The channel (any campaign adapter with `ask_approval`, reclaim.ports.ApprovalChannel:
-webhook today) delivers the ask; one it refuses, or a lookup that fails, is taken back and tried
+one asks. The channel delivers the ask (send_approval_asks: the webhook's signed `approval` event, or an
+approval_ask message per approver through email or Teams); one it refuses, or a lookup that fails, is taken back and tried
 again by the next tick until the approver's deadline (then usecases/escalation.py applies the
 approver's default, never a removal for an approver never reached).
 """
@@ -12,16 +12,19 @@ approver's default, never a removal for an approver never reached).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from reclaim.domain import messages
 from reclaim.domain.lifecycle import Request, RequestState, transition
+from reclaim.domain.messages import Message, MessageKind
 from reclaim.domain.model import Answer, User
-from reclaim.domain.policy import Policy
+from reclaim.domain.policy import Channel, Policy
 from reclaim.domain.policy.escalation import ApproverKind, EscalateOn
 from reclaim.domain.records import LedgerOutcome
 from reclaim.errors import ConfigurationError, ReclaimError
-from reclaim.ports import ApprovalAsk, ApprovalChannel, AskResult
+from reclaim.ports import ApprovalAsk, ApprovalChannel, AskResult, MessageChannel
 from reclaim.usecases.bookkeeping import ledger
 from reclaim.usecases.context import Context
 
@@ -39,13 +42,54 @@ def approvers_of(ctx: Context, policy: Policy, user: User) -> tuple[tuple[User, 
     return tuple(User(upn=name) for name in spec.fallback), "fallback"
 
 
-def approval_channel(ctx: Context, policy: Policy) -> ApprovalChannel:
+def send_approval_asks(ctx: Context, policy: Policy, asks: Sequence[ApprovalAsk]) -> AskResult:
+    """Deliver the asks through the policy's channel: one with `ask_approval` (the webhook's
+    signed event) takes them as they are; a personal channel (email, Teams) gets one
+    approval_ask Message per approver, with that approver's own signed links."""
     channel = ctx.adapters.campaign(policy)
-    if not hasattr(channel, "ask_approval"):
-        raise ConfigurationError(
-            f"campaign channel {policy.campaign.channel.value} cannot ask an approver"
+    if hasattr(channel, "ask_approval"):
+        approvals: ApprovalChannel = channel  # type: ignore[assignment]  # it has ask_approval
+        return approvals.ask_approval(policy, asks)
+    if isinstance(channel, MessageChannel):
+        return channel.send([m for ask in asks for m in approval_messages(policy, ask)])
+    raise ConfigurationError(
+        f"campaign channel {policy.campaign.channel.value} cannot ask an approver"
+    )
+
+
+def approval_messages(policy: Policy, ask: ApprovalAsk) -> list[Message]:
+    """The approval_ask message to each approver of `ask`, with what they decide about."""
+    request, answer = ask.request, ask.answer
+    approval = request.approval
+    assert approval is not None and request.deadline is not None
+    said = (
+        "no answer by the deadline"
+        if answer is None
+        else f"{answer.value.value}" + (f": {answer.justification}" if answer.justification else "")
+    )
+    facts = (
+        *messages.user_facts(policy, request),
+        ("Person", request.user.display_name or request.user.label),
+        ("Their answer", said),
+    )
+    by_teams = policy.campaign.channel is Channel.TEAMS
+    return [
+        messages.compose(
+            MessageKind.APPROVAL_ASK,
+            policy,
+            request,
+            recipient=address,
+            recipient_name=approver.display_name,
+            deadline=request.deadline,
+            facts=facts,
         )
-    return channel  # type: ignore[return-value]  # checked just above: it has ask_approval
+        for approver in approval.approvers
+        if (
+            address := (approver.upn or approver.mail)
+            if by_teams
+            else (approver.mail or approver.upn)
+        )
+    ]
 
 
 def ask_approvers(ctx: Context, policy: Policy, now: datetime) -> int:
@@ -75,7 +119,7 @@ def ask_approvers(ctx: Context, policy: Policy, now: datetime) -> int:
         return 0
     asks = [ApprovalAsk(r, _answer_shown(ctx, r)) for r in claimed]
     try:
-        result = approval_channel(ctx, policy).ask_approval(policy, asks)
+        result = send_approval_asks(ctx, policy, asks)
     except ReclaimError as error:
         log.warning("approvers of %s not asked: %s", policy.name, error)
         result = AskResult(not_asked={r.id: f"not sent: {error}" for r in claimed})

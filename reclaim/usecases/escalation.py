@@ -90,9 +90,14 @@ def apply_approver_defaults(ctx: Context, policy: Policy, now: datetime) -> int:
             ended = replace(
                 transition(
                     request,
-                    RequestState.DUE,
+                    RequestState.NOTICE if policy.notice else RequestState.DUE,  # told first
                     now,
-                    detail=f"{why}; released by the next expiry tick",
+                    detail=f"{why}; "
+                    + (
+                        "the notice goes out with the next expiry tick"
+                        if policy.notice
+                        else "released by the next expiry tick"
+                    ),
                     queue_reason=QueueReason.APPROVER,
                 ),
                 deadline=now,  # a DUE request keeps when it became due there (release.due_since)

@@ -32,6 +32,7 @@ from reclaim.usecases import breaker
 from reclaim.usecases.bookkeeping import cancel, ledger
 from reclaim.usecases.context import KILL_SWITCH_DELAY, Context
 from reclaim.usecases.escalation import yes_protects
+from reclaim.usecases.tell_removed import tell_removed
 
 # Outcomes stored on the request first, then appended to the ledger.
 _LEDGERED_STATES = frozenset(
@@ -206,6 +207,8 @@ def perform_removal(ctx: Context, command: RemovalCommand, now: datetime) -> Rem
             detail=f"confirmed absent after our write{said}",
         )
     finish_removal(ctx, marker.request, result, now)
+    if result.outcome is RemovalOutcome.REMOVED:
+        tell_removed(ctx, policy, request.id, now)  # the appeal link, where the policy has one
     status = {
         RemovalOutcome.REMOVED: RemovalStatus.REMOVED,
         RemovalOutcome.NOT_MEMBER: RemovalStatus.NOT_MEMBER,

@@ -133,7 +133,9 @@ def record_answer(ctx: Context, command: AnswerCommand, now: datetime) -> Answer
             else f"{request.id}:ANSWERED:notice:{command.value.value}",
         )
         trigger = EscalateOn.KEEP if yes else EscalateOn.NO
-        if escalates(policy, trigger):  # the approver decides instead (policy key escalation)
+        # The approver decides instead (policy key escalation); during the notice a "yes"
+        # keeps it, as policy.notice promises (PENDING -> AWAITING_APPROVAL only).
+        if request.state is RequestState.PENDING and escalates(policy, trigger):
             why = f"answered {command.value.value}{reason}"
             if await_approval(ctx, policy, request, trigger, why, now) is not None:
                 return AnswerStatus.ESCALATED

@@ -7,10 +7,11 @@ justification), so a "keep" protects her for keep_after_yes like her own "yes", 
 twice is a duplicate, and both stores keep it without a table of its own. The ledger says who
 decided, what and why (APPROVER_KEPT / APPROVER_RELEASED), which `explain` shows.
 
-A "release" sends the request to DUE: the next expiry tick re-decides it on fresh data and
+A "release" sends the request to DUE (NOTICE first when the policy gives notice: she is told the
+date, and DUE once it has passed): the next expiry tick re-decides it on fresh data and
 releases it within the caps and the rolling rate like every other removal (usecases/release.py),
 her "yes" the approver saw no longer protecting her (escalation.overruled_yes). A "keep" after a
-release, before the removal, cancels it.
+release, before the removal (during the notice too), cancels it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ class ApprovalStatus(StrEnum):
     CANCELLED = "cancelled"  # a keep after the release: the removal will not happen
     DUPLICATE = "duplicate"  # this approver's decision was recorded before: nothing changed
     RECORDED = "recorded"  # recorded in the history; the request had already ended
+
+
+def approval_answer_id(request_id: str) -> str:
+    """The answer id an approver's decision on `request_id` is stored under."""
+    return f"{request_id}:approval"
 
 
 class NotApprover(ReclaimError):
@@ -93,7 +99,7 @@ def record_approval(ctx: Context, command: ApprovalCommand, now: datetime) -> Ap
     detail = f"{command.decision.value} by {who} via {command.source}{reason}"
     outcome = LedgerOutcome.APPROVER_KEPT if keep else LedgerOutcome.APPROVER_RELEASED
     answer = Answer(
-        f"{request.id}:approval",
+        approval_answer_id(request.id),
         AnswerValue.YES if keep else AnswerValue.NO,
         now,
         f"approver {command.approver}",
@@ -123,12 +129,14 @@ def _decide(
             ended = transition(request, RequestState.KEPT, now, detail=f"kept: {detail}")
             status = ApprovalStatus.KEPT
         else:
+            notice = _gives_notice(ctx, request)  # she is told the date first (send_notices)
+            then = "the notice goes out with" if notice else "re-decided by"
             ended = replace(
                 transition(
                     request,
-                    RequestState.DUE,
+                    RequestState.NOTICE if notice else RequestState.DUE,
                     now,
-                    detail=f"released: {detail}; re-decided by the next expiry tick",
+                    detail=f"released: {detail}; {then} the next expiry tick",
                     queue_reason=QueueReason.APPROVER,
                 ),
                 deadline=now,  # when it became due (release.due_since)
@@ -138,9 +146,14 @@ def _decide(
             return status
     elif (
         keep
-        and request.state in (RequestState.DUE, RequestState.QUEUED)
+        and request.state in (RequestState.NOTICE, RequestState.DUE, RequestState.QUEUED)
         and request.queue_reason is QueueReason.APPROVER
         and cancel(ctx, request, f"kept after the release: {detail}", now)
     ):
         return ApprovalStatus.CANCELLED
     return ApprovalStatus.RECORDED
+
+
+def _gives_notice(ctx: Context, request: Request) -> bool:
+    policy = ctx.policies.get(request.policy)
+    return policy is not None and policy.notice is not None

@@ -17,8 +17,10 @@ from reclaim.domain.answer_links import LinkPurpose, SignedLink, sign_link
 from reclaim.domain.appeal import answer_link, appeal_link
 from reclaim.domain.lifecycle import Request, RequestState
 from reclaim.domain.limits import MAX_JUSTIFICATION_LENGTH
+from reclaim.domain.policy.notice import NoticeSpec
 from reclaim.domain.records import LedgerOutcome
 from reclaim.request_links import answer_url, appeal_url
+from tests.conftest import asking_policy
 from tests.functions.conftest import World
 from tests.support.functions import call_http, pump
 
@@ -30,6 +32,7 @@ KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
 REASON = "I draw the floor plans in Visio every week"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+APPROVER = "licences@c.com"
 
 
 @pytest.fixture
@@ -47,6 +50,25 @@ def asked(world: World) -> dict[str, Request]:
 def token_of(request: Request, key: bytes = KEY, **changes: object) -> str:
     assert request.deadline is not None
     return sign_link(replace(answer_link(request, request.deadline), **changes), key)
+
+
+@pytest.fixture
+def escalated(world: World, asked: dict[str, Request]) -> Request:
+    """u0 answered "keep" with REASON on the page; her "keep" waits for APPROVER, asked."""
+    escalation = {"approver": "fallback", "fallback": [APPROVER], "when": "keep"}
+    world.use_policies(replace(asking_policy(escalation=escalation), appeal_within=None))
+    request = asked["u0@c.com"]
+    assert post(token_of(request), "keep", REASON).status_code == 200
+    assert usecases.expire_requests(world.ctx, world.clock()).approvals_asked == 1
+    waiting = world.ctx.store.get_request(request.id)
+    assert waiting.state is RequestState.AWAITING_APPROVAL and waiting.approval.asked_at
+    return waiting
+
+
+def approval_token(request: Request, recipient: str = APPROVER, **changes: object) -> str:
+    assert request.deadline is not None
+    link = SignedLink(request.id, request.policy, recipient, LinkPurpose.APPROVE, request.deadline)
+    return sign_link(replace(link, **changes), KEY)
 
 
 def token_in(url: str) -> str:
@@ -168,6 +190,115 @@ def test_the_channels_link_builders_point_at_the_page(
     assert appeal_url(world.app.settings, world.secrets, world.policy, request) == ""  # not removed
 
 
+def test_an_approval_link_shows_her_evidence_and_answer_and_writes_nothing(
+    world: World, escalated: Request
+) -> None:
+    before = world.state()
+    page = get(approval_token(escalated), choice="release")
+    assert page.status_code == 200 and world.state() == before  # a prefetch writes nothing
+    shown = text(page)
+    assert f"Does u0@c.com still need {world.policy.application}?" in shown
+    assert escalated.reason.split(";")[0] in shown
+    assert f"u0@c.com answered: keep on {world.clock():%Y-%m-%d %H:%M} UTC (“{REASON}”)" in shown
+    assert f"Decide by {escalated.deadline:%Y-%m-%d %H:%M} UTC" in shown
+    body = page.get_body().decode()
+    assert body.index('value="release"') < body.index('value="keep"')  # the mail's button first
+    assert "Keep the licence" in shown and "Release it" in shown
+
+
+def test_the_approver_releases_from_the_page_once_and_may_still_keep(
+    world: World, escalated: Request
+) -> None:
+    token = approval_token(escalated)
+    done = post(token, "release", "she moved to sales")
+    assert done.status_code == 200 and "licence will be given back" in text(done)
+    released = world.ctx.store.get_request(escalated.id)
+    assert released.state is RequestState.DUE
+    (decided,) = [
+        e for e in world.ctx.store.ledger() if e.outcome is LedgerOutcome.APPROVER_RELEASED
+    ]
+    assert decided.detail == (
+        f"release by {APPROVER} (fallback) via answer-page: she moved to sales"
+    )
+
+    before = world.state()  # the same decision twice changes nothing
+    again = post(token, "release", "she moved to sales")
+    assert again.status_code == 200 and "already recorded" in text(again)
+    assert world.state() == before
+    page = get(token)
+    assert "you can still keep it" in text(page)
+    assert 'value="release"' not in page.get_body().decode()
+
+    kept = post(token, "keep", "she is back next week")
+    assert kept.status_code == 200 and "removal will not happen" in text(kept)
+    assert world.ctx.store.get_request(escalated.id).state is RequestState.CANCELLED
+
+
+def test_during_the_notice_after_a_release_the_approver_may_still_keep(
+    world: World, escalated: Request
+) -> None:
+    world.use_policies(replace(world.policy, notice=NoticeSpec(period=timedelta(days=3))))
+    token = approval_token(escalated)
+    assert post(token, "release").status_code == 200
+    assert world.ctx.store.get_request(escalated.id).state is RequestState.NOTICE
+    page = get(token)
+    assert "you can still keep it" in text(page)
+    assert 'value="release"' not in page.get_body().decode()
+    assert "removal will not happen" in text(post(token, "keep"))
+    assert world.ctx.store.get_request(escalated.id).state is RequestState.CANCELLED
+
+
+def test_the_approver_keeps_and_that_stands(world: World, escalated: Request) -> None:
+    token = approval_token(escalated)
+    assert "The licence stays" in text(post(token, "keep"))
+    assert world.ctx.store.get_request(escalated.id).state is RequestState.KEPT
+    before = world.state()
+    assert "already recorded" in text(post(token, "keep"))
+    refused = post(token, "release")
+    assert refused.status_code == 409 and "that decision stands" in text(refused)
+    assert world.state() == before
+
+
+def test_an_approver_keep_without_a_reason_is_refused_where_the_policy_asks_for_one(
+    world: World, escalated: Request
+) -> None:
+    campaign = replace(world.policy.campaign, require_justification_for_keep=True)
+    world.use_policies(replace(world.policy, campaign=campaign))
+    before = world.state()
+    response = post(approval_token(escalated), "keep")
+    assert response.status_code == 422 and "give a reason" in text(response)
+    assert world.state() == before and 'value="keep"' in response.get_body().decode()
+
+
+def test_approval_links_that_cannot_decide_change_nothing(
+    world: World, asked: dict[str, Request], escalated: Request
+) -> None:
+    past = world.clock() - timedelta(seconds=1)
+    forged = SignedLink(
+        escalated.id, "salesforce", APPROVER, LinkPurpose.APPROVE, escalated.deadline
+    )
+    cases = {  # name: (token, choice, GET status, POST status)
+        "the user's own name": (approval_token(escalated, "u0@c.com"), "release", 403, 403),
+        "a stranger": (approval_token(escalated, "mallory@c.com"), "keep", 403, 403),
+        "another key": (sign_link(forged, OTHER_KEY), "release", 403, 403),
+        "expired": (approval_token(escalated, expires_at=past), "release", 410, 410),
+        "restore": (approval_token(escalated), "restore", 200, 400),
+        "unknown choice": (approval_token(escalated), "delete", 200, 400),
+        "unknown request": (approval_token(escalated, request_id="nope"), "keep", 410, 410),
+        "not escalated": (approval_token(asked["u1@c.com"]), "keep", 403, 403),
+    }
+    before = world.state()
+    for name, (token, choice, on_get, on_post) in cases.items():
+        assert get(token).status_code == on_get, name
+        response = post(token, choice)
+        assert response.status_code == on_post, (name, text(response))
+        assert world.state() == before, name
+    world.clock.advance(timedelta(days=8))  # past the approver's (7 days), before the tick
+    closed = post(approval_token(escalated, expires_at=world.clock() + timedelta(days=1)), "keep")
+    assert closed.status_code == 410 and "deadline passed" in text(closed)
+    assert world.state() == before
+
+
 # ---- the battery: every bad link or request is 4xx and changes nothing -----------------------
 
 
@@ -209,7 +340,7 @@ def battery(asked: dict[str, Request], world: World) -> list[tuple[str, object]]
         ),
         ("unknown request", lambda: post(token_of(u0, request_id="no-such-request"), "release")),
         ("another policy", lambda: post(token_of(u0, policy="visio"), "release")),
-        ("approval link", lambda: post(token_of(u0, purpose=LinkPurpose.APPROVE), "release")),
+        ("approval link, not escalated", lambda: post(token_of(u0, purpose=LinkPurpose.APPROVE), "release")),
         ("HEAD", lambda: call_http(NAME, method="HEAD", params={"t": good})),
         ("PUT", lambda: call_http(NAME, b"choice=release&t=" + good.encode(), method="PUT")),
         ("not a form", lambda: call_http(NAME, b'{"t": "x"}', headers={"Content-Type": "application/json"})),
@@ -234,7 +365,7 @@ def test_the_battery_changes_nothing_and_never_answers_5xx(
         assert "cannot" in text(response) or "reason" in text(response), name
         assert world.state() == before, name
     assert statuses["forged: another key"] == 403 and statuses["expired"] == 410
-    assert statuses["HEAD"] == 405 and statuses["approval link"] == 404
+    assert statuses["HEAD"] == 405 and statuses["approval link, not escalated"] == 403
     assert statuses["missing token"] == 400 and statuses["huge body"] == 413
 
 

@@ -50,7 +50,7 @@ from reclaim.usecases.lease import PolicyBusy
 from reclaim.usecases.record_approval import ApprovalCommand, NotApprover, record_approval
 from tests.conftest import NOW, make_policy
 from tests.support.memory import MemoryCampaign, WorkerDied
-from tests.support.model_links import LinkRules
+from tests.support.model_links import LinkRules, approve_by_link
 
 GROUP = "SF"
 EXCLUDE = "XAdmins"
@@ -408,9 +408,7 @@ def asking_policy_data(
             "respond_within": "3d",
             "on_no_response": escalation[1],
         },
-        notice={"period": format_duration(NOTICE)}
-        if ask and notice and escalation is None
-        else None,
+        notice={"period": format_duration(NOTICE)} if ask and notice else None,
     )
 
 
@@ -529,11 +527,16 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
             for at in world.yes.get(label, [])
         ):
             problems.append("answered yes inside the keep window")
-        # policy.notice: never before a date she was told, never untold after a "no" or silence.
+        # policy.notice: never before a date she was told, never untold after a "no", silence or
+        # her approver's release.
         told = self.campaign.told.get(request_id, [])
         if told and now < max(told):
             problems.append(f"removed before {max(told):%m-%d %H:%M}, the date she was told")
-        campaign_removal = request.queue_reason in (QueueReason.CONSENT, QueueReason.NO_RESPONSE)
+        campaign_removal = request.queue_reason in (
+            QueueReason.CONSENT,
+            QueueReason.NO_RESPONSE,
+            QueueReason.APPROVER,
+        )
         if policy.notice is not None and campaign_removal and not told:
             problems.append("removed without a notice")
         if policy.ask_permission and not leaver:
@@ -726,7 +729,9 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
     @rule(
         pick=st.integers(0, 7),
         yes=st.booleans(),
-        then=st.sampled_from(["keep", "release", "stranger", "silence"]),
+        then=st.sampled_from(
+            ["keep", "release", "stranger", "silence", "keep by link", "release by link"]
+        ),
     )
     def escalate(self, pick: int, yes: bool, then: str) -> None:
         """One of the pending asks (after a run, if there is none) is answered, a tick asks her
@@ -748,12 +753,14 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
         self.step(lambda: usecases.expire_requests(self.ctx, self.world.now))
         stored = self.store.get_request(request.id)
         if then != "silence" and stored is not None and stored.approval is not None:
-            self.decide(stored, then == "keep", then == "stranger")
+            by_link = then.endswith(" by link")  # through the answer page's approval link
+            self.decide(stored, then.startswith("keep"), then == "stranger", by_link)
 
     @precondition(lambda self: self.policy.escalation is not None)
-    @rule(pick=st.integers(0, 7), keep=st.booleans(), stranger=st.booleans())
-    def approve(self, pick: int, keep: bool, stranger: bool) -> None:
-        """Any escalated request still open is decided (`pick` chooses which)."""
+    @rule(pick=st.integers(0, 7), keep=st.booleans(), stranger=st.booleans(), by_link=st.booleans())
+    def approve(self, pick: int, keep: bool, stranger: bool, by_link: bool) -> None:
+        """Any escalated request still open is decided (`pick` chooses which), through the
+        approvals route's use case or the answer page's approval link (`by_link`)."""
         # As for her own answers: not while a worker holds the removal (a decision then is
         # recorded, and too late to stop it).
         deciding = [RequestState.AWAITING_APPROVAL, RequestState.DUE, RequestState.QUEUED]
@@ -761,11 +768,12 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
             r for r in self.store.requests(self.policy.name, deciding) if r.approval is not None
         ]
         if escalated:
-            self.decide(escalated[pick % len(escalated)], keep, stranger)
+            self.decide(escalated[pick % len(escalated)], keep, stranger, by_link)
 
-    def decide(self, request: Request, keep: bool, stranger: bool) -> None:
+    def decide(self, request: Request, keep: bool, stranger: bool, by_link: bool = False) -> None:
         """Her approver keeps or releases her; a stranger (or anyone before the approver was
-        asked) is refused, and nothing changes."""
+        asked) is refused, and nothing changes. `by_link`: through the answer page, which may
+        also refuse a decision no longer open (nothing changes then either)."""
         label = request.user.label
         approvers = request.approval.approvers if request.approval else ()
         who = "mallory@c.com" if stranger or not approvers else approvers[0].upn
@@ -775,7 +783,12 @@ class ReclaimMachine(LinkRules, RuleBasedStateMachine):
 
         def decide() -> None:
             try:
-                record_approval(self.ctx, command, self.world.now)
+                if by_link and not approve_by_link(self.ctx, command, self.world.now):
+                    after = (self.store.get_request(request.id), len(self.store.ledger()))
+                    assert after == before, f"a refused approval link changed {request.id}"
+                    return
+                if not by_link:
+                    record_approval(self.ctx, command, self.world.now)
             except NotApprover:
                 after = (self.store.get_request(request.id), len(self.store.ledger()))
                 assert after == before, f"a refused approval changed {request.id}"

@@ -1,27 +1,49 @@
-"""The answer page's paths in the invariant model (tests/support/model.py): answers and appeals
-through signed links (reclaim.usecases.answer_link), with links that may have expired. A refused
+"""The answer page's paths in the invariant model (tests/support/model.py): answers, appeals and
+approvers' decisions through signed links (reclaim.usecases.answer_link), with links that may
+have expired. A refused
 link must change nothing; an accepted one is what the person said, and the judge holds the
 removals that follow to it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from reclaim.domain.answer_links import sign_link
+from reclaim.domain.answer_links import LinkPurpose, SignedLink, sign_link
 from reclaim.domain.appeal import answer_link, appeal_link
 from reclaim.domain.lifecycle import RequestState
 from reclaim.errors import TransientError
 from reclaim.usecases.answer_link import LinkProblem, follow_link
+from reclaim.usecases.context import Context
+from reclaim.usecases.record_approval import ApprovalCommand, NotApprover
 
 if TYPE_CHECKING:
     from tests.support.model import ReclaimMachine
 
 KEY = b"the model's link key, 32 bytes +"
 LABELS = [f"u{i}@c.com" for i in range(8)]
+DAY = timedelta(days=1)
+
+
+def approve_by_link(ctx: Context, command: ApprovalCommand, now: datetime) -> bool:
+    """The approver's decision through the answer page, with a link signed for command.approver:
+    True when recorded, False when the page refused a decision no longer open; NotApprover (403)
+    as the approvals route raises it."""
+    link = SignedLink(
+        command.request_id, command.policy, command.approver, LinkPurpose.APPROVE, now + DAY
+    )
+    try:
+        follow_link(
+            ctx, sign_link(link, KEY), KEY, command.decision.value, command.justification, now
+        )
+    except LinkProblem as refused:
+        if refused.status == 403:
+            raise NotApprover(refused.message) from None
+        return False
+    return True
 
 
 class LinkRules:

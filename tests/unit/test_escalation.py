@@ -7,6 +7,7 @@ approver's silence applies the policy's default, and an approver never reached n
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,13 @@ from reclaim.adapters.sqlite import SqliteStore
 from reclaim.domain.answer_links import LinkPurpose, SignedLink, sign_link
 from reclaim.domain.approval import ApproverDecision
 from reclaim.domain.lifecycle import QueueReason, RequestState
+from reclaim.domain.messages import Message, MessageKind
 from reclaim.domain.model import AnswerValue, Member, UsageRow, User
 from reclaim.domain.policy import Policy, PolicyError
 from reclaim.domain.policy.escalation import ApproverKind, EscalateOn
+from reclaim.domain.policy.notice import NoticeSpec
 from reclaim.domain.records import LedgerOutcome
+from reclaim.ports import AskResult
 from reclaim.usecases.answer_link import LinkProblem, open_link
 from reclaim.usecases.context import InputError
 from reclaim.usecases.record_approval import (
@@ -112,11 +116,6 @@ def test_the_policy_reads_escalation_with_always_meaning_a_no_and_silence() -> N
             {"campaign": {"channel": "nexthink", "url": None}},
             "policies[0].escalation: the approver is asked through campaign.channel, and nexthink",
         ),
-        (
-            {"campaign": {"channel": "email"}},
-            "policies[0].escalation: the approver is asked through campaign.channel, and email's "
-            "approval links are not served by the answer page yet",
-        ),
         ({"escalation": {"when": "keep"}}, "policies[0].escalation.fallback: is required"),
         (
             {"escalation": {"fallback": [FALLBACK]}},
@@ -164,6 +163,18 @@ def test_validation_refuses_an_escalation_that_cannot_work(
     with pytest.raises(PolicyError) as raised:
         make_policy(**{**base, **overrides})
     assert any(p.startswith(problem) for p in raised.value.problems), raised.value.problems
+
+
+@pytest.mark.parametrize("channel", ["email", "teams"])
+def test_validation_lets_email_and_teams_ask_the_approver(channel: str) -> None:
+    """The answer page serves approval links: the personal channels may escalate."""
+    policy = make_policy(
+        mode="enforce",
+        ask_permission=True,
+        campaign={"channel": channel},
+        escalation={"fallback": [FALLBACK], "when": "keep"},
+    )
+    assert policy.escalation is not None and policy.campaign.channel.value == channel
 
 
 def test_a_csv_export_has_no_managers_but_may_name_its_approvers() -> None:
@@ -453,3 +464,75 @@ def test_her_own_link_says_her_approver_decides_now(tmp_path: Path) -> None:
     assert refused.value.status == 410
     assert refused.value.message == "your approver decides now: nothing left to do here"
     assert ctx.store.ledger() == before
+
+
+class RecordingMessages:
+    """A personal channel (email, Teams) as the use cases see it: messages in, results out."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    def send(self, outgoing: Any) -> AskResult:
+        self.sent.extend(outgoing)
+        return AskResult(asked={m.request_id: "sent" for m in outgoing})
+
+    def ask(self, policy: Policy, requests: Any) -> AskResult:
+        return AskResult(asked={r.id: "sent" for r in requests})
+
+
+def test_email_asks_each_approver_with_an_approval_message(tmp_path: Path) -> None:
+    policy = make_policy(
+        mode="enforce",
+        ask_permission=True,
+        campaign={"channel": "email"},
+        escalation={"fallback": [FALLBACK, "deputy@c.com"], "when": "keep"},
+    )
+    ctx = context(tmp_path, policy, MemoryManagers({}))
+    channel = RecordingMessages()
+    ctx.adapters.campaign_ = channel
+    request_id = asked_ids(ctx)["u0@c.com"]
+    answer(ctx, request_id, AnswerValue.YES, NOW, "I present with it")
+    channel.sent.clear()
+    assert usecases.expire_requests(ctx, NOW).approvals_asked == 1
+    assert [(m.kind, m.recipient) for m in channel.sent] == [
+        (MessageKind.APPROVAL_ASK, FALLBACK),
+        (MessageKind.APPROVAL_ASK, "deputy@c.com"),
+    ]
+    facts = dict(channel.sent[0].facts)
+    assert facts["Their answer"] == "yes: I present with it"
+    assert channel.sent[0].deadline == NOW + timedelta(days=7)  # respond_within by default
+    # The recipient a signed link names is an approver: the answer page may decide as them.
+    assert decide(ctx, request_id, channel.sent[1].recipient, "keep", NOW) is ApprovalStatus.KEPT
+
+
+def with_notice(policy: Policy) -> Policy:
+    return replace(policy, notice=NoticeSpec(period=timedelta(days=3)))
+
+
+def test_the_approvers_release_gives_her_the_notice_first(tmp_path: Path) -> None:
+    """policy.notice: a release by her approver is a decided removal like her own "no": she is
+    told the date (NOTICE), and her approver may still keep her until it has passed."""
+    ctx = context(tmp_path, with_notice(escalating()))
+    request_id = asked_ids(ctx)["u0@c.com"]
+    answer(ctx, request_id, AnswerValue.YES, NOW, "I present with it")
+    usecases.expire_requests(ctx, NOW)
+    assert decide(ctx, request_id, BOSS.upn, "release", NOW) is ApprovalStatus.RELEASED
+    noticed = ctx.store.get_request(request_id)
+    assert noticed.state is RequestState.NOTICE
+    assert noticed.queue_reason is QueueReason.APPROVER
+    assert "the notice goes out with the next expiry tick" in noticed.detail
+
+    later = NOW + timedelta(hours=1)
+    assert decide(ctx, request_id, BOSS.upn, "keep", later) is ApprovalStatus.CANCELLED
+    assert ctx.store.get_request(request_id).state is RequestState.CANCELLED
+
+
+def test_the_approvers_silence_that_reclaims_gives_her_the_notice_first(tmp_path: Path) -> None:
+    ctx = context(tmp_path, with_notice(escalating(when="no_response", on_no_response="reclaim")))
+    request_id = asked_ids(ctx)["u0@c.com"]
+    deadline = NOW + timedelta(days=7)
+    usecases.expire_requests(ctx, deadline)
+    usecases.expire_requests(ctx, deadline + timedelta(days=3))
+    noticed = ctx.store.get_request(request_id)
+    assert noticed.state is RequestState.NOTICE
+    assert noticed.queue_reason is QueueReason.APPROVER

@@ -58,12 +58,17 @@ def test_invariants_hold_over_sqlite() -> None:
 
 
 @pytest.mark.parametrize("escalation", [e for e in ESCALATIONS if e is not None])
-@pytest.mark.parametrize("then", ["keep", "release", "stranger", "silence"])
+@pytest.mark.parametrize(
+    "then", ["keep", "release", "stranger", "silence", "keep by link", "release by link"]
+)
 @pytest.mark.parametrize("yes", [True, False])
-def test_the_approval_paths_hold_the_invariants(escalation: Any, then: str, yes: bool) -> None:
+@pytest.mark.parametrize("notice", [False, True])
+def test_the_approval_paths_hold_the_invariants(
+    escalation: Any, then: str, yes: bool, notice: bool
+) -> None:
     """The escalation rules in a row, which random runs reach only now and then (swarm testing
-    turns rules off): asked, answered, the approver asked, then kept, released, tried by a
-    stranger or left silent; the work and the ticks that follow, judged by the same model."""
+    turns rules off): asked, answered, the approver asked, then kept, released (by the approvals
+    route or the answer page's link), tried by a stranger or left silent; the work and the ticks that follow, judged by the same model."""
     machine = SqliteMachine()
     machine.setup(
         ask=True,
@@ -74,13 +79,16 @@ def test_the_approval_paths_hold_the_invariants(escalation: Any, then: str, yes:
         disabled=set(),
         disabled_accounts="keep",
         escalation=escalation,
+        notice=notice,
     )
     machine.escalate(pick=0, yes=yes, then=then)
+    if then.endswith(" by link") and machine.world.approval_asked:
+        assert machine.world.approver_decisions, "the approver's link was refused"
     for hours in (0, 24 * 4, 24 * 8):
         machine.world.now += timedelta(hours=hours)
         machine.expire()
         machine.work(redeliver=True)
-        machine.approve(pick=0, keep=False, stranger=True)
+        machine.approve(pick=0, keep=False, stranger=True, by_link=then.endswith(" by link"))
         machine.no_wrong_removal_and_caps_hold()
         machine.one_open_request_per_user()
         machine.ledger_is_the_directory_history()

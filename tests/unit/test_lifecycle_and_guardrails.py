@@ -29,6 +29,7 @@ VALID = [
     (S.AWAITING_APPROVAL, S.AWAITING_APPROVAL),  # its approvers looked up and asked (or not)
     (S.AWAITING_APPROVAL, S.KEPT),  # the approver keeps (or her silence does, after a yes)
     (S.AWAITING_APPROVAL, S.DUE),  # the approver releases, or her silence reclaims
+    (S.AWAITING_APPROVAL, S.NOTICE),  # the same with policy.notice: she is told the date first
     (S.AWAITING_APPROVAL, S.LAPSED),  # the approver's silence keeps
     (S.AWAITING_APPROVAL, S.CANCELLED),  # became active, left, excluded
     (S.PENDING, S.NOTICE),  # removal decided; policy.notice tells her the date first

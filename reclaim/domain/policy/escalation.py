@@ -105,18 +105,12 @@ def read_escalation(
         r.problem(
             "escalation", "asks the approver about the user's answer: set ask_permission: true"
         )
-    elif campaign.channel in (Channel.EMAIL, Channel.TEAMS):
-        r.problem(
-            "escalation",
-            f"the approver is asked through campaign.channel, and {campaign.channel.value}'s "
-            "approval links are not served by the answer page yet: use channel webhook",
-        )
-    elif campaign.channel is not Channel.WEBHOOK:
+    elif campaign.channel not in (Channel.WEBHOOK, Channel.EMAIL, Channel.TEAMS):
         r.problem(
             "escalation",
             f"the approver is asked through campaign.channel, and {campaign.channel.value} "
             "cannot reach an approver (a Nexthink campaign goes to the user's own device): "
-            "use channel webhook",
+            "use channel webhook, email or teams",
         )
     if spec.approver is ApproverKind.MANAGER and directory is DirectoryKind.CSV:
         r.problem(
