@@ -24,6 +24,6 @@ compile() {
     "$UV" pip compile --quiet --generate-hashes --python-version 3.11 \
         --python-platform x86_64-unknown-linux-gnu "$@"
 }
-compile --group pyproject.toml:runtime -o requirements.txt "$@"
-compile --group pyproject.toml:test -c requirements.txt -o tests/requirements.txt "$@"
+compile --no-strip-extras --group pyproject.toml:runtime -o requirements.txt "$@"
+compile --no-strip-extras --group pyproject.toml:test -c requirements.txt -o tests/requirements.txt "$@"
 compile --group pyproject.toml:checkov -o tests/support/checkov-requirements.txt "$@"

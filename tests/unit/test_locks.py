@@ -46,6 +46,7 @@ class Pin:
     version: str
     hashes: frozenset[str]
     via: tuple[str, ...]
+    extras: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,13 @@ def parse_lock(text: str) -> Lock:
         else:
             options.append(line)
     pins = {}
-    for requirement, hashes, via in entries:
-        name, separator, version = requirement.partition("==")
-        assert separator and " " not in version, f"not an exact pin: {requirement}"
-        key = canonicalize_name(name)
-        pins[key] = Pin(key, version, frozenset(hashes), tuple(via))
+    for line, hashes, via in entries:
+        requirement = Requirement(line)
+        exact = [spec for spec in requirement.specifier if spec.operator == "=="]
+        assert len(exact) == 1 == len(requirement.specifier), f"not an exact pin: {line}"
+        key = canonicalize_name(requirement.name)
+        extras = frozenset(requirement.extras)
+        pins[key] = Pin(key, exact[0].version, frozenset(hashes), tuple(via), extras)
     return Lock("\n".join(header), tuple(options), pins)
 
 
@@ -126,6 +129,9 @@ def test_the_lock_parser_reads_pins_hashes_and_reasons() -> None:
         "PyYAML==6.0.4 \\\n"
         "    --hash=sha256:cc\n"
         "    # via (pyproject.toml:runtime)\n"
+        "httpx[http2]==0.28.1 \\\n"
+        "    --hash=sha256:dd\n"
+        "    # via msgraph-core\n"
     )
     assert parsed.header == "# header" and parsed.options == ()
     assert parsed.pins == {
@@ -136,6 +142,9 @@ def test_the_lock_parser_reads_pins_hashes_and_reasons() -> None:
             ("(pyproject.toml:runtime)", "requests"),
         ),
         "pyyaml": Pin("pyyaml", "6.0.4", frozenset({"sha256:cc"}), ("(pyproject.toml:runtime)",)),
+        "httpx": Pin(
+            "httpx", "0.28.1", frozenset({"sha256:dd"}), ("msgraph-core",), frozenset({"http2"})
+        ),
     }
     with pytest.raises(AssertionError, match="not an exact pin"):
         parse_lock("requests>=2.32\n")
@@ -183,6 +192,31 @@ def test_every_pin_has_a_reason_still_in_the_inputs_or_the_lock(path: str, group
             elif canonicalize_name(reason) not in pins:
                 problems.append(f"{pin.name} is pinned for {reason}, which is not in the lock")
     assert not problems, "run `bash tests/support/locks.sh`:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(("path", "group"), LOCKS.items())
+def test_every_extra_a_locked_package_asks_for_is_written_in_the_lock(
+    path: str, group: str
+) -> None:
+    """pip (23.2 on Debian 12 and in the Functions build) in hash mode takes a dependency on
+    `httpx[http2]` as a new, unpinned requirement when the lock says only `httpx==0.28.1`, and
+    fails as soon as a newer httpx is published: the lock must name the extra."""
+    pins = lock(path).pins
+    environment = {**TARGET, "extra": ""}
+    missing = []
+    for pin in pins.values():
+        try:
+            requires = metadata.distribution(pin.name).requires or []
+        except metadata.PackageNotFoundError:
+            continue  # a lock this interpreter was not installed from (checkov's)
+        for raw in requires:
+            wanted = Requirement(raw)
+            if wanted.marker is not None and not wanted.marker.evaluate(environment):
+                continue
+            locked = pins.get(canonicalize_name(wanted.name))
+            if locked is not None and not set(wanted.extras) <= locked.extras:
+                missing.append(f"{pin.name} asks for {wanted.name}[{','.join(wanted.extras)}]")
+    assert not missing, "run `bash tests/support/locks.sh`:\n" + "\n".join(missing)
 
 
 def test_the_test_lock_holds_the_runtime_lock_exactly() -> None:
