@@ -9,8 +9,8 @@ be released. A user who is now ACTIVE, EXCLUDED, KEPT, NEW, of unknown usage or 
 member is CANCELLED with that reason, and so is a disabled account's request once the account is
 enabled again. A failing or stale source, or a guardrail (per-run caps count the releases), halts
 the tick: nothing is released, the requests wait, and the halt is recorded as an "expiry" run.
-The rolling rate (limits.rate: count per window, over every release of runs and ticks) lets out
-the oldest first and holds the rest; anything due longer than limits.max_wait is cancelled, never
+The rolling rate (limits.rate: removals per window, over every release of runs and ticks; a
+request released again counts once) lets out the oldest first and holds the rest; anything due longer than limits.max_wait is cancelled, never
 removed late on stale grounds.
 """
 
@@ -76,16 +76,21 @@ def rate_text(policy: Policy) -> str:
     return rate_hold(rate.count, format_duration(rate.window))
 
 
-def allowance(ctx: Context, policy: Policy, now: datetime) -> int:
-    """Releases the rolling rate still allows now: every release (QUEUED entry) in the window
-    counts, whatever came of it, whichever run or tick made it."""
+def released_in_window(ctx: Context, policy: Policy, now: datetime) -> set[str]:
+    """The requests released (a QUEUED entry) in the rate's window, whatever came of them,
+    whichever run or tick released them. A request released again (its worker stopped before
+    an outcome, or handed it back) is one removal, counted once."""
     since = now - policy.limits.rate.window
-    used = sum(
-        1
+    return {
+        e.request_id
         for e in ctx.store.ledger(since, policy.name)
         if e.outcome is LedgerOutcome.QUEUED and e.at > since
-    )
-    return max(0, policy.limits.rate.count - used)
+    }
+
+
+def allowance(ctx: Context, policy: Policy, now: datetime) -> int:
+    """New removals the rolling rate still allows now."""
+    return max(0, policy.limits.rate.count - len(released_in_window(ctx, policy, now)))
 
 
 def hold(ctx: Context, request: Request, why: str, now: datetime) -> None:
@@ -210,15 +215,20 @@ def release_due(ctx: Context, policy: Policy, now: datetime) -> Release:
             why = f"{decision.kind.value.lower()}: {decision.reason}"
         cancelled += cancel(ctx, settled, f"re-decided before release: {why}", now)
 
-    left = allowance(ctx, policy, now)
-    released = 0
-    for request in releasable[:left]:
+    # Oldest first; a request the window already counts (released before) takes no new room.
+    counted = released_in_window(ctx, policy, now)
+    left = max(0, policy.limits.rate.count - len(counted))
+    released = held = 0
+    for request in releasable:
+        if request.id not in counted:
+            if left == 0:
+                hold(ctx, request, rate_text(policy), now)
+                held += 1
+                continue
+            left -= 1
         reason = request.queue_reason or QueueReason.NO_RESPONSE
         queued = enqueue_removal(ctx, policy, request, reason, now, decided_at=now)
         released += queued.state is RequestState.QUEUED
-    for request in releasable[left:]:
-        hold(ctx, request, rate_text(policy), now)
-    held = max(0, len(releasable) - left)
     _record_tick(ctx, policy, tick_id, now, assessment.decisions, re_decided, released, None)
     return Release(released, cancelled, held)
 

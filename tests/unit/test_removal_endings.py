@@ -197,6 +197,34 @@ def test_a_claim_older_than_its_lease_is_recovered_by_the_expiry_tick(world) -> 
     assert usecases.expire_requests(ctx, later + timedelta(minutes=1)).recovered == 0
 
 
+def test_a_recovered_claim_is_released_again_when_the_rate_is_used_up(world) -> None:
+    """The rate counts removals: a request whose worker died is the same removal when the tick
+    releases it again. Counting its second release too held it until limits.max_wait cancelled
+    it (seen after an Azurite restart, where workers stop between claim and outcome)."""
+    context, directory, queue = world
+    rated = make_policy(
+        mode="enforce", limits={"max_removals_per_run": 10, "rate": {"count": 4, "window": "1d"}}
+    )
+    ctx = replace(context(), policies={rated.name: rated})
+    usecases.run_policy(ctx, rated, NOW)
+    messages = queue.drain()
+    assert len(messages) == 4  # u0..u3: the whole day's rate
+    for message in messages[1:]:
+        deliver_one(ctx, message, NOW)
+    dying = transition(request_of(ctx, "u0@c.com"), RequestState.REMOVING, NOW, attempts=0)
+    assert ctx.store.update_request(dying)  # its worker died holding the claim
+    later = NOW + LIMITS.claim_lease
+    assert usecases.expire_requests(ctx, later).recovered == 1
+    assert deliver(ctx, queue, later) == [S.REMOVED]
+    assert sorted(u for _, u in directory.removed) == [
+        "u0@c.com",
+        "u1@c.com",
+        "u2@c.com",
+        "u3@c.com",
+    ]
+    assert not [e for e in ctx.store.ledger() if e.outcome is LedgerOutcome.HELD]
+
+
 def test_a_dead_workers_claim_on_an_old_decision_is_re_decided_not_acted_on(world) -> None:
     """An incident: the kill switch stayed on for days while a claim was left by a dead worker.
     Taking the claim over would remove her on a days-old decision; she is re-decided instead,
