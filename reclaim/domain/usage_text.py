@@ -10,7 +10,7 @@ from reclaim.domain.model import Member, UsageIndex
 from reclaim.domain.policy import Policy, UsageSourceKind
 
 if TYPE_CHECKING:
-    from reclaim.domain.selection import Joined
+    from reclaim.domain.selection.joined import Joined
 
 
 def amount_text(amount: float, policy: Policy) -> str:

@@ -1,214 +1,18 @@
-"""Selection: exactly one decision per member, with the rule that decided it and its evidence."""
+"""The per-member rules, in order: nested, excluded, disabled, new, unknown usage, active, kept,
+pending, candidate."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from reclaim.domain.durations import format_duration
-from reclaim.domain.model import CampaignResponse, Member, PolicyState, UsageIndex, UsageRow
-from reclaim.domain.policy import DisabledAccounts, FirstRun, Policy, UnknownUsers
+from reclaim.domain.model import Member, PolicyState, UsageIndex
+from reclaim.domain.policy import DisabledAccounts, Policy, UnknownUsers
+from reclaim.domain.selection.decision import Decision, DecisionKind, Evidence
+from reclaim.domain.selection.joined import member_since
 from reclaim.domain.usage_text import amount_text, existed_since, usage_text
-
-
-class DecisionKind(StrEnum):
-    NESTED = "NESTED"  # holds the licence through a nested group: not evaluated
-    EXCLUDED = "EXCLUDED"
-    DISABLED = "DISABLED"  # account disabled or past its leave date (disabled_accounts says)
-    NEW = "NEW"
-    UNKNOWN_USAGE = "UNKNOWN_USAGE"
-    ACTIVE = "ACTIVE"
-    KEPT = "KEPT"
-    PENDING = "PENDING"
-    CANDIDATE = "CANDIDATE"
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """The facts behind a decision; only what is known is shown."""
-
-    rule: str
-    used: float | None = None  # minutes or sign-ins; None when never observed
-    threshold: float | None = None
-    unit: str = ""
-    window: str = ""
-    member_since: datetime | None = None
-    answered_yes_at: datetime | None = None
-    request_id: str = ""
-    excluded_by: str = ""
-    joined: str = ""  # which evidence gave member_since, or why there is none
-    via_group: str = ""
-    usage_as_of: datetime | None = None  # the usage data's age by its own clock ...
-    usage_clock: str = ""  # ... and where that clock was read
-    seat_note: str = ""  # why a removal would free no seat, when that is known beforehand
-    counted: str = ""  # what the source counts, when narrower than its name (interactive only)
-    last_seen: datetime | None = None  # the member's newest activity the source reported ...
-    last_seen_from: str = ""  # ... and which of its dates that is (lastSuccessfulSignInDateTime)
-    inactive_for: str = ""  # entra-activity: how long without a sign-in makes a candidate
-    account_created: datetime | None = None  # the directory's createdDateTime of the user
-    disabled: str = ""  # why the account counts as disabled (DISABLED)
-    left_at: datetime | None = None  # the leave date the directory holds, when it holds one
-    account_unread: str = ""  # why the account's state is unknown (a missing permission)
-
-    def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"rule": self.rule}
-        for name in (
-            "used", "threshold", "unit", "window", "request_id", "excluded_by", "joined",
-            "via_group", "usage_clock", "seat_note", "counted", "last_seen_from", "inactive_for",
-            "disabled", "account_unread",
-        ):  # fmt: skip
-            value = getattr(self, name)
-            if value not in (None, ""):
-                result[name] = value
-        for name in ("member_since", "answered_yes_at", "usage_as_of", "last_seen",
-                     "account_created", "left_at"):  # fmt: skip
-            value = getattr(self, name)
-            if value is not None:
-                result[name] = value.isoformat()
-        return result
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    member: Member
-    kind: DecisionKind
-    reason: str
-    evidence: Evidence
-    state_key: str = field(default="")
-    # A DISABLED account the policy reclaims: released for removal at once, never asked.
-    without_asking: bool = False
-
-
-def removes(decision: Decision) -> bool:
-    """Whether acting on the decision removes the user: a CANDIDATE (asked first when the
-    policy asks), or a DISABLED account removed without asking. What the caps count."""
-    return decision.kind is DecisionKind.CANDIDATE or decision.without_asking
-
-
-@dataclass(frozen=True)
-class UsageTally:
-    """An export summed per user, before the group is known: what lets the usage download run
-    while the members are listed. Holds one amount per user in the export (not per row)."""
-
-    amounts: dict[str, float]
-    responses: dict[str, CampaignResponse]
-    newest: datetime | None
-    rows_read: int
-    last_seen: dict[str, datetime] = field(default_factory=dict)  # user -> newest row time
-    last_seen_from: dict[str, str] = field(default_factory=dict)  # user -> that row's at_from
-    narrowed_to: AbstractSet[str] | None = None  # the group it was cut down to, once known
-
-
-def tally_usage(
-    rows: Iterable[UsageRow],
-    members: Callable[[], AbstractSet[str] | None] = lambda: None,
-    *,
-    check_every: int = 4096,
-) -> UsageTally:
-    """Sum the streamed rows per user. A user may appear on several rows (one per device or day):
-    their amounts add up. A row with no amount means the source observed the user and recorded no
-    use: zero, not unknown.
-
-    `members()` names the group's keys once they are known (the listing may finish while the
-    export still streams): from then on users outside the group are dropped, so what is held
-    follows the group, not the export. Every row still counts towards the data's age."""
-    amounts: dict[str, float] = {}
-    responses: dict[str, CampaignResponse] = {}
-    last_seen: dict[str, datetime] = {}
-    last_seen_from: dict[str, str] = {}
-    newest: datetime | None = None
-    wanted: AbstractSet[str] | None = None
-    count = 0
-    for row in rows:
-        count += 1
-        if row.at is not None and (newest is None or row.at > newest):
-            newest = row.at
-        if wanted is None and (count - 1) % check_every == 0:
-            wanted = members()
-            if wanted is not None:
-                amounts = {k: v for k, v in amounts.items() if k in wanted}
-                responses = {k: v for k, v in responses.items() if k in wanted}
-                last_seen = {k: v for k, v in last_seen.items() if k in wanted}
-                last_seen_from = {k: v for k, v in last_seen_from.items() if k in wanted}
-        key = row.user_key
-        if wanted is not None and key not in wanted:
-            continue
-        amounts[key] = amounts.get(key, 0.0) + (row.amount or 0.0)
-        if row.answer is not None:
-            responses[key] = row.answer
-        if row.at is not None and (key not in last_seen or row.at > last_seen[key]):
-            last_seen[key] = row.at
-            last_seen_from[key] = row.at_from
-    return UsageTally(amounts, responses, newest, count, last_seen, last_seen_from, wanted)
-
-
-def members_usage(
-    tally: UsageTally,
-    member_keys: AbstractSet[str],
-    observed_at: datetime | None,
-    *,
-    clock: str = "",
-    authoritative: bool = False,
-) -> UsageIndex:
-    """Keep only members' usage. The data's age is `observed_at` when given, else the newest time
-    on any row (None when no row has one). An authoritative source records every user, so a
-    member it does not list used nothing."""
-    if tally.narrowed_to is member_keys:  # cut down to these members already: no second copy
-        amounts, responses = tally.amounts, tally.responses
-        last_seen, last_seen_from = tally.last_seen, tally.last_seen_from
-    else:
-        amounts = {key: tally.amounts[key] for key in member_keys if key in tally.amounts}
-        responses = {key: tally.responses[key] for key in member_keys if key in tally.responses}
-        last_seen = {key: tally.last_seen[key] for key in member_keys if key in tally.last_seen}
-        last_seen_from = {key: tally.last_seen_from.get(key, "") for key in last_seen}
-    matched = len(amounts)
-    if authoritative:
-        amounts = {key: amounts.get(key, 0.0) for key in member_keys}
-    return UsageIndex(
-        observed_at=observed_at or tally.newest,
-        amounts=amounts,
-        rows_read=tally.rows_read,
-        responses=responses,
-        clock=clock,
-        matched=matched,
-        authoritative=authoritative,
-        dated_by_rows=observed_at is None,
-        last_seen=last_seen,
-        last_seen_from=last_seen_from,
-    )
-
-
-def index_usage(
-    rows: Iterable[UsageRow],
-    member_keys: AbstractSet[str],
-    observed_at: datetime | None,
-    *,
-    clock: str = "",
-    authoritative: bool = False,
-) -> UsageIndex:
-    """Members' usage from streamed rows, when the members are already known."""
-    return members_usage(
-        tally_usage(rows, lambda: member_keys, check_every=1),
-        member_keys,
-        observed_at,
-        clock=clock,
-        authoritative=authoritative,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Joined:
-    """When a member joined, as far as the evidence goes; `at` None means before tracking."""
-
-    at: datetime | None
-    evidence: str
-
-
-BASELINE = "join date unknown (baseline)"
 
 
 def also_direct(sku: str) -> str:
@@ -216,34 +20,6 @@ def also_direct(sku: str) -> str:
         f"also holds {sku} by direct assignment: a removal from the group frees no seat "
         "(reclaim the direct assignment with directory.kind entra-licence)"
     )
-
-
-def member_since(
-    member: Member, state: PolicyState, key: str, now: datetime, policy: Policy
-) -> Joined:
-    """The directory's own join date wins; otherwise reclaim's snapshots (DESIGN's baseline rule),
-    raised to the user's creation when that is later and within the grace (nobody joins a group
-    before they exist; an older creation date proves nothing)."""
-    if member.added_at is not None:
-        return Joined(member.added_at, member.added_from or "the directory's join date")
-    joined = _tracked(state, key, now, policy)
-    created = member.created_at
-    recent = created is not None and now - created < policy.new_member_grace
-    if created is not None and recent and (joined.at is None or created > joined.at):
-        return Joined(created, f"user created {created:%Y-%m-%d}, so joined since")
-    return joined
-
-
-def _tracked(state: PolicyState, key: str, now: datetime, policy: Policy) -> Joined:
-    seen = state.first_seen.get(key)
-    at_baseline = state.baseline_at is None or (seen is not None and seen <= state.baseline_at)
-    if at_baseline:
-        if policy.first_run is FirstRun.NEW:
-            return Joined(seen or now, "present at the first snapshot (first_run: new)")
-        return Joined(None, BASELINE)  # present at the baseline: a member from before tracking
-    if seen is None:
-        return Joined(now, "first seen in this snapshot")
-    return Joined(seen, f"first seen by reclaim on {seen:%Y-%m-%d}")
 
 
 def decide(
@@ -525,29 +301,6 @@ def _exclusion(member: Member, policy: Policy) -> str:
         if group in member.groups:
             return f"group {group}"
     return ""
-
-
-def select(
-    members: Sequence[Member], usage: UsageIndex, state: PolicyState, policy: Policy, now: datetime
-) -> list[Decision]:
-    """One decision per member, in the order the directory listed them."""
-    return [decide(m, usage, state, policy, now) for m in members]
-
-
-def evaluated(decisions: Iterable[Decision]) -> list[Decision]:
-    """The decisions about direct members: what caps and coverage are measured against."""
-    return [d for d in decisions if d.kind is not DecisionKind.NESTED]
-
-
-def count_by_kind(decisions: Iterable[Decision]) -> dict[DecisionKind, int]:
-    counts = dict.fromkeys(DecisionKind, 0)
-    for decision in decisions:
-        counts[decision.kind] += 1
-    return counts
-
-
-def candidates(decisions: Iterable[Decision]) -> Iterator[Decision]:
-    return (d for d in decisions if d.kind is DecisionKind.CANDIDATE)
 
 
 def yes_protects(answered_at: datetime, policy: Policy, now: datetime) -> bool:
