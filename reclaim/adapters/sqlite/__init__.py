@@ -1,4 +1,5 @@
-"""The CLI's state in one SQLite file: reclaim.ports.StateStore (SqliteStore).
+"""The CLI's state in one SQLite file: reclaim.ports.StateStore (SqliteStore) and the local removal
+queue beside it (removal_queue.SqliteQueue).
 
 The same contract as the Table storage store (tests/adapters/test_store_contract.py runs one suite
 over both). A module a concern:
@@ -12,6 +13,7 @@ over both). A module a concern:
 | runs          | policy state, runs, decisions, member snapshots, the ledger               |
 | cursors       | schedule cursor, run lease, circuit breakers                              |
 | histories     | run histories (one BLOB a run)                                            |
+| removal_queue | the CLI's durable removal queue, in the same file                         |
 
 The operators' switch log is reclaim.adapters.switch_log, shared with the Table storage store.
 """
