@@ -39,8 +39,8 @@ class _App:
 
 
 def _app(args: argparse.Namespace, env: dict[str, str] | None) -> _App:
-    from reclaim.adapters.local_queue import SqliteQueue
     from reclaim.adapters.sqlite import SqliteStore
+    from reclaim.adapters.sqlite.removal_queue import SqliteQueue
     from reclaim.ports import StateStore
     from reclaim.wiring import Wiring, build_notifier, build_store, removal_limits
 

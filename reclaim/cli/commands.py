@@ -62,7 +62,7 @@ def _work(
 ) -> int:
     """Drain the local queue (the CLI's stand-in for the queue-triggered worker), after handing
     back and re-deciding the removals whose worker died holding them."""
-    from reclaim.adapters.local_queue import SqliteQueue
+    from reclaim.adapters.sqlite.removal_queue import SqliteQueue
 
     if recover and (recovered := usecases.recover_and_redecide(app.ctx, now)):
         out.write(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from reclaim import usecases
-from reclaim.adapters.local_queue import SqliteQueue
 from reclaim.adapters.sqlite import SqliteStore
+from reclaim.adapters.sqlite.removal_queue import SqliteQueue
 from reclaim.domain.lifecycle import Request, RequestState, transition
 from reclaim.domain.model import Member, User
 from reclaim.domain.records import RemovalMessage

@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from reclaim.adapters.local_queue import SqliteQueue
 from reclaim.adapters.sqlite import SqliteStore
+from reclaim.adapters.sqlite.removal_queue import SqliteQueue
 from reclaim.domain.lifecycle import Request, RequestState, transition
 from reclaim.domain.model import User
 from reclaim.domain.records import LedgerEntry, LedgerOutcome, RemovalMessage

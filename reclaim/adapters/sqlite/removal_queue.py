@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from reclaim.adapters.sqlite import SqliteStore
+from reclaim.adapters.sqlite.store import SqliteStore
 from reclaim.domain.records import RemovalMessage
 
 
