@@ -7,13 +7,12 @@ from reclaim.domain.selection.decision import (
     Decision,
     DecisionKind,
     Evidence,
-    candidates,
     count_by_kind,
     removes,
 )
 from reclaim.domain.selection.group import evaluated, select
 from reclaim.domain.selection.joined import BASELINE, Joined, member_since
-from reclaim.domain.selection.rules import also_direct, deadline_for, decide, yes_protects
+from reclaim.domain.selection.rules import also_direct, decide
 from reclaim.domain.selection.usage import UsageTally, index_usage, members_usage, tally_usage
 
 __all__ = [
@@ -24,9 +23,7 @@ __all__ = [
     "Joined",
     "UsageTally",
     "also_direct",
-    "candidates",
     "count_by_kind",
-    "deadline_for",
     "decide",
     "evaluated",
     "index_usage",
@@ -35,5 +32,4 @@ __all__ = [
     "removes",
     "select",
     "tally_usage",
-    "yes_protects",
 ]

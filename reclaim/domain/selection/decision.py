@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -90,7 +90,3 @@ def count_by_kind(decisions: Iterable[Decision]) -> dict[DecisionKind, int]:
     for decision in decisions:
         counts[decision.kind] += 1
     return counts
-
-
-def candidates(decisions: Iterable[Decision]) -> Iterator[Decision]:
-    return (d for d in decisions if d.kind is DecisionKind.CANDIDATE)

@@ -301,11 +301,3 @@ def _exclusion(member: Member, policy: Policy) -> str:
         if group in member.groups:
             return f"group {group}"
     return ""
-
-
-def yes_protects(answered_at: datetime, policy: Policy, now: datetime) -> bool:
-    return now - answered_at < policy.keep_after_yes
-
-
-def deadline_for(policy: Policy, asked_at: datetime) -> datetime:
-    return asked_at + policy.campaign.respond_within
