@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from reclaim.adapters.ldap import LdapDirectory
-from reclaim.adapters.ldap_members import account_from
+from reclaim.adapters.ldap.members import account_from
 from reclaim.domain.selection import DecisionKind
 from tests.adapters.test_ldap import directory, plan_on_ad, unique
 from tests.conftest import NOW

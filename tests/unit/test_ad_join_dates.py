@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from reclaim.adapters.ldap_members import join_dates, metadata_values
+from reclaim.adapters.ldap.members import join_dates, metadata_values
 from reclaim.domain.model import Member, PolicyState, UsageRow, User
 from reclaim.domain.selection import DecisionKind, decide, index_usage
 from tests.conftest import NOW, make_policy

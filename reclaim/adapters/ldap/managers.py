@@ -1,6 +1,6 @@
 """Who manages a user in Active Directory: her `manager` attribute, a DN, read back as an entry.
 
-The user is found by sAMAccountName (escaped in the filter, as every lookup of ldap.py); her
+The user is found by sAMAccountName (escaped in the filter, as every lookup of this package); her
 `manager` DN is then read with a base search on that DN (a DN is a search base, never pasted
 into a filter). No `manager`, or a DN that no longer exists, means no manager: the request goes
 to escalation.fallback. Reading `manager` needs only the read access the AD path already has.
@@ -32,7 +32,7 @@ def read_manager(
     as_user: Callable[[dict], User],
 ) -> User | None:
     """The manager of `user`, None when she has none. `check` raises what a failed result means
-    (LdapDirectory._check); `user_filter`, `attributes` and `as_user` are ldap.py's own."""
+    (LdapDirectory._check); `user_filter`, `attributes` and `as_user` are results.py's own."""
     name = user.sam_account_name
     if not name:
         return None  # not an AD account reclaim can look up: the fallback approvers decide
