@@ -13,7 +13,6 @@ from reclaim.adapters.ldap.reads import LdapReader
 from reclaim.adapters.ldap.results import (
     ATTRIBUTE_OR_VALUE_EXISTS,
     ENTRY_ALREADY_EXISTS,
-    MEMBER_ATTRIBUTES,
     NO_ATTRIBUTES,
     NO_SUCH_ATTRIBUTE,
     NO_SUCH_OBJECT,
@@ -23,7 +22,6 @@ from reclaim.adapters.ldap.results import (
     USER_FILTER,
     _entries,
     _server_says,
-    _user,
 )
 from reclaim.domain.model import User
 from reclaim.errors import ConfigurationError, PermanentError, TransientError, UserNotFound
@@ -114,9 +112,7 @@ class LdapDirectory(LdapReader):
         """reclaim.ports.Managers: her `manager` attribute's entry (managers.py)."""
         return self._run(
             f"reading the manager of {user.label}",
-            lambda conn: read_manager(
-                conn, self._base_dn, user, self._check, USER_FILTER, MEMBER_ATTRIBUTES, _user
-            ),
+            lambda conn: read_manager(conn, self._base_dn, user, self._check),
         )
 
     # ---- lookups -------------------------------------------------------------------------------

@@ -13,13 +13,19 @@ from collections.abc import Callable
 from ldap3 import BASE, SUBTREE, Connection
 from ldap3.utils.conv import escape_filter_chars
 
+from reclaim.adapters.ldap.results import (
+    MEMBER_ATTRIBUTES,
+    NO_SUCH_OBJECT,
+    USER_FILTER,
+    _entries,
+    _user,
+)
 from reclaim.domain.model import User
 from reclaim.errors import UserNotFound
 
 MANAGER = "manager"
 # The manager's entry: a user, or a contact (which has a mail but no sAMAccountName).
 MANAGER_FILTER = "(|(objectClass=user)(objectClass=contact))"
-NO_SUCH_OBJECT = 32
 
 
 def read_manager(
@@ -27,16 +33,13 @@ def read_manager(
     base_dn: str,
     user: User,
     check: Callable[[Connection, str], None],
-    user_filter: str,
-    attributes: list[str],
-    as_user: Callable[[dict], User],
 ) -> User | None:
     """The manager of `user`, None when she has none. `check` raises what a failed result means
-    (LdapDirectory._check); `user_filter`, `attributes` and `as_user` are results.py's own."""
+    (LdapClient._check)."""
     name = user.sam_account_name
     if not name:
         return None  # not an AD account reclaim can look up: the fallback approvers decide
-    search_filter = f"(&{user_filter}(sAMAccountName={escape_filter_chars(name)}))"
+    search_filter = f"(&{USER_FILTER}(sAMAccountName={escape_filter_chars(name)}))"
     conn.search(base_dn, search_filter, SUBTREE, attributes=[MANAGER], size_limit=1)
     check(conn, f"reading the manager of {name}")
     found = _entries(conn)
@@ -46,13 +49,9 @@ def read_manager(
     if not values:
         return None
     manager_dn = values[0].decode("utf-8")
-    conn.search(manager_dn, MANAGER_FILTER, BASE, attributes=attributes)
+    conn.search(manager_dn, MANAGER_FILTER, BASE, attributes=MEMBER_ATTRIBUTES)
     if conn.result["result"] == NO_SUCH_OBJECT:
         return None  # the manager's account was deleted: nobody to ask there
     check(conn, f"reading the manager {manager_dn} of {name}")
     entries = _entries(conn)
-    return as_user(entries[0]) if entries else None
-
-
-def _entries(conn: Connection) -> list[dict]:
-    return [item for item in conn.response or [] if item.get("type") == "searchResEntry"]
+    return _user(entries[0]) if entries else None
