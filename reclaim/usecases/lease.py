@@ -2,14 +2,18 @@
 
 The lease is a row in the state store (SQLite) or an entity with an ETag (Table storage) holding
 who has it and until when; taking it is a compare-and-set, so of overlapping callers one wins and
-the others get PolicyBusy ("already running since ..."). A holder that crashed leaves a lease
-that lapses after LEASE_TTL.
+the others get PolicyBusy ("already running since ..."). A live holder renews its lease in the
+background, so a run longer than LEASE_TTL (a CLI run against a throttling directory) keeps it;
+a holder that crashed stops renewing and its lease lapses after LEASE_TTL.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +27,10 @@ from reclaim.usecases.context import Context
 # Functions host lets an invocation live (10 min Consumption, 30 min default elsewhere), so a live
 # holder never loses it; short enough that a crashed run blocks its policy for half an hour at most.
 LEASE_TTL = timedelta(minutes=30)
+# Three renewals per TTL: one failed store call (an outage of minutes) does not lose the lease.
+LEASE_RENEW_EVERY = LEASE_TTL / 3
+
+log = logging.getLogger("reclaim")
 
 
 class PolicyBusy(ReclaimError):
@@ -50,10 +58,41 @@ def policy_lease(ctx: Context, policy: str, now: datetime, purpose: str) -> Iter
         lease = ctx.store.take_lease(policy, holder, now, LEASE_TTL)
     if lease.holder != holder:
         raise PolicyBusy(lease)
+    renewal = _Renewal(ctx, policy, holder, now)
     try:
         yield holder
     finally:
+        renewal.stop()  # before the release: a renewal after it would take the lease again
         ctx.store.release_lease(policy, holder)
+
+
+class _Renewal:
+    """Renews a held lease every LEASE_RENEW_EVERY until stopped. Its clock is the holder's
+    `now` plus the time elapsed since, so a lease stays on the timeline of the run that holds it."""
+
+    def __init__(self, ctx: Context, policy: str, holder: str, now: datetime) -> None:
+        self._ctx, self._policy, self._holder = ctx, policy, holder
+        self._taken_at, self._started = now, time.monotonic()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{policy}", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stopped.wait(LEASE_RENEW_EVERY.total_seconds()):
+            at = self._taken_at + timedelta(seconds=time.monotonic() - self._started)
+            try:
+                lease = self._ctx.store.take_lease(self._policy, self._holder, at, LEASE_TTL)
+            except Exception as error:  # the store is down: the next renewal tries again
+                log.warning("renewing the lease of %s failed: %s", self._policy, error)
+                continue
+            if lease.holder != self._holder:
+                # Only after the store failed for a whole TTL: nothing more to renew.
+                log.error("the lease of %s was lost to %s", self._policy, lease.holder)
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def _died_here(holder: str) -> bool:

@@ -450,3 +450,38 @@ def test_a_policy_lease_whose_holder_process_died_here_is_taken_at_once(world) -
     assert ctx.store.take_lease("salesforce", alive, NOW, usecases.LEASE_TTL).holder == alive
     with pytest.raises(usecases.PolicyBusy), usecases.policy_lease(ctx, "salesforce", NOW, "x"):
         pass
+
+
+def test_a_run_longer_than_the_lease_ttl_keeps_its_lease(world, monkeypatch) -> None:
+    """A CLI run against a throttling directory can outlast LEASE_TTL: its lease must not lapse
+    while it works (another run would start on the same policy), and must be gone once it ends."""
+    import threading
+    import time
+
+    from reclaim.usecases import lease
+
+    monkeypatch.setattr(lease, "LEASE_TTL", timedelta(seconds=1))
+    monkeypatch.setattr(lease, "LEASE_RENEW_EVERY", timedelta(seconds=0.2), raising=False)
+    context, _, _ = world
+    ctx = context()
+    holding, done = threading.Event(), threading.Event()
+
+    def long_run() -> None:
+        with lease.policy_lease(ctx, "salesforce", NOW, "run"):
+            holding.set()
+            done.wait(10)
+
+    runner = threading.Thread(target=long_run)
+    runner.start()
+    assert holding.wait(5)
+    started = time.monotonic()
+    time.sleep(2.5)  # two and a half TTLs into the run
+    later = NOW + timedelta(seconds=time.monotonic() - started)
+    with pytest.raises(usecases.PolicyBusy), lease.policy_lease(ctx, "salesforce", later, "x"):
+        pass
+    done.set()
+    runner.join()
+    # Released, and no renewal after the release takes it back.
+    time.sleep(0.5)
+    with lease.policy_lease(ctx, "salesforce", later, "next") as holder:
+        assert holder.startswith("next:")
