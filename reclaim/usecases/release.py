@@ -10,8 +10,8 @@ member is CANCELLED with that reason, and so is a disabled account's request onc
 enabled again. A failing or stale source, or a guardrail (per-run caps count the releases), halts
 the tick: nothing is released, the requests wait, and the halt is recorded as an "expiry" run.
 The rolling rate (limits.rate: removals per window, over every release of runs and ticks; a
-request released again counts once) lets out the oldest first and holds the rest; anything due longer than limits.max_wait is cancelled, never
-removed late on stale grounds.
+request released again counts once) lets out the oldest first and holds the rest; anything due
+longer than limits.max_wait is cancelled, never removed late on stale grounds.
 """
 
 from __future__ import annotations
@@ -88,9 +88,9 @@ def released_in_window(ctx: Context, policy: Policy, now: datetime) -> set[str]:
     }
 
 
-def allowance(ctx: Context, policy: Policy, now: datetime) -> int:
-    """New removals the rolling rate still allows now."""
-    return max(0, policy.limits.rate.count - len(released_in_window(ctx, policy, now)))
+def allowance(policy: Policy, counted: set[str]) -> int:
+    """New removals the rolling rate still allows, `counted` being released_in_window."""
+    return max(0, policy.limits.rate.count - len(counted))
 
 
 def hold(ctx: Context, request: Request, why: str, now: datetime) -> None:
@@ -118,7 +118,7 @@ def release_new(
 ) -> tuple[int, int]:
     """A run without asking: its decisions are fresh, so it releases new requests itself, up to
     the rate's allowance in the order given; the rest are stored DUE, held. (released, held)"""
-    left = allowance(ctx, policy, now)
+    left = allowance(policy, released_in_window(ctx, policy, now))
     why = rate_text(policy)
 
     def release(request: Request) -> None:
@@ -217,7 +217,7 @@ def release_due(ctx: Context, policy: Policy, now: datetime) -> Release:
 
     # Oldest first; a request the window already counts (released before) takes no new room.
     counted = released_in_window(ctx, policy, now)
-    left = max(0, policy.limits.rate.count - len(counted))
+    left = allowance(policy, counted)
     released = held = 0
     for request in releasable:
         if request.id not in counted:

@@ -20,10 +20,12 @@ if ! [ -x "$UV" ] || ! "$UV" --version | grep -q "${UV_SPEC#uv==}"; then
 fi
 
 # The function app runs CPython 3.11 on Linux x86_64 (infra/modules/functionapp.bicep).
+# --no-strip-extras: pip 23.2 in hash mode takes a dependency on `httpx[http2]` for a new, unpinned
+# requirement unless the lock says `httpx[http2]==...` (tests/unit/test_locks.py).
 compile() {
-    "$UV" pip compile --quiet --generate-hashes --python-version 3.11 \
+    "$UV" pip compile --quiet --generate-hashes --no-strip-extras --python-version 3.11 \
         --python-platform x86_64-unknown-linux-gnu "$@"
 }
-compile --no-strip-extras --group pyproject.toml:runtime -o requirements.txt "$@"
-compile --no-strip-extras --group pyproject.toml:test -c requirements.txt -o tests/requirements.txt "$@"
+compile --group pyproject.toml:runtime -o requirements.txt "$@"
+compile --group pyproject.toml:test -c requirements.txt -o tests/requirements.txt "$@"
 compile --group pyproject.toml:checkov -o tests/support/checkov-requirements.txt "$@"
